@@ -1,0 +1,270 @@
+"""The click command tree, kept thin, and ``main``: the one place errors become exit codes.
+
+Command bodies live in ``hextrackr_cli.commands.*`` and are imported only when the command runs,
+so ``--help`` and ``--version`` stay fast (no socketio, requests, rich or server imports here).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import click
+
+from hextrackr_cli import __version__
+from hextrackr_cli.errors import ExitStatus, HextrackrError
+
+EXIT_STATUS_HELP = """\b
+Exit status:
+  0    import completed
+  1    import failed on the server (its message is printed)
+  2    usage error or bad local input; nothing was sent
+  3    server unreachable, or the watch broke and could not be recovered
+  4    authentication or authorization refused
+  5    --timeout reached; the import keeps running (re-attach with `hextrackr watch ID`)
+  130  interrupted by Ctrl-C (the message says whether the server confirmed the cancel)
+"""
+
+ENV_HELP = """\b
+Environment:
+  HEXTRACKR_SERVER, HEXTRACKR_TOKEN, HEXTRACKR_PROFILE, HEXTRACKR_CONFIG, HEXTRACKR_OUTPUT,
+  HEXTRACKR_DIALECT, HEXTRACKR_USERNAME, HEXTRACKR_PASSWORD, HEXTRACKR_CA_BUNDLE, HEXTRACKR_INSECURE,
+  NO_COLOR. Precedence: flag > environment > config profile > default.
+"""
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Obj:
+    """What the group hands to its commands: the raw global flags, resolved into Settings on demand."""
+
+    def __init__(self, flags: dict[str, Any]) -> None:
+        self.flags = flags
+
+    def settings(self, **command_flags: Any) -> Any:
+        from hextrackr_cli.settings import resolve
+
+        return resolve({**self.flags, **command_flags})
+
+
+pass_obj = click.make_pass_decorator(Obj)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_STATUS_HELP + "\n" + ENV_HELP)
+@click.version_option(__version__, "-V", "--version", prog_name="hextrackr")
+@click.option("--server", metavar="URL", help="Server URL, or 'local' for the embedded server. [env: HEXTRACKR_SERVER]")
+@click.option("--token", metavar="TOKEN", help="API token. Prefer HEXTRACKR_TOKEN: flags end up in shell history.")
+@click.option("--profile", metavar="NAME", help="Config profile to use. [env: HEXTRACKR_PROFILE]")
+@click.option("--config", "config", metavar="PATH", type=click.Path(dir_okay=False), help="Config file. [env: HEXTRACKR_CONFIG]")
+@click.option(
+    "--output",
+    type=click.Choice(["auto", "rich", "plain", "json"]),
+    default=None,
+    help="Output mode: rich (TTY), plain lines, or NDJSON on stdout. [default: auto]",
+)
+@click.option("--no-color", is_flag=True, default=None, help="No colour (also NO_COLOR, TERM=dumb).")
+@click.option("-v", "--verbose", count=True, help="More detail (repeat for more).")
+@click.option("-q", "--quiet", is_flag=True, default=None, help="Only the summary and errors.")
+@click.option("--ca-bundle", metavar="PATH", type=click.Path(dir_okay=False), help="CA bundle for TLS.")
+@click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS certificates (warns).")
+@click.option(
+    "--dialect",
+    type=click.Choice(["auto", "seed", "hextrackr-1.1"]),
+    default=None,
+    help="Server protocol: the seed protocol or deployed HexTrackr 1.1.x. [default: auto]",
+)
+@click.option("--username", metavar="USER", help="User for HexTrackr 1.1.x login. [env: HEXTRACKR_USERNAME]")
+@click.option(
+    "--password-stdin", is_flag=True, default=None, help="Read the 1.1.x password from stdin (else HEXTRACKR_PASSWORD or a prompt)."
+)
+@click.pass_context
+def cli(ctx: click.Context, **flags: Any) -> None:
+    """Import vulnerability scans into HexTrackr with live progress.
+
+    Uploads scan exports (Tenable, Nessus, generic CSV), follows the import over Socket.io (falling back to
+    HTTP polling), cancels on Ctrl-C, and tells a pipeline the truth through its exit status.
+    """
+    ctx.obj = Obj(flags)
+
+
+# --------------------------------------------------------------------------- import
+@cli.command("import", epilog=EXIT_STATUS_HELP)
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--type", "import_type", type=click.Choice(["vulnerabilities", "tickets"]), default="vulnerabilities", show_default=True)
+@click.option("--vendor", metavar="V", help="Vendor (default: derived from the file name).")
+@click.option("--scan-date", metavar="YYYY-MM-DD", help="Scan date (default: from the file name, else today).")
+@click.option("--session-id", metavar="UUID", help="Session id to use (default: a new UUID).")
+@click.option("--detach", is_flag=True, help="Start the import, print the session id and exit 0.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop watching after this long (exit 5).")
+@click.option("--transport", type=click.Choice(["auto", "websocket", "polling"]), default="auto", show_default=True)
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS", help="HTTP polling interval. [default: 1]")
+@click.option("--log-interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS", help="Plain output: at most one line per this many seconds between stages. [default: 10]")
+@click.option("--open", "open_browser", is_flag=True, help="Open the browser progress view.")
+@pass_obj
+def import_cmd(obj: Obj, poll_interval: float | None, log_interval: float | None, **opts: Any) -> int:
+    """Upload FILE(s) and follow each import until it ends. FILE may be '-' for stdin."""
+    from hextrackr_cli.commands.importing import run_import
+
+    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval)
+    return run_import(settings, **opts)
+
+
+# --------------------------------------------------------------------------- watch / cancel / status / imports
+@cli.command(epilog=EXIT_STATUS_HELP)
+@click.argument("session_id", metavar="SESSION_ID")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop watching after this long (exit 5).")
+@click.option("--transport", type=click.Choice(["auto", "websocket", "polling"]), default="auto", show_default=True)
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS")
+@click.option("--log-interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS")
+@pass_obj
+def watch(obj: Obj, poll_interval: float | None, log_interval: float | None, **opts: Any) -> int:
+    """Re-attach to a running or finished import; exit status = its outcome."""
+    from hextrackr_cli.commands.importing import run_watch
+
+    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval)
+    return run_watch(settings, **opts)
+
+
+@cli.command()
+@click.argument("session_id", metavar="SESSION_ID")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, metavar="SECONDS", help="How long to wait for the confirmation.")
+@pass_obj
+def cancel(obj: Obj, **opts: Any) -> int:
+    """Cancel an import and wait for the server's confirmation."""
+    from hextrackr_cli.commands.importing import run_cancel
+
+    return run_cancel(obj.settings(), **opts)
+
+
+@cli.command()
+@click.argument("session_id", metavar="SESSION_ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON on stdout.")
+@pass_obj
+def status(obj: Obj, **opts: Any) -> int:
+    """Show an import's state with one HTTP request (no socket)."""
+    from hextrackr_cli.commands.history import run_status
+
+    return run_status(obj.settings(), **opts)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the history as JSON on stdout.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@pass_obj
+def imports(obj: Obj, **opts: Any) -> int:
+    """List the server's import history, newest first."""
+    from hextrackr_cli.commands.history import run_imports
+
+    return run_imports(obj.settings(), **opts)
+
+
+# --------------------------------------------------------------------------- serve
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8989, show_default=True)
+@click.option("--database", metavar="URL", envvar="HEXTRACKR_DATABASE", help="sqlite:///PATH or postgresql://… [default: sqlite in the user data dir]")
+@click.option("--token", "tokens", multiple=True, metavar="TOKEN", help="Accepted token (repeatable; the first is admin). [env: HEXTRACKR_TOKEN]")
+@click.option("--max-upload", metavar="BYTES", default="1GiB", show_default=True, help="Upload size limit (e.g. 500MiB).")
+@click.option("--retention", type=click.FloatRange(min=0), default=300.0, show_default=True, metavar="SECONDS", help="How long finished sessions stay in memory.")
+@click.option("--transports", type=click.Choice(["websocket,polling", "websocket", "polling"]), default="websocket,polling", show_default=True, help="Socket.io transports offered.")
+@click.option("--message-queue", metavar="URL", envvar="HEXTRACKR_MESSAGE_QUEUE", help="redis://… to share Socket.io rooms across workers.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@pass_obj
+def serve(obj: Obj, **opts: Any) -> int:
+    """Run the embedded HexTrackr import server (Socket.io + HTTP API + SQLite)."""
+    from hextrackr_cli.commands.serving import run_serve
+
+    return run_serve(obj.flags, **opts)
+
+
+# --------------------------------------------------------------------------- login / config / completion
+@cli.command()
+@click.option("--save-cookie", is_flag=True, help="HexTrackr 1.1.x: keep the session cookie in the profile (mode 0600).")
+@pass_obj
+def login(obj: Obj, **opts: Any) -> int:
+    """Store a server URL and credentials in the config profile (mode 0600)."""
+    from hextrackr_cli.commands.config import run_login
+
+    return run_login(obj.flags, **opts)
+
+
+@cli.group()
+def config() -> None:
+    """Read and write the config file (secrets are masked)."""
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+@pass_obj
+def config_set(obj: Obj, key: str, value: str) -> int:
+    """Set KEY to VALUE in the current profile."""
+    from hextrackr_cli.commands.config import run_config_set
+
+    return run_config_set(obj.flags, key, value)
+
+
+@config.command("get")
+@click.argument("key")
+@pass_obj
+def config_get(obj: Obj, key: str) -> int:
+    """Print KEY of the current profile (secrets masked)."""
+    from hextrackr_cli.commands.config import run_config_get
+
+    return run_config_get(obj.flags, key)
+
+
+@config.command("list")
+@pass_obj
+def config_list(obj: Obj) -> int:
+    """List every profile and its keys (secrets masked)."""
+    from hextrackr_cli.commands.config import run_config_list
+
+    return run_config_list(obj.flags)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> int:
+    """Print the shell completion script for SHELL."""
+    from hextrackr_cli.commands.config import completion_script
+
+    click.echo(completion_script(shell), nl=False)
+    return 0
+
+
+# --------------------------------------------------------------------------- the error boundary
+def _fail(message: str, status: int) -> int:
+    try:
+        sys.stderr.write(f"hextrackr: {message}\n")
+        sys.stderr.flush()
+    except Exception:  # stderr closed: the exit status still tells the truth
+        pass
+    return status
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit status. Never raises, never prints a traceback."""
+    try:
+        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="hextrackr", standalone_mode=False)
+    except click.exceptions.Abort:
+        return _fail("interrupted", ExitStatus.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        return ExitStatus.USAGE
+    except HextrackrError as exc:
+        return _fail(f"error: {exc}", exc.exit_status)
+    except KeyboardInterrupt:
+        return _fail("interrupted", ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        return ExitStatus.IMPORT_FAILED
+    except Exception as exc:  # a bug: say what, not where
+        return _fail(f"internal error: {type(exc).__name__}: {exc}", ExitStatus.IMPORT_FAILED)
+    if isinstance(rv, int):
+        return rv
+    return ExitStatus.OK
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    sys.exit(run(argv))

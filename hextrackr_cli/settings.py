@@ -1,0 +1,240 @@
+"""Settings, resolved once: flag > environment > config profile > default.
+
+The config file is TOML at ``$XDG_CONFIG_HOME/hextrackr/config.toml`` (override with ``--config`` or
+``HEXTRACKR_CONFIG``)::
+
+    default_profile = "prod"
+
+    [profiles.prod]
+    server = "https://hextrackr.example.org"
+    token = "..."
+
+Reading it is lazy: ``--help`` and ``--version`` never touch it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from hextrackr_cli.errors import UsageError
+
+ENV_PREFIX = "HEXTRACKR_"
+OUTPUT_MODES = ("auto", "rich", "plain", "json")
+DIALECT_NAMES = ("auto", "seed", "hextrackr-1.1")
+LOCAL = "local"  # --server local: the embedded in-process server
+SECRET_KEYS = frozenset({"token", "password", "cookie"})
+
+# Keys a profile may hold, with the type they are converted to.
+PROFILE_KEYS: dict[str, type] = {
+    "server": str,
+    "token": str,
+    "dialect": str,
+    "username": str,
+    "ca_bundle": str,
+    "insecure": bool,
+    "output": str,
+    "poll_interval": float,
+    "log_interval": float,
+    "database": str,
+    "cookie": str,
+}
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "hextrackr" / "config.toml"
+
+
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "hextrackr"
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Parse the TOML config; a missing file is an empty config, a broken one a usage error."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def profile_table(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    profiles = config.get("profiles", {})
+    table = profiles.get(name, {}) if isinstance(profiles, Mapping) else {}
+    return dict(table) if isinstance(table, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know about where and how to talk, resolved once."""
+
+    server: str | None
+    token: str | None
+    profile: str
+    config_path: Path
+    output: str  # rich | plain | json (auto resolved)
+    color: bool
+    verbose: int = 0
+    quiet: bool = False
+    ca_bundle: str | None = None
+    insecure: bool = False
+    dialect: str = "auto"
+    username: str | None = None
+    poll_interval: float = 1.0
+    log_interval: float = 10.0
+    stderr_isatty: bool = False
+    stdin_isatty: bool = False
+    # Where each value came from ("flag", "env", "profile", "default"), for -v and the error hints.
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def verify(self) -> bool | str:
+        """The ``verify`` argument for requests / the socket client."""
+        if self.insecure:
+            return False
+        return self.ca_bundle or True
+
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+    def token_hint(self) -> str:
+        """Where the token came from, phrased so the user knows what to check."""
+        src = self.source_of("token")
+        if src == "flag":
+            return "check the --token value"
+        if src == "env":
+            return "check HEXTRACKR_TOKEN"
+        if src == "profile":
+            return f"check the token of profile '{self.profile}' in {self.config_path} or run `hextrackr login`"
+        return "set HEXTRACKR_TOKEN or run `hextrackr login`"
+
+
+def _pick(
+    key: str,
+    flag: Any,
+    env: Mapping[str, str],
+    profile: Mapping[str, Any],
+    default: Any,
+    sources: dict[str, str],
+    env_name: str | None = None,
+) -> Any:
+    env_name = env_name or ENV_PREFIX + key.upper()
+    if flag is not None:
+        sources[key] = "flag"
+        return flag
+    if env.get(env_name):
+        sources[key] = "env"
+        return env[env_name]
+    if key in profile and profile[key] not in (None, ""):
+        sources[key] = "profile"
+        return profile[key]
+    sources[key] = "default"
+    return default
+
+
+def _to_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"{name} must be true or false, not {value!r}")
+
+
+def _to_float(value: Any, name: str, minimum: float) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a number, not {value!r}") from None
+    if not out >= minimum:
+        raise UsageError(f"{name} must be at least {minimum}, not {value!r}")
+    return out
+
+
+def resolve(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    *,
+    stderr_isatty: bool | None = None,
+    stdin_isatty: bool | None = None,
+) -> Settings:
+    """Resolve settings from the global flags (``None`` = not given), the environment and the config file."""
+    env = os.environ if env is None else env
+    sources: dict[str, str] = {}
+    config_path = Path(flags.get("config") or env.get("HEXTRACKR_CONFIG") or default_config_path(env))
+    config = load_config(config_path)
+    profile_name = flags.get("profile") or env.get("HEXTRACKR_PROFILE") or config.get("default_profile") or "default"
+    if not isinstance(profile_name, str):
+        raise UsageError(f"default_profile in {config_path} must be a string")
+    profile = profile_table(config, profile_name)
+    if flags.get("profile") and not profile and profile_name != "default":
+        raise UsageError(
+            f"profile '{profile_name}' is not in {config_path}",
+            hint="see `hextrackr config list`",
+        )
+
+    if stderr_isatty is None:
+        stderr_isatty = sys.stderr.isatty()
+    if stdin_isatty is None:
+        stdin_isatty = sys.stdin.isatty()
+    dumb = env.get("TERM", "") == "dumb"
+
+    output = _pick("output", flags.get("output"), env, profile, "auto", sources)
+    if output not in OUTPUT_MODES:
+        raise UsageError(f"output must be one of {', '.join(OUTPUT_MODES)}, not {output!r}")
+    if output == "auto":
+        output = "rich" if stderr_isatty and not dumb else "plain"
+
+    no_color = bool(flags.get("no_color")) or "NO_COLOR" in env or dumb or output == "plain"
+
+    dialect = _pick("dialect", flags.get("dialect"), env, profile, "auto", sources)
+    if dialect not in DIALECT_NAMES:
+        raise UsageError(f"dialect must be one of {', '.join(DIALECT_NAMES)}, not {dialect!r}")
+
+    server = _pick("server", flags.get("server"), env, profile, None, sources)
+    if server is not None:
+        server = str(server).strip().rstrip("/") or None
+        if server and server != LOCAL and not server.startswith(("http://", "https://")):
+            raise UsageError(f"server must be an http:// or https:// URL or 'local', not {server!r}")
+
+    return Settings(
+        server=server,
+        token=_pick("token", flags.get("token"), env, profile, None, sources),
+        profile=profile_name,
+        config_path=config_path,
+        output=output,
+        color=not no_color,
+        verbose=int(flags.get("verbose") or 0),
+        quiet=bool(flags.get("quiet")),
+        ca_bundle=_pick("ca_bundle", flags.get("ca_bundle"), env, profile, None, sources),
+        insecure=_to_bool(_pick("insecure", flags.get("insecure") or None, env, profile, False, sources), "insecure"),
+        dialect=dialect,
+        username=_pick("username", flags.get("username"), env, profile, None, sources),
+        poll_interval=_to_float(
+            _pick("poll_interval", flags.get("poll_interval"), env, profile, 1.0, sources), "poll interval", 0.05
+        ),
+        log_interval=_to_float(
+            _pick("log_interval", flags.get("log_interval"), env, profile, 10.0, sources), "log interval", 0.0
+        ),
+        stderr_isatty=stderr_isatty,
+        stdin_isatty=stdin_isatty,
+        sources=sources,
+    )
