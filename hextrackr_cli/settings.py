@@ -74,6 +74,19 @@ def load_config(path: Path) -> dict[str, Any]:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
 
 
+def config_location(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """The config file and profile name the global flags select (same rules as ``resolve``), without
+    requiring the profile to exist yet (``hextrackr login`` / ``config set`` create it)."""
+    env = os.environ if env is None else env
+    config_path = Path(flags.get("config") or env.get("HEXTRACKR_CONFIG") or default_config_path(env))
+    name = flags.get("profile") or env.get("HEXTRACKR_PROFILE")
+    if not name:
+        name = load_config(config_path).get("default_profile") or "default"
+    if not isinstance(name, str):
+        raise UsageError(f"default_profile in {config_path} must be a string")
+    return config_path, name
+
+
 def profile_table(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     profiles = config.get("profiles", {})
     table = profiles.get(name, {}) if isinstance(profiles, Mapping) else {}

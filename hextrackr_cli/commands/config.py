@@ -1,0 +1,221 @@
+"""``hextrackr login``, ``hextrackr config set|get|list`` and ``hextrackr completion SHELL``.
+
+Secrets (token, cookie, password) are never taken from a flag value and never printed in full.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import click
+
+from hextrackr_cli import configfile
+from hextrackr_cli.errors import AuthError, ExitStatus, ServerError, ServerUnreachable, UsageError
+from hextrackr_cli.settings import LOCAL, SECRET_KEYS, _pick, _to_bool, config_location
+
+LOGIN_TIMEOUT = 15.0  # seconds for the one verification request
+SHELLS = ("bash", "zsh", "fish")
+COMPLETE_VAR = "_HEXTRACKR_COMPLETE"
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+# --------------------------------------------------------------------------- login
+def _read_secret(label: str, stdin_isatty: bool) -> str:
+    """A hidden prompt on a terminal, else the first line of stdin."""
+    if stdin_isatty:
+        value = click.prompt(label, hide_input=True, err=True)
+    else:
+        value = sys.stdin.readline()
+    value = (value or "").strip()
+    if not value:
+        where = "at the prompt" if stdin_isatty else "on stdin"
+        raise UsageError(f"no {label.lower()} given {where}", hint='e.g. printf %s "$TOKEN" | hextrackr login --server URL')
+    return value
+
+
+def _tls_options(flags: Mapping[str, Any], env: Mapping[str, str], profile: Mapping[str, Any]) -> bool | str:
+    sources: dict[str, str] = {}
+    ca_bundle = _pick("ca_bundle", flags.get("ca_bundle"), env, profile, None, sources)
+    insecure = _to_bool(_pick("insecure", flags.get("insecure") or None, env, profile, False, sources), "insecure")
+    if insecure:
+        _say("hextrackr: warning: --insecure: TLS certificates are not verified")
+        return False
+    return str(ca_bundle) if ca_bundle else True
+
+
+def check_token(server: str, token: str, verify: bool | str, timeout: float = LOGIN_TIMEOUT) -> None:
+    """One request (``GET /api/imports?limit=1``) that proves the server answers and accepts ``token``."""
+    import requests
+
+    url = server.rstrip("/") + "/api/imports"
+    try:
+        if verify is False:
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # we warned once already
+        resp = requests.get(
+            url,
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+            verify=verify,
+            allow_redirects=False,
+        )
+    except requests.exceptions.SSLError as exc:
+        raise ServerUnreachable(
+            f"TLS failed talking to {server}: {_reason(exc)}", hint="pass --ca-bundle PATH for a private CA"
+        ) from None
+    except requests.exceptions.Timeout:
+        raise ServerUnreachable(f"{server} did not answer within {timeout:g}s") from None
+    except requests.exceptions.RequestException as exc:
+        raise ServerUnreachable(f"cannot reach {server}: {_reason(exc)}", hint="check the URL and that the server runs") from None
+    if resp.status_code in (401, 403):
+        raise AuthError(f"{server} refused the token ({resp.status_code})", hint="check the token and try `hextrackr login` again")
+    content_type = resp.headers.get("Content-Type", "")
+    if resp.status_code != 200:
+        raise ServerError(f"{server} answered {resp.status_code} to GET /api/imports", hint="is this a HexTrackr server?")
+    if "json" not in content_type:
+        raise ServerError(
+            f"{server} answered {content_type or 'something'} instead of JSON", hint="is this the HexTrackr server URL?"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason from a requests/urllib3 exception (their messages nest reprs several levels deep)."""
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "No route to host",
+        "Network is unreachable",
+        "certificate verify failed",
+        "timed out",
+    ):
+        if marker in text:
+            return marker.lower()
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False) -> int:
+    """Ask for the server URL and token, check them with one request, store them in the profile (0600)."""
+    env = os.environ
+    if global_flags.get("token"):
+        raise UsageError(
+            "`hextrackr login` does not take the token from --token (it would end up in shell history)",
+            hint='type it at the prompt, or pipe it: printf %s "$TOKEN" | hextrackr login --server URL',
+        )
+    path, profile = config_location(global_flags, env)
+    configfile.check_profile_name(profile)
+    existing = configfile.list_profiles(path).get(profile, {})
+    stdin_isatty = sys.stdin.isatty()
+
+    dialect = _pick("dialect", global_flags.get("dialect"), env, existing, "auto", {})
+    if dialect == "hextrackr-1.1" or save_cookie:
+        raise UsageError(
+            "login to a HexTrackr 1.1.x server is not supported yet",
+            hint="use --dialect hextrackr-1.1 with --username and HEXTRACKR_PASSWORD on each command",
+        )
+
+    server = global_flags.get("server") or env.get("HEXTRACKR_SERVER") or None
+    if not server:
+        if not stdin_isatty:
+            raise UsageError("no server URL given", hint="pass --server URL or set HEXTRACKR_SERVER (the token is read from stdin)")
+        server = click.prompt("Server URL", default=existing.get("server") or None, err=True)
+    server = configfile.coerce_value("server", server)
+    if server == LOCAL:
+        raise UsageError("the embedded server needs no login", hint="`hextrackr --server local import FILE` starts it and finds its token")
+
+    token = _read_secret("Token", stdin_isatty)
+    verify = _tls_options(global_flags, env, existing)
+    check_token(server, token, verify)
+
+    had_file = Path(path).exists()
+    configfile.set_profile_values(path, profile, server=server, token=token)
+    note = ""
+    if configfile.default_profile(path) is None and profile != "default":
+        configfile.set_default_profile(path, profile)
+        note = f"; '{profile}' is now the default profile"
+    _say(
+        f"Logged in to {server} (token {configfile.mask('token', token)}); saved to profile '{profile}' in {path}"
+        f" (mode 0600{', new file' if not had_file else ''}){note}"
+    )
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- config set / get / list
+def run_config_set(global_flags: Mapping[str, Any], key: str, value: str) -> int:
+    """Set KEY to VALUE in the selected profile; ``default_profile`` is the file's top-level key."""
+    path, profile = config_location(global_flags, os.environ)
+    if key == "default_profile":
+        configfile.set_default_profile(path, value or None)
+        _say(f"default_profile = {value} in {path}")
+        return ExitStatus.OK
+    if key in SECRET_KEYS:
+        if value != "-":
+            raise UsageError(
+                f"a {key} is not taken from the command line (it would end up in shell history)",
+                hint=f"run `hextrackr config set {key} -` and type it, or pipe it on stdin",
+            )
+        value = _read_secret(key.capitalize(), sys.stdin.isatty())
+    configfile.set_profile_values(path, profile, **{key: value})
+    shown = configfile.mask(key, configfile.get_profile_value(path, profile, key))
+    _say(f"[{profile}] {key} = {shown} in {path}")
+    return ExitStatus.OK
+
+
+def run_config_unset(global_flags: Mapping[str, Any], key: str) -> int:
+    path, profile = config_location(global_flags, os.environ)
+    configfile.set_profile_values(path, profile, **{key: None})
+    return ExitStatus.OK
+
+
+def run_config_get(global_flags: Mapping[str, Any], key: str) -> int:
+    """Print KEY of the selected profile on stdout (secrets masked); exit 1 when it is not set."""
+    path, profile = config_location(global_flags, os.environ)
+    if key == "default_profile":
+        value: Any = configfile.default_profile(path)
+    else:
+        configfile.coerce_value(key, None)  # unknown key -> usage error
+        value = configfile.get_profile_value(path, profile, key)
+    if value is None:
+        _say(f"hextrackr: {key} is not set in profile '{profile}' ({path})")
+        return ExitStatus.IMPORT_FAILED
+    click.echo(configfile.mask(key, value))
+    return ExitStatus.OK
+
+
+def run_config_list(global_flags: Mapping[str, Any]) -> int:
+    """Every profile and its keys on stdout, secrets masked."""
+    path, selected = config_location(global_flags, os.environ)
+    profiles = configfile.list_profiles(path)
+    default = configfile.default_profile(path)
+    click.echo(f"# {path}" + ("" if Path(path).exists() else " (does not exist yet)"))
+    if default:
+        click.echo(f"default_profile = {default}")
+    for name, table in profiles.items():
+        marks = [m for m, on in (("selected", name == selected), ("default", name == default)) if on]
+        click.echo("")
+        click.echo(f"[{name}]" + (f"  # {', '.join(marks)}" if marks else ""))
+        for k, v in table.items():
+            click.echo(f"{k} = {configfile.mask(k, v)}")
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- completion
+def completion_script(shell: str) -> str:
+    """The completion script click generates for ``hextrackr`` in ``shell`` (bash, zsh or fish)."""
+    from click.shell_completion import get_completion_class
+
+    from hextrackr_cli.cli import cli
+
+    cls = get_completion_class(shell)
+    if cls is None or shell not in SHELLS:
+        raise UsageError(f"no completion for shell {shell!r}", hint="choose bash, zsh or fish")
+    return cls(cli, {}, "hextrackr", COMPLETE_VAR).source()
