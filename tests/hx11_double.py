@@ -360,8 +360,12 @@ class HX11Double:
 
     async def _socketio_gate(self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]) -> None:
         """What express-session + the proxy setup do in front of engine.io."""
-        cookie_ok = self._authenticated(headers) is not None
-        proto_ok = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
+        # Only the handshake (no engine.io sid yet) goes through the session check, as allowRequest does;
+        # requests of an open engine.io session (polls, the upgrade) are not checked again.
+        handshake = b"sid=" not in scope.get("query_string", b"")
+        cookie_ok = not handshake or self._authenticated(headers) is not None
+        proto_ok = not handshake or \
+            headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
         if scope["type"] == "websocket":
             origin = headers.get("origin", "")
             if origin.lower().startswith("http://") or not (cookie_ok and proto_ok):
