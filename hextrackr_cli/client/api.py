@@ -1,0 +1,326 @@
+"""The seed dialect's HTTP API over requests: upload, status, history, health.
+
+Every failure leaves this module as one of the exceptions of ``hextrackr_cli.errors`` with fix-it text;
+transient answers (connection reset, 429, 502/503/504) are retried with backoff honouring ``Retry-After``.
+This module never prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import requests
+
+from hextrackr_cli import __version__, protocol
+from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerUnreachable, UsageError
+
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+USER_AGENT = f"hextrackr/{__version__}"
+
+
+class SessionNotFound(ServerError):
+    """The server does not know this session id (or it belongs to another token)."""
+
+
+class UploadAborted(HextrackrError):
+    """The upload was stopped by Ctrl-C before the server accepted it."""
+
+
+class _Aborted(Exception):
+    """Raised inside the request body reader to stop an upload (not an OSError, so urllib3 lets it through)."""
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _retry_after(resp: requests.Response | None, default: float) -> float:
+    if resp is None:
+        return default
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return default
+
+
+class _ProgressReader:
+    """Wraps the multipart encoder: reports bytes sent and stops the upload when asked to."""
+
+    def __init__(
+        self,
+        encoder: Any,
+        on_progress: Callable[[int, int], None] | None,
+        abort: threading.Event | None,
+    ) -> None:
+        self._enc = encoder
+        self._on_progress = on_progress
+        self._abort = abort
+        self.len = encoder.len
+        self.sent = 0
+        self._last_report = 0.0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._abort is not None and self._abort.is_set():
+            raise _Aborted()
+        chunk = self._enc.read(size if size and size > 0 else 1 << 16)
+        self.sent += len(chunk)
+        if self._on_progress is not None:
+            now = time.monotonic()
+            if now - self._last_report >= 0.1 or self.sent >= self.len:
+                self._last_report = now
+                self._on_progress(self.sent, self.len)
+        return chunk
+
+
+class SeedApi:
+    """HTTP client for a seed-dialect server (ours)."""
+
+    dialect = protocol.SEED
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        verify: bool | str = True,
+        token_hint: str = "set HEXTRACKR_TOKEN or run `hextrackr login`",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        retries: int = 4,
+        max_backoff: float = 16.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.verify = verify
+        self.token_hint = token_hint
+        self.timeout = (connect_timeout, read_timeout)
+        self.retries = retries
+        self.max_backoff = max_backoff
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.headers["Accept"] = "application/json"
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.verify = verify
+
+    # ------------------------------------------------------------------ plumbing
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        if isinstance(exc, requests.exceptions.SSLError):
+            return ServerUnreachable(
+                f"TLS verification failed for {self.base_url}",
+                hint="pass --ca-bundle PATH for a private CA, or --insecure to skip verification",
+            )
+        if isinstance(exc, requests.exceptions.Timeout):
+            return ServerUnreachable(
+                f"{self.base_url} did not answer in time", hint="check the server and the network, then retry"
+            )
+        text = str(exc)
+        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+            what = "the host name does not resolve"
+        elif "Connection refused" in text:
+            what = "connection refused"
+        elif "reset" in text.lower() or "aborted" in text.lower():
+            what = "the connection was reset"
+        else:
+            what = "the connection failed"
+        return ServerUnreachable(
+            f"cannot reach {self.base_url}: {what}",
+            hint="is the server running? check --server / HEXTRACKR_SERVER",
+        )
+
+    def _error_from(self, resp: requests.Response, what: str) -> HextrackrError:
+        status = resp.status_code
+        body = self._json_or_none(resp)
+        message = ""
+        if isinstance(body, Mapping):
+            message = str(body.get("error") or body.get("message") or "")
+        if status in (401, 403):
+            detail = f": {message}" if message else ""
+            return AuthError(f"{what}: the server refused the credentials ({status}{detail})", hint=self.token_hint)
+        if body is None:
+            return ServerError(f"{what}: {self._describe_non_json(resp)}")
+        if status == 404 and "progress" in resp.url:
+            return SessionNotFound(f"{what}: {message or 'not found'}")
+        return ServerError(f"{what}: server answered {status}: {message or _short(resp.text) or resp.reason}")
+
+    @staticmethod
+    def _json_or_none(resp: requests.Response) -> Any:
+        ctype = resp.headers.get("Content-Type", "")
+        if "json" not in ctype:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            return None
+
+    def _describe_non_json(self, resp: requests.Response) -> str:
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+        if "html" in ctype or resp.text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
+            import re
+
+            m = re.search(r"<title>(.*?)</title>", resp.text, re.I | re.S)
+            title = f" titled {_short(m.group(1), 60)!r}" if m else ""
+            return (
+                f"server answered {resp.status_code} with an HTML page{title}, not JSON "
+                f"(is {self.base_url} a HexTrackr server, or a proxy/login page in front of it?)"
+            )
+        snippet = _short(resp.text, 80)
+        return f"server answered {resp.status_code} with {ctype}, not JSON" + (f": {snippet!r}" if snippet else "")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        ok: tuple[int, ...] = (200,),
+        abort: threading.Event | None = None,
+        body_factory: Callable[[], tuple[Any, dict[str, str]]] | None = None,
+        params: Mapping[str, Any] | None = None,
+        retry_connect: bool = True,
+        retries: int | None = None,
+    ) -> Any:
+        """One JSON request with transient-failure retries; returns the decoded JSON body."""
+        max_retries = self.retries if retries is None else retries
+        delay = 1.0
+        attempt = 0
+        while True:
+            attempt += 1
+            resp: requests.Response | None = None
+            try:
+                data, headers = body_factory() if body_factory else (None, {})
+                resp = self.session.request(
+                    method, self.url(path), data=data, headers=headers, params=params, timeout=self.timeout
+                )
+            except _Aborted:
+                raise UploadAborted("upload aborted; nothing was imported") from None
+            except requests.exceptions.SSLError as exc:
+                raise self._unreachable(exc) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                refused = "refused" in str(exc) or "resolve" in str(exc) or "not known" in str(exc)
+                if attempt > max_retries or (refused and not retry_connect):
+                    raise self._unreachable(exc) from None
+                if abort is not None and abort.is_set():
+                    raise UploadAborted("upload aborted; nothing was imported") from None
+            except requests.exceptions.RequestException as exc:
+                raise ServerError(f"{what}: {type(exc).__name__}: {_short(str(exc))}") from None
+            if resp is not None:
+                if resp.status_code in ok:
+                    body = self._json_or_none(resp)
+                    if body is None:
+                        raise ServerError(f"{what}: {self._describe_non_json(resp)}")
+                    return body
+                if resp.status_code not in TRANSIENT_STATUS or attempt > max_retries:
+                    raise self._error_from(resp, what)
+            wait = min(self.max_backoff, _retry_after(resp, delay))
+            delay = min(self.max_backoff, delay * 2)
+            if abort is not None:
+                if abort.wait(wait):
+                    raise UploadAborted("upload aborted; nothing was imported")
+            else:
+                time.sleep(wait)
+
+    # ------------------------------------------------------------------ endpoints
+    def health(self) -> dict[str, Any]:
+        """GET /health (no auth). Fails fast when the server is not there."""
+        body = self.request("GET", protocol.PATH_HEALTH, what="health check", ok=(200, 503), retry_connect=False)
+        if not isinstance(body, dict):
+            raise ServerError(f"health check: unexpected answer {_short(json.dumps(body))}")
+        return body
+
+    def upload(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        import_type: str = "vulnerabilities",
+        session_id: str | None = None,
+        vendor: str | None = None,
+        scan_date: str | None = None,
+        filename: str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        abort: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """Stream ``path`` as ``csvFile`` (text fields first); returns the 202/200 answer."""
+        from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+        endpoint = protocol.PATH_IMPORT_TICKETS if import_type == "tickets" else protocol.PATH_IMPORT_VULNS
+        name = filename or Path(path).name
+        handles: list[Any] = []
+
+        def body() -> tuple[Any, dict[str, str]]:
+            for h in handles:
+                h.close()
+            handles.clear()
+            fields: list[tuple[str, Any]] = []
+            if session_id:
+                fields.append(("sessionId", session_id))
+            if vendor:
+                fields.append(("vendor", vendor))
+            if scan_date:
+                fields.append(("scanDate", scan_date))
+            fh = open(path, "rb")
+            handles.append(fh)
+            fields.append((protocol.UPLOAD_FIELD, (name, fh, "text/csv")))
+            enc = MultipartEncoder(fields=fields)
+            return _ProgressReader(enc, on_progress, abort), {"Content-Type": enc.content_type}
+
+        try:
+            answer = self.request(
+                "POST", endpoint, what=f"upload of {name}", ok=(200, 201, 202), abort=abort, body_factory=body
+            )
+        finally:
+            for h in handles:
+                h.close()
+        if not isinstance(answer, dict) or not answer.get("sessionId"):
+            raise ServerError(f"upload of {name}: the server's answer has no sessionId: {_short(json.dumps(answer))}")
+        return answer
+
+    def progress(self, session_id: str, *, retries: int | None = None) -> dict[str, Any]:
+        """GET /api/import/progress/{id}: the session state (also after cleanup)."""
+        if not protocol.is_session_id(session_id):
+            raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
+        body = self.request(
+            "GET",
+            self.dialect.progress_path.format(session_id=session_id),
+            what=f"status of session {session_id}",
+            retries=retries,
+        )
+        if not isinstance(body, dict):
+            raise ServerError(f"status of session {session_id}: unexpected answer {_short(json.dumps(body))}")
+        return body
+
+    def imports(self, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        body = self.request(
+            "GET", self.dialect.imports_path, what="import history", params={"limit": limit, "offset": offset}
+        )
+        if isinstance(body, list):  # tolerate a bare list
+            body = {"imports": body, "total": len(body), "limit": limit, "offset": offset}
+        if not isinstance(body, dict):
+            raise ServerError(f"import history: unexpected answer {_short(json.dumps(body))}")
+        return body
+
+    def import_record(self, import_id: Any) -> dict[str, Any]:
+        body = self.request("GET", protocol.PATH_IMPORT.format(import_id=import_id), what=f"import {import_id}")
+        if not isinstance(body, dict):
+            raise ServerError(f"import {import_id}: unexpected answer {_short(json.dumps(body))}")
+        return body

@@ -1,0 +1,133 @@
+"""``hextrackr status`` (one HTTP look at a session) and ``hextrackr imports`` (history)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Mapping
+
+from hextrackr_cli import protocol
+from hextrackr_cli.errors import ExitStatus, UsageError
+from hextrackr_cli.settings import Settings
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _clean(value: Any) -> str:
+    return "".join(ch if ch.isprintable() else " " for ch in str(value))
+
+
+def run_status(settings: Settings, session_id: str, as_json: bool = False) -> int:
+    """One GET of the progress endpoint. Exit 0 whatever the import's state (use ``watch`` for that)."""
+    from hextrackr_cli.commands.importing import connect
+
+    if not protocol.is_session_id(session_id):
+        raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
+    conn = connect(settings)
+    try:
+        body = conn.api.progress(session_id)
+    finally:
+        conn.close()
+    if as_json or settings.output == "json":
+        _print_json(body)
+        return ExitStatus.OK
+    sys.stdout.write(format_status(body) + "\n")
+    sys.stdout.flush()
+    return ExitStatus.OK
+
+
+def format_status(body: Mapping[str, Any]) -> str:
+    outcome = body.get("outcome") or protocol.outcome_of(body.get("status"), bool(body.get("cancelled")))
+    lines = [f"session   {body.get('sessionId', '')}"]
+    if body.get("importId") is not None:
+        lines.append(f"import    {body.get('importId')}")
+    lines.append(f"outcome   {outcome}")
+    stage = body.get("type") or ""
+    lines.append(f"progress  {protocol.clamp_progress(body.get('progress'))}% {stage}".rstrip())
+    if body.get("message"):
+        lines.append(f"message   {_clean(body['message'])}")
+    total, done = body.get("totalRows"), body.get("processedRows")
+    if isinstance(total, int) and total:
+        lines.append(f"rows      {done or 0:,}/{total:,}")
+    if outcome == protocol.OUTCOME_RUNNING and isinstance(body.get("eta"), int):
+        lines.append(f"eta       {protocol.format_eta(body['eta'])}")
+    summary = body.get("summary")
+    if isinstance(summary, Mapping):
+        counts = ", ".join(f"{k} {summary[k]:,}" for k in ("rows", "inserted", "updated", "resolved")
+                           if isinstance(summary.get(k), int))
+        if counts:
+            lines.append(f"summary   {counts}")
+    if body.get("error"):
+        err = body["error"]
+        if isinstance(err, Mapping):
+            err = err.get("message") or err.get("error")
+        lines.append(f"error     {_clean(err)}")
+    return "\n".join(lines)
+
+
+def run_imports(settings: Settings, as_json: bool = False, limit: int = 20) -> int:
+    """The server's import history, newest first, as a table (or JSON)."""
+    from hextrackr_cli.commands.importing import connect
+
+    conn = connect(settings)
+    try:
+        body = conn.api.imports(limit=limit)
+    finally:
+        conn.close()
+    if as_json or settings.output == "json":
+        _print_json(body)
+        return ExitStatus.OK
+    records = body.get("imports") or []
+    if not records:
+        _err("no imports yet")
+        return ExitStatus.OK
+    sys.stdout.write(format_table(records) + "\n")
+    total = body.get("total")
+    if isinstance(total, int) and total > len(records):
+        _err(f"showing {len(records)} of {total}; use --limit to see more")
+    sys.stdout.flush()
+    return ExitStatus.OK
+
+
+def format_table(records: list[Mapping[str, Any]]) -> str:
+    from hextrackr_cli.render import duration_text
+
+    cols = ("ID", "STATUS", "STARTED", "TYPE", "FILE", "VENDOR", "ROWS", "INS", "UPD", "RES", "TIME", "SESSION")
+    rows = []
+    for r in records:
+        started = str(r.get("startedAt") or "")[:19].replace("T", " ")
+        rows.append(
+            (
+                str(r.get("id", "")),
+                str(r.get("status", "")),
+                started,
+                str(r.get("type", "")),
+                _clean(r.get("filename") or "")[:40],
+                _clean(r.get("vendor") or ""),
+                _num(r.get("rows")),
+                _num(r.get("inserted")),
+                _num(r.get("updated")),
+                _num(r.get("resolved")),
+                duration_text(r.get("durationMs")),
+                str(r.get("sessionId", "")),
+            )
+        )
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    numeric = {0, 6, 7, 8, 9, 10}
+
+    def fmt(row: tuple[str, ...]) -> str:
+        return "  ".join(v.rjust(widths[i]) if i in numeric else v.ljust(widths[i]) for i, v in enumerate(row)).rstrip()
+
+    return "\n".join([fmt(cols)] + [fmt(r) for r in rows])
+
+
+def _num(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else ""

@@ -1,0 +1,544 @@
+"""``hextrackr import``, ``watch`` and ``cancel``: start imports and follow them to their real outcome.
+
+The transport (``hextrackr_cli.client``) yields typed events; a renderer (``hextrackr_cli.render``) shows
+them; this module wires the two, owns Ctrl-C, ``--timeout`` and ``--detach``, and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from hextrackr_cli import protocol
+from hextrackr_cli.errors import ExitStatus, HextrackrError, ServerError, UsageError
+from hextrackr_cli.settings import LOCAL, Settings, default_data_dir
+
+CANCEL_WAIT = 15.0  # seconds to wait for importCancelled after the first Ctrl-C
+_DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+class Sigint:
+    """Counts Ctrl-C presses instead of raising KeyboardInterrupt at a random spot."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.event = threading.Event()
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> "Sigint":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        self.event.set()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            self._installed = False
+
+
+# --------------------------------------------------------------------------- server connection
+@dataclass
+class Connection:
+    url: str
+    token: str | None
+    api: Any
+    dialect: protocol.Dialect
+    embedded: Any = None  # the in-process server, when --server local
+
+    def close(self) -> None:
+        try:
+            self.api.close()
+        except Exception:
+            pass
+        if self.embedded is not None:
+            try:
+                self.embedded.stop()
+            except Exception:
+                pass
+            self.embedded = None
+
+
+def connect(settings: Settings, notice: Any = None) -> Connection:
+    """Resolve the server (URL, embedded, or refuse), check it answers, pick the dialect."""
+    from hextrackr_cli.client.api import SeedApi
+
+    server = settings.server
+    embedded = None
+    token = settings.token
+    token_hint = settings.token_hint()
+    if server is None:
+        if settings.stdin_isatty and settings.stderr_isatty:
+            server = LOCAL
+            if notice is not None:
+                notice(
+                    "no server configured: using the embedded server "
+                    f"(database {default_data_dir() / 'hextrackr.db'}); set HEXTRACKR_SERVER or --server URL "
+                    "to use another"
+                )
+        else:
+            raise UsageError(
+                "no server configured",
+                hint="set HEXTRACKR_SERVER=URL or pass --server URL; --server local uses the embedded server",
+            )
+    if server == LOCAL:
+        embedded = start_embedded()
+        server = embedded.url
+        token = embedded.token
+        token_hint = "the embedded server's generated token was refused (a bug: please report it)"
+    api = SeedApi(server, token, verify=settings.verify, token_hint=token_hint)
+    conn = Connection(url=server, token=token, api=api, dialect=protocol.SEED, embedded=embedded)
+    try:
+        conn.dialect = pick_dialect(settings, api)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def start_embedded() -> Any:
+    try:
+        from hextrackr_cli.server.app import start_background
+    except ImportError as exc:
+        raise UsageError(
+            f"the embedded server is not available ({exc})",
+            hint="install the server extra: pip install 'hextrackr[server]', or pass --server URL",
+        ) from None
+    data_dir = default_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return start_background(database=f"sqlite:///{data_dir / 'hextrackr.db'}")
+
+
+def pick_dialect(settings: Settings, api: Any) -> protocol.Dialect:
+    """``--dialect``: seed (ours) or auto-detected from /health. Health also fails fast on a dead server."""
+    if settings.dialect == "hextrackr-1.1":
+        raise UsageError(
+            "the hextrackr-1.1 dialect is not supported by import/watch/cancel in this build yet",
+            hint="use --dialect seed against a hextrackr serve server",
+        )
+    health = api.health()
+    if health.get("status") not in (None, "ok"):
+        raise ServerError(f"the server reports it is not healthy: {health.get('database') or health.get('status')}")
+    found = health.get("dialect")
+    if settings.dialect == "auto" and found not in (None, protocol.SEED.name):
+        raise ServerError(
+            f"the server at {api.base_url} speaks the {found!r} protocol, which this command does not support yet"
+        )
+    return protocol.SEED
+
+
+# --------------------------------------------------------------------------- following
+def _renderer(settings: Settings) -> Any:
+    from hextrackr_cli.render import make_renderer
+
+    return make_renderer(
+        settings.output,
+        color=settings.color,
+        quiet=settings.quiet,
+        log_interval=settings.log_interval,
+        verbose=settings.verbose,
+    )
+
+
+def _watch_hint(conn: Connection, sid: str) -> str:
+    if conn.embedded is not None:
+        return "the embedded server stops with this command, so the import is abandoned and rolled back"
+    return f"the import keeps running on the server; re-attach with: hextrackr watch {sid}"
+
+
+def _liveness() -> float:
+    # Not a documented option: lets tests shorten the silent-socket bound.
+    try:
+        return max(0.2, float(os.environ.get("HEXTRACKR_LIVENESS", "10")))
+    except ValueError:
+        return 10.0
+
+
+def follow(
+    watcher: Any,
+    renderer: Any,
+    conn: Connection,
+    sid: str,
+    sigint: Sigint,
+    *,
+    timeout: float | None,
+    started: float,
+    uploading: threading.Event | None = None,
+    abort: threading.Event | None = None,
+    cancel_wait: float = CANCEL_WAIT,
+) -> Any:
+    """Run until the import ends, the deadline passes, or Ctrl-C; return the (final) Outcome shown."""
+    from hextrackr_cli.client import events as ev
+    from hextrackr_cli.client.api import UploadAborted
+
+    cancel_sent: float | None = None
+    seen_presses = 0
+    deadline = started + timeout if timeout else None
+
+    def finish(outcome: Any) -> Any:
+        renderer.handle(outcome)
+        return outcome
+
+    while True:
+        try:
+            event = watcher.get(0.1)
+        except UploadAborted:
+            return finish(
+                ev.Outcome(ev.OUTCOME_INTERRUPTED, sid, ExitStatus.INTERRUPTED,
+                           message="upload aborted on Ctrl-C; nothing was imported")
+            )
+        if isinstance(event, ev.Uploaded) and uploading is not None:
+            uploading.clear()
+        if isinstance(event, ev.Outcome):
+            return finish(_adjust(event, cancel_sent is not None))
+        if event is not None:
+            renderer.handle(event)
+
+        presses = sigint.count
+        if presses > seen_presses:
+            seen_presses = presses
+            if uploading is not None and uploading.is_set():
+                if abort is not None:
+                    abort.set()  # the upload thread stops at its next chunk and reports UploadAborted
+                continue
+            if presses >= 2 or watcher.dialect.cancel_event is None:
+                why = "" if presses >= 2 else "this server has no cancel; "
+                return finish(
+                    ev.Outcome(ev.OUTCOME_DETACHED, sid, ExitStatus.INTERRUPTED,
+                               message=f"{why}detached from session {sid}; {_watch_hint(conn, sid)}")
+                )
+            cancel_sent = time.monotonic()
+            renderer.handle(ev.Cancelling(sid))
+            watcher.request_cancel()
+        now = time.monotonic()
+        if cancel_sent is not None and now - cancel_sent > cancel_wait:
+            return finish(
+                ev.Outcome(ev.OUTCOME_INTERRUPTED, sid, ExitStatus.INTERRUPTED,
+                           message=f"the server did not confirm the cancel within {cancel_wait:g}s; "
+                           f"{_watch_hint(conn, sid)}")
+            )
+        if deadline is not None and now >= deadline and cancel_sent is None:
+            return finish(
+                ev.Outcome(ev.OUTCOME_TIMEOUT, sid, ExitStatus.TIMEOUT,
+                           message=f"stopped watching after {timeout:g}s (--timeout); {_watch_hint(conn, sid)}")
+            )
+
+
+def _adjust(outcome: Any, cancel_requested: bool) -> Any:
+    """Exit status and wording of a server outcome, given whether we asked for a cancel."""
+    from dataclasses import replace
+
+    from hextrackr_cli.client import events as ev
+
+    if outcome.outcome == protocol.OUTCOME_CANCELLED:
+        if cancel_requested:
+            return replace(
+                outcome,
+                exit_code=ExitStatus.INTERRUPTED,
+                message="cancelled on Ctrl-C; the server confirmed the cancel and rolled the import back",
+            )
+        return replace(outcome, exit_code=ExitStatus.IMPORT_FAILED, message="cancelled (by another client)")
+    if outcome.outcome == protocol.OUTCOME_COMPLETED and cancel_requested:
+        return replace(outcome, message="the import completed before the cancel took effect")
+    if outcome.outcome in (ev.OUTCOME_TIMEOUT,):
+        return outcome
+    return outcome
+
+
+def _json_error(renderer: Any, exc: HextrackrError, sid: str | None, filename: str | None = None) -> None:
+    emit = getattr(renderer, "emit", None)
+    if emit is None:
+        return
+    obj = {"event": "summary", "outcome": "error", "sessionId": sid, "exitCode": int(exc.exit_status),
+           "importId": None, "rows": None, "message": str(exc)}
+    if filename:
+        obj["file"] = filename
+    emit(obj)
+
+
+def _make_watcher(conn: Connection, settings: Settings, transport: str) -> Any:
+    from hextrackr_cli.client.watcher import Watcher
+
+    return Watcher(
+        conn.api,
+        server_url=conn.url,
+        token=conn.token,
+        dialect=conn.dialect,
+        transport=transport,
+        poll_interval=settings.poll_interval,
+        liveness=_liveness(),
+        verify=settings.verify,
+    )
+
+
+# --------------------------------------------------------------------------- import
+def run_import(
+    settings: Settings,
+    files: Sequence[str],
+    import_type: str = "vulnerabilities",
+    vendor: str | None = None,
+    scan_date: str | None = None,
+    session_id: str | None = None,
+    detach: bool = False,
+    timeout: float | None = None,
+    transport: str = "auto",
+    open_browser: bool = False,
+) -> int:
+    """Check every file, then upload and follow each in turn; the exit status is the worst outcome."""
+    from hextrackr_cli.client.localfile import check_file
+
+    if session_id is not None and not protocol.is_session_id(session_id):
+        raise UsageError(f"malformed --session-id {session_id!r}: expected a UUID like {uuid.uuid4()}")
+    if session_id is not None and len(files) > 1:
+        raise UsageError("--session-id names one import; give one FILE with it")
+    if list(files).count("-") > 1:
+        raise UsageError("'-' (stdin) can be given only once")
+    if scan_date is not None and not _DATE_RE.match(scan_date):
+        raise UsageError(f"malformed --scan-date {scan_date!r}: expected YYYY-MM-DD")
+    if scan_date is not None:
+        import datetime
+
+        try:
+            datetime.date.fromisoformat(scan_date)
+        except ValueError:
+            raise UsageError(f"--scan-date {scan_date!r} is not a real date") from None
+    if detach and settings.server == LOCAL:
+        raise UsageError("--detach needs a running server: the embedded server (--server local) stops with hextrackr")
+
+    checked: list[Any] = []
+    try:
+        for f in files:
+            checked.append(check_file(f, import_type=import_type))
+        renderer = _renderer(settings)
+        notice = _notice_fn(renderer)
+        conn = connect(settings, notice)
+        try:
+            if detach and conn.embedded is not None:
+                raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
+            if open_browser:
+                notice("--open: this server has no browser progress view; progress is shown here")
+            worst = 0
+            for lf in checked:
+                code = _import_one(
+                    conn, settings, renderer, lf,
+                    import_type=import_type, vendor=vendor, scan_date=scan_date, session_id=session_id,
+                    detach=detach, timeout=timeout, transport=transport,
+                )
+                worst = max(worst, int(code))
+                if code in (ExitStatus.INTERRUPTED, ExitStatus.CONNECTION, ExitStatus.AUTH):
+                    break
+            return worst
+        finally:
+            renderer.close()
+            conn.close()
+    finally:
+        for lf in checked:
+            lf.cleanup()
+
+
+def _notice_fn(renderer: Any) -> Any:
+    from hextrackr_cli.client import events as ev
+
+    def notice(message: str) -> None:
+        renderer.handle(ev.Notice(message, "warning"))
+
+    return notice
+
+
+def _import_one(
+    conn: Connection,
+    settings: Settings,
+    renderer: Any,
+    lf: Any,
+    *,
+    import_type: str,
+    vendor: str | None,
+    scan_date: str | None,
+    session_id: str | None,
+    detach: bool,
+    timeout: float | None,
+    transport: str,
+) -> int:
+    from hextrackr_cli.client import events as ev
+
+    sid = session_id or str(uuid.uuid4())
+    started = time.monotonic()
+    watcher = _make_watcher(conn, settings, transport)
+    abort = threading.Event()
+    uploading = threading.Event()
+    uploading.set()
+    try:
+        with Sigint() as sigint:
+            renderer.handle(ev.Started(f"Importing {import_type}", sid, lf.name, lf.size, conn.url))
+            if not detach:
+                watcher.start(sid, reserve=True)
+
+            def do_upload() -> None:
+                try:
+                    answer = conn.api.upload(
+                        lf.path, import_type=import_type, session_id=sid, vendor=vendor, scan_date=scan_date,
+                        filename=lf.name, on_progress=lambda s, t: watcher.put(ev.UploadProgress(s, t)), abort=abort,
+                    )
+                except BaseException as exc:  # reported in the main thread
+                    watcher.fail(exc)
+                    return
+                watcher.mark_posted(answer)
+                watcher.put(ev.Uploaded(answer))
+
+            t = threading.Thread(target=do_upload, name="hextrackr-upload", daemon=True)
+            t.start()
+            if detach:
+                return _detach_after_upload(watcher, renderer, sid, sigint, abort)
+            outcome = follow(
+                watcher, renderer, conn, sid, sigint,
+                timeout=timeout, started=started, uploading=uploading, abort=abort,
+            )
+            if outcome.outcome == ev.OUTCOME_INTERRUPTED and abort.is_set():
+                t.join(5.0)
+            return int(outcome.exit_code)
+    except HextrackrError as exc:
+        renderer.close()
+        _json_error(renderer, exc, sid, lf.name)
+        raise
+    finally:
+        watcher.close()
+
+
+def _detach_after_upload(watcher: Any, renderer: Any, sid: str, sigint: Sigint, abort: threading.Event) -> int:
+    from hextrackr_cli.client import events as ev
+    from hextrackr_cli.client.api import UploadAborted
+
+    while True:
+        try:
+            event = watcher.get(0.1)
+        except UploadAborted:
+            renderer.handle(ev.Outcome(ev.OUTCOME_INTERRUPTED, sid, ExitStatus.INTERRUPTED,
+                                       message="upload aborted on Ctrl-C; nothing was imported"))
+            return ExitStatus.INTERRUPTED
+        if sigint.count:
+            abort.set()
+        if isinstance(event, ev.Uploaded):
+            renderer.handle(event)
+            import_id = event.import_id
+            renderer.handle(
+                ev.Outcome(ev.OUTCOME_DETACHED, sid, ExitStatus.OK, import_id=import_id,
+                           message=f"import started (session {sid}, import {import_id}); "
+                           f"follow it with: hextrackr watch {sid}")
+            )
+            if settings_output_is_human(renderer):
+                _print_stdout(sid)
+            return ExitStatus.OK
+        if event is not None:
+            renderer.handle(event)
+
+
+def settings_output_is_human(renderer: Any) -> bool:
+    return getattr(renderer, "emit", None) is None
+
+
+def _print_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+# --------------------------------------------------------------------------- watch / cancel
+def _check_session_id(session_id: str) -> None:
+    if not protocol.is_session_id(session_id):
+        raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
+
+
+def run_watch(settings: Settings, session_id: str, timeout: float | None = None, transport: str = "auto") -> int:
+    """Re-attach to a session; the exit status is its outcome, even if it ended before we attached."""
+    from hextrackr_cli.client import events as ev
+
+    _check_session_id(session_id)
+    renderer = _renderer(settings)
+    conn = connect(settings, _notice_fn(renderer))
+    watcher = _make_watcher(conn, settings, transport)
+    started = time.monotonic()
+    try:
+        with Sigint() as sigint:
+            renderer.handle(ev.Started("Watching import", session_id, None, None, conn.url))
+            watcher.start(session_id)
+            outcome = follow(watcher, renderer, conn, session_id, sigint, timeout=timeout, started=started)
+            return int(outcome.exit_code)
+    except HextrackrError as exc:
+        renderer.close()
+        _json_error(renderer, exc, session_id)
+        raise
+    finally:
+        watcher.close()
+        renderer.close()
+        conn.close()
+
+
+def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> int:
+    """Send the cancel and wait for the server's confirmation (exit 0 when confirmed)."""
+    from hextrackr_cli.client import events as ev
+
+    _check_session_id(session_id)
+    renderer = _renderer(settings)
+    conn = connect(settings, _notice_fn(renderer))
+    if conn.dialect.cancel_event is None:
+        conn.close()
+        raise ServerError("this server has no cancel (HexTrackr 1.1.x); the import runs to its end")
+    watcher = _make_watcher(conn, settings, "auto")
+    try:
+        renderer.handle(ev.Started("Cancelling import", session_id, None, None, conn.url))
+        watcher.start(session_id)
+        if watcher.done:
+            pass  # already finished: the join reported its outcome
+        else:
+            watcher.request_cancel()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            event = watcher.get(0.1)
+            if isinstance(event, ev.Outcome):
+                if event.outcome == protocol.OUTCOME_CANCELLED:
+                    from dataclasses import replace
+
+                    renderer.handle(replace(event, exit_code=ExitStatus.OK,
+                                            message="the server confirmed the cancel and rolled the import back"))
+                    return ExitStatus.OK
+                from dataclasses import replace
+
+                final = replace(
+                    event,
+                    exit_code=ExitStatus.IMPORT_FAILED,
+                    message=f"nothing to cancel: the import already {event.outcome}"
+                    + (f" ({event.message})" if event.outcome == protocol.OUTCOME_FAILED and event.message else ""),
+                )
+                renderer.handle(final)
+                return ExitStatus.IMPORT_FAILED
+            if event is not None:
+                renderer.handle(event)
+        renderer.handle(
+            ev.Outcome(ev.OUTCOME_TIMEOUT, session_id, ExitStatus.TIMEOUT,
+                       message=f"the server did not confirm the cancel within {timeout:g}s; "
+                       f"check with: hextrackr status {session_id}")
+        )
+        return ExitStatus.TIMEOUT
+    except HextrackrError as exc:
+        renderer.close()
+        _json_error(renderer, exc, session_id)
+        raise
+    finally:
+        watcher.close()
+        renderer.close()
+        conn.close()

@@ -1,0 +1,92 @@
+"""Renderers: the same typed events shown three ways (rich live view, plain lines, NDJSON).
+
+Renderers never talk to the server. Human output goes to stderr, machine output (NDJSON, ids) to stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any, Protocol
+
+from hextrackr_cli.client import events as ev
+
+
+class Renderer(Protocol):
+    def handle(self, event: ev.Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def duration_text(ms: Any) -> str:
+    if not isinstance(ms, (int, float)) or isinstance(ms, bool):
+        return ""
+    s = ms / 1000.0
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(int(round(s)), 60)
+    if m < 60:
+        return f"{m}m {sec}s"
+    h, m = divmod(m, 60)
+    return f"{h}h {m}m {sec}s"
+
+
+def _n(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def summary_line(outcome: ev.Outcome, filename: str | None = None, elapsed: float | None = None) -> str:
+    """The one-line summary printed at the end of each import or watch."""
+    what = f"{filename}: " if filename else ""
+    ids = f"session {outcome.session_id}" if outcome.session_id else ""
+    if outcome.import_id is not None:
+        ids += f", import {outcome.import_id}"
+    s = outcome.summary
+    if outcome.outcome == "completed":
+        parts = []
+        if "rows" in s:
+            parts.append(f"{_n(s['rows'])} rows")
+        counts = [f"{k} {_n(s[k])}" for k in ("inserted", "updated", "resolved") if k in s]
+        if counts:
+            parts.append(", ".join(counts))
+        dur = duration_text(s.get("durationMs")) or (f"{elapsed:.1f}s" if elapsed is not None else "")
+        if dur:
+            parts.append(f"in {dur}")
+        body = "; ".join(parts) if parts else "done"
+        return f"completed {what}{body} ({ids})"
+    if outcome.outcome == "failed":
+        return f"failed {what}{outcome.message or 'the import failed on the server'} ({ids})"
+    if outcome.outcome == "cancelled":
+        return f"cancelled {what}{outcome.message} ({ids})"
+    if outcome.outcome == "timeout":
+        return f"timeout {what}{outcome.message}"
+    if outcome.outcome == "detached":
+        return f"detached {what}{outcome.message}"
+    if outcome.outcome == "interrupted":
+        return f"interrupted {what}{outcome.message}"
+    return f"{outcome.outcome} {what}{outcome.message} ({ids})"
+
+
+def make_renderer(
+    output: str,
+    *,
+    color: bool,
+    quiet: bool,
+    log_interval: float = 10.0,
+    verbose: int = 0,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> Renderer:
+    """The renderer for the resolved output mode (rich | plain | json)."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    if output == "json":
+        from hextrackr_cli.render.jsonl import JsonRenderer
+
+        return JsonRenderer(out, err, quiet=quiet)
+    if output == "rich" and not quiet:
+        from hextrackr_cli.render.live import RichRenderer
+
+        return RichRenderer(err, color=color, verbose=verbose)
+    from hextrackr_cli.render.plain import PlainRenderer
+
+    return PlainRenderer(err, quiet=quiet, log_interval=log_interval, verbose=verbose)

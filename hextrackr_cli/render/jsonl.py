@@ -1,0 +1,81 @@
+"""NDJSON on stdout: every progress event as received, transport events, a final summary object."""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+from hextrackr_cli.client import events as ev
+from hextrackr_cli.render import summary_line
+
+
+class JsonRenderer:
+    def __init__(self, out: IO[str], err: IO[str], *, quiet: bool = False) -> None:
+        self.out = out
+        self.err = err
+        self.quiet = quiet
+        self.filename: str | None = None
+
+    def emit(self, obj: Any) -> None:
+        try:
+            self.out.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str) + "\n")
+            self.out.flush()
+        except (OSError, ValueError):
+            pass
+
+    def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Outcome):
+            self.emit(summary_object(event, self.filename))
+            try:
+                self.err.write(summary_line(event, self.filename) + "\n")
+                self.err.flush()
+            except (OSError, ValueError):
+                pass
+            return
+        if isinstance(event, ev.Started):
+            self.filename = event.filename
+        if self.quiet:
+            return
+        if isinstance(event, ev.Progress):
+            self.emit(dict(event.event))
+        elif isinstance(event, ev.TransportChanged):
+            self.emit({"event": "transport", "transport": event.transport, "reason": event.reason})
+        elif isinstance(event, ev.Reconnecting):
+            self.emit({"event": "reconnecting", "attempt": event.attempt, "delay": event.delay, "reason": event.reason})
+        elif isinstance(event, ev.Reconnected):
+            self.emit({"event": "reconnected", "transport": event.transport})
+        elif isinstance(event, ev.Cancelling):
+            self.emit({"event": "cancelling", "sessionId": event.session_id})
+        elif isinstance(event, ev.Started):
+            self.emit(
+                {"event": "start", "sessionId": event.session_id, "file": event.filename, "bytes": event.size,
+                 "server": event.server}
+            )
+        elif isinstance(event, ev.Uploaded):
+            self.emit({"event": "uploaded", **dict(event.answer)})
+        elif isinstance(event, ev.Notice) and event.level == "warning":
+            self.emit({"event": "warning", "message": event.message})
+
+    def close(self) -> None:
+        pass
+
+
+def summary_object(outcome: ev.Outcome, filename: str | None = None) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "event": "summary",
+        "outcome": outcome.outcome,
+        "sessionId": outcome.session_id,
+        "exitCode": int(outcome.exit_code),
+        "importId": outcome.import_id,
+        "rows": outcome.summary.get("rows"),
+    }
+    for key in ("records", "inserted", "updated", "resolved", "durationMs"):
+        if key in outcome.summary:
+            obj[key] = outcome.summary[key]
+    if filename:
+        obj["file"] = filename
+    if outcome.message:
+        obj["message"] = outcome.message
+    if outcome.outcome == "cancelled":
+        obj["confirmed"] = outcome.confirmed
+    return obj
