@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 TARGET_RATIO = 1.3
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             times[name].append(time_once(argv_, env))
 
     base = statistics.median(times['python -c "import click"'])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, values in times.items():
         med = statistics.median(values)
         rows.append({"command": name, "median_ms": med * 1000, "min_ms": min(values) * 1000, "runs": len(values), "ratio": med / base})
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'command':<28} {'median':>9} {'min':>9} {'runs':>5} {'ratio':>6}")
         for r in rows:
             print(f"{r['command']:<28} {r['median_ms']:>7.1f}ms {r['min_ms']:>7.1f}ms {r['runs']:>5} {r['ratio']:>5.2f}x")
-        help_ratio = next(r["ratio"] for r in rows if r["command"] == "hextrackr --help")
+        help_ratio = float(next(r["ratio"] for r in rows if r["command"] == "hextrackr --help"))
         verdict = "meets" if help_ratio <= TARGET_RATIO else "misses"
         print(f"hextrackr --help is {help_ratio:.2f}x import click ({verdict} the {TARGET_RATIO}x target)")
     return 0
