@@ -1,0 +1,169 @@
+"""Build the ASGI app (Socket.io + HTTP API) and run it with uvicorn, in the foreground or a daemon thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hextrackr_cli import protocol
+from hextrackr_cli.server.context import ServerContext
+from hextrackr_cli.server.storage import Database, parse_database_url
+
+log = logging.getLogger("hextrackr.server")
+
+
+def default_database_url() -> str:
+    from hextrackr_cli.settings import default_data_dir
+
+    return f"sqlite:///{default_data_dir() / 'hextrackr.db'}"
+
+
+def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "polling")) -> Any:
+    """The ASGI app: engine.io at /socket.io/, everything else to the HTTP API."""
+    import socketio
+
+    from hextrackr_cli.server.http import HttpApp
+    from hextrackr_cli.server.sockets import ImportNamespace
+
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        cors_allowed_origins="*",
+        transports=list(transports),
+        ping_timeout=protocol.PING_TIMEOUT,
+        ping_interval=protocol.PING_INTERVAL,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.register_namespace(ImportNamespace(ctx))
+    ctx.sio = sio
+    return socketio.ASGIApp(sio, other_asgi_app=HttpApp(ctx), socketio_path="socket.io")
+
+
+def make_context(*, database: str | None, tokens: list[str], retention: float, max_upload: int) -> ServerContext:
+    db = Database(parse_database_url(database or default_database_url()))
+    db.initialize()
+    _fail_stale_imports(db)
+    return ServerContext(db=db, tokens=tokens, retention=retention, max_upload=max_upload,
+                         upload_dir=db.path.parent / "uploads")
+
+
+def _fail_stale_imports(db: Database) -> None:
+    """Imports left 'running' by a server that died can never finish: record them as failed."""
+    conn = db.connect()
+    try:
+        conn.execute(
+            "UPDATE imports SET status = 'failed', error = 'the server stopped during the import; nothing was"
+            " changed' WHERE status = 'running'"
+        )
+    finally:
+        conn.close()
+
+
+class EmbeddedServer:
+    """A running server (uvicorn in a daemon thread with its own event loop). ``stop()`` is idempotent."""
+
+    def __init__(self, ctx: ServerContext, server: Any, thread: threading.Thread, url: str, token: str) -> None:
+        self.ctx = ctx
+        self._server = server
+        self._thread = thread
+        self.url = url
+        self.token = token
+        self.database = ctx.db.url
+        self._stopped = False
+        self._stop_lock = threading.Lock()
+
+    @property
+    def db_path(self) -> Path:
+        return self.ctx.db.path
+
+    def stop(self) -> None:
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self.ctx.importer.shutdown(timeout=10.0)
+        self._server.should_exit = True
+        self._thread.join(timeout=15.0)
+
+    def wait(self) -> None:
+        """Block until the server thread ends."""
+        while self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def __enter__(self) -> "EmbeddedServer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_background(
+    *,
+    database: str | None = None,
+    tokens: list[str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    retention: float = 300.0,
+    transports: tuple[str, ...] = ("websocket", "polling"),
+    max_upload: int = 1 << 30,
+    log_level: str = "warning",
+) -> EmbeddedServer:
+    """uvicorn in a daemon thread with its own loop on a socket bound to host:port (0 = free port).
+
+    Returns once it accepts connections. ``tokens`` None -> a random token is generated.
+    """
+    import uvicorn
+
+    tokens = list(tokens) if tokens else [secrets.token_urlsafe(32)]
+    ctx = make_context(database=database, tokens=tokens, retention=retention, max_upload=max_upload)
+    app = build_app(ctx, tuple(transports))
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    bound_port = sock.getsockname()[1]
+
+    config = uvicorn.Config(app, lifespan="off", log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=1, ws="auto")
+    server = uvicorn.Server(config)
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        ctx.start(asyncio.get_running_loop())
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await ctx.stop()
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported to the starter below; never a traceback on the console
+            failure.append(exc)
+        finally:
+            sock.close()
+
+    thread = threading.Thread(target=run, name=f"hextrackr-server-{bound_port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30.0
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            reason = f": {failure[0]}" if failure else ""
+            raise RuntimeError(f"the embedded server did not start{reason}")
+        time.sleep(0.01)
+    url_host = f"[{host}]" if ":" in host else host
+    return EmbeddedServer(ctx, server, thread, f"http://{url_host}:{bound_port}", tokens[0])

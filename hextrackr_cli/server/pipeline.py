@@ -1,0 +1,461 @@
+"""The import job: streaming CSV parse and transactional load, in a worker thread.
+
+Stages (docs/wire.md): parsing 0-10 % (validate + count rows, by bytes read), loading 10-80 % (batches into a
+TEMP staging table), processing 80-95 % (upsert, resolve, snapshot), finalizing 95-99 % (commit), complete.
+Imports on one database are serialized; a waiting import says so and can be cancelled while it waits.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from hextrackr_cli import protocol
+from hextrackr_cli.formats import FormatError, Format, detect_format, make_mapper
+from hextrackr_cli.server.storage import Database, Staging, merge_tickets, merge_vulnerabilities
+from hextrackr_cli.server.tracker import ProgressTracker
+
+log = logging.getLogger("hextrackr.server")
+
+BATCH_ROWS = 5000
+HEARTBEAT = 0.5  # seconds: report at least this often while work goes on
+FIELD_LIMIT = 8 * 1024 * 1024
+csv.field_size_limit(FIELD_LIMIT)
+
+
+class ImportProblem(Exception):
+    """The file cannot be imported; ``str()`` is the one-line message for the user."""
+
+
+class Cancelled(Exception):
+    """The session's cancel flag was seen at a batch boundary."""
+
+
+@dataclass
+class Job:
+    session_id: str
+    import_id: int
+    kind: str  # vulnerabilities | tickets
+    path: Path  # the stored upload
+    filename: str
+    vendor: str | None
+    scan_date: str
+    size: int
+
+
+class _Source(io.RawIOBase):
+    """Raw reader that counts bytes (for progress) and refuses NUL bytes (binary files)."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "rb", buffering=0)
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._f.readinto(buffer)
+        if n:
+            if b"\x00" in memoryview(buffer)[:n].tobytes():
+                raise ImportProblem("contains NUL bytes: this is a binary file, not a CSV text file")
+            self.pos += n
+        return n or 0
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def sniff(head: bytes, kind: str | None = None) -> Format:
+    """Refuse what can be told from the first bytes (empty, binary, compressed, not UTF-8, bad header).
+
+    Returns the detected format. Raises ImportProblem with a one-line reason.
+    """
+    if not head.strip():
+        raise ImportProblem("the file is empty")
+    if head.startswith(b"\x1f\x8b"):
+        raise ImportProblem("this is a gzip file; decompress it and import the CSV")
+    if head.startswith(b"PK\x03\x04"):
+        raise ImportProblem("this is a zip archive (an Excel workbook?); export it as CSV")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ImportProblem("the file is UTF-16 text; save it as UTF-8 CSV")
+    if b"\x00" in head:
+        raise ImportProblem("contains NUL bytes: this is a binary file, not a CSV text file")
+    first_line = head.split(b"\n", 1)[0]
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
+            line = head[: exc.start].count(b"\n") + 1
+            raise ImportProblem(f"is not UTF-8 text (invalid byte at line {line}); save it as UTF-8") from None
+        text = head[: exc.start].decode("utf-8-sig", "ignore")
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        raise ImportProblem("looks like JSON, not CSV")
+    if stripped[:15].lower().startswith(("<!doctype html", "<html")):
+        raise ImportProblem("looks like an HTML page, not CSV")
+    if len(first_line) > FIELD_LIMIT:
+        raise ImportProblem("the header line is too long to be a CSV header")
+    try:
+        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    except csv.Error as exc:
+        raise ImportProblem(f"the header row is not valid CSV: {exc}") from None
+    try:
+        return detect_format(header, kind)
+    except FormatError as exc:
+        raise ImportProblem(str(exc)) from None
+
+
+class Importer:
+    """Runs jobs in worker threads, one at a time per database."""
+
+    def __init__(self, db: Database, tracker: ProgressTracker, *, batch_rows: int = BATCH_ROWS) -> None:
+        self.db = db
+        self.tracker = tracker
+        self.batch_rows = batch_rows
+        self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+        self._threads_lock = threading.Lock()
+        self.on_finished: Callable[[Job, dict], None] | None = None
+
+    def submit(self, job: Job) -> None:
+        thread = threading.Thread(target=self._run, args=(job,), name=f"import-{job.import_id}", daemon=True)
+        with self._threads_lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel every running import and wait (bounded) for the workers to roll back."""
+        with self._threads_lock:
+            threads = list(self._threads)
+        for sid in list(self.tracker.sessions):
+            self.tracker.request_cancel(sid)
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------ the job
+    def _run(self, job: Job) -> None:
+        try:
+            _Run(self, job).run()
+        finally:
+            with self._threads_lock:
+                self._threads.discard(threading.current_thread())
+            try:
+                os.unlink(job.path)
+            except OSError:
+                pass
+
+
+class _Run:
+    def __init__(self, importer: Importer, job: Job) -> None:
+        self.importer = importer
+        self.job = job
+        self.tracker = importer.tracker
+        self.sid = job.session_id
+        self.started = time.monotonic()
+        self.last_report = 0.0
+
+    # progress helpers
+    def report(self, type_: str, progress: float, message: str, **extra: Any) -> None:
+        self.last_report = time.monotonic()
+        self.tracker.emit_progress(self.sid, type_, progress, message, **extra)
+
+    def check_cancel(self) -> None:
+        session = self.tracker.get(self.sid)
+        if session is not None and session.cancelled:
+            raise Cancelled()
+
+    def run(self) -> None:
+        job = self.job
+        lock = self.importer._lock
+        conn: sqlite3.Connection | None = None
+        rows = 0
+        try:
+            self.report(protocol.PARSING, 0, f"Queued {job.filename}")
+            if not lock.acquire(blocking=False):
+                waited = 0
+                while not lock.acquire(timeout=0.25):
+                    self.check_cancel()
+                    waited_now = int(time.monotonic() - self.started)
+                    if waited_now != waited:
+                        waited = waited_now
+                        self.report(protocol.PARSING, 0, f"Waiting for another import to finish ({waited}s)", waiting=True)
+            try:
+                self.check_cancel()
+                conn = self.importer.db.connect()
+                counts, rows, fmt, vendor = self._work(conn)
+            finally:
+                lock.release()
+        except Cancelled:
+            self._rollback(conn)
+            self._finish(conn, "cancelled", rows=rows, error="cancelled by request")
+            with self.tracker._lock:
+                session = self.tracker.get(self.sid)
+                if session is not None:
+                    session.error = "Import cancelled"
+            self.tracker.emit_cancelled(self.sid)
+            self.tracker.complete_session(self.sid, success=False)
+            self._close(conn)
+            return
+        except ImportProblem as exc:
+            self._fail(conn, f"{job.filename}: {exc}", rows)
+            self._close(conn)
+            return
+        except Exception as exc:  # a bug or an I/O failure: say what, log the details (no secrets here)
+            log.exception("import %s failed", job.import_id)
+            self._fail(conn, f"internal error: {type(exc).__name__}", rows)
+            self._close(conn)
+            return
+        duration = int((time.monotonic() - self.started) * 1000)
+        summary = {
+            "importId": job.import_id,
+            "rows": rows,
+            "records": counts.records,
+            "inserted": counts.inserted,
+            "updated": counts.updated,
+            "resolved": counts.resolved,
+            "durationMs": duration,
+            "format": fmt,
+            "vendor": vendor,
+        }
+        session = self.tracker.get(self.sid)
+        if session is not None:
+            session.summary = summary
+        event = self.tracker.emit_progress(
+            self.sid, protocol.COMPLETE, 100,
+            f"Imported {rows} rows: {counts.inserted} new, {counts.updated} updated, {counts.resolved} resolved",
+            **summary,
+        )
+        self.tracker.complete_session(self.sid, success=True)
+        try:
+            conn.execute("UPDATE imports SET last_event = ? WHERE id = ?", (_json(event), job.import_id))
+        except sqlite3.Error:
+            log.warning("could not store the final event of import %s", job.import_id)
+        self._close(conn)
+
+    def _fail(self, conn: sqlite3.Connection | None, message: str, rows: int) -> None:
+        self._rollback(conn)
+        session = self.tracker.get(self.sid)
+        if session is not None:
+            session.error = message
+        event = self.tracker.emit_progress(self.sid, protocol.ERROR, session.progress if session else 0, message)
+        self._finish(conn, "failed", rows=rows, error=message, last_event=event)
+        self.tracker.complete_session(self.sid, success=False)
+
+    def _finish(self, conn: sqlite3.Connection | None, status: str, **kw: Any) -> None:
+        duration = int((time.monotonic() - self.started) * 1000)
+        try:
+            own = conn is None
+            c = self.importer.db.connect() if own else conn
+            try:
+                self.importer.db.finish_import(c, self.job.import_id, status=status, duration_ms=duration, **kw)
+            finally:
+                if own:
+                    c.close()
+        except sqlite3.Error:
+            log.exception("could not record the outcome of import %s", self.job.import_id)
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection | None) -> None:
+        if conn is not None and conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    @staticmethod
+    def _close(conn: sqlite3.Connection | None) -> None:
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    # ------------------------------------------------------------------ stages
+    def _reader(self) -> tuple[Iterator[list[str]], Any, _Source, io.TextIOWrapper]:
+        source = _Source(self.job.path)
+        text = io.TextIOWrapper(io.BufferedReader(source, 1 << 16), encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, strict=True)
+        return reader, reader, source, text
+
+    def _rows(self, reader: Any, width: int) -> Iterator[list[str]]:
+        """Data rows with the header's width; blank lines skipped; problems name the row."""
+        try:
+            for row in reader:
+                if len(row) != width:
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue
+                    raise ImportProblem(
+                        f"row {reader.line_num} has {len(row)} fields but the header has {width}"
+                    )
+                yield row
+        except UnicodeDecodeError:
+            raise ImportProblem(
+                f"is not UTF-8 text (invalid byte near line {reader.line_num + 1}); save it as UTF-8"
+            ) from None
+        except csv.Error as exc:
+            text = str(exc)
+            if "field larger than field limit" in text:
+                text = f"a field is larger than {FIELD_LIMIT // (1024 * 1024)} MiB"
+            elif "EOF" in text or "quote" in text.lower():
+                text = f"unterminated quote ({text})"
+            raise ImportProblem(f"CSV error at line {reader.line_num}: {text}") from None
+
+    def _header(self, reader: Any) -> Format:
+        try:
+            header = next(reader, None)
+        except UnicodeDecodeError:
+            raise ImportProblem("is not UTF-8 text (invalid byte at line 1); save it as UTF-8") from None
+        except csv.Error as exc:
+            raise ImportProblem(f"the header row is not valid CSV: {exc}") from None
+        if header is None or not any(h.strip() for h in header):
+            raise ImportProblem("the file is empty")
+        stripped = [h.strip() for h in header]
+        if any(not h for h in stripped):
+            raise ImportProblem(f"column {stripped.index('') + 1} of the header has a blank column name")
+        seen: set[str] = set()
+        for h in stripped:
+            if h.lower() in seen:
+                raise ImportProblem(f"duplicate column {h!r} in the header")
+            seen.add(h.lower())
+        try:
+            return detect_format(header, self.job.kind)
+        except FormatError as exc:
+            if self.job.kind == "vulnerabilities":
+                try:
+                    detect_format(header, "tickets")
+                except FormatError:
+                    pass
+                else:
+                    raise ImportProblem(
+                        "this is a ticket CSV; import it with --type tickets (POST /api/tickets/import)"
+                    ) from None
+            raise ImportProblem(str(exc)) from None
+
+    def _work(self, conn: sqlite3.Connection) -> tuple[Any, int, str, str]:
+        job = self.job
+        size = max(1, job.size)
+        # ---- parsing: validate every row and count them (nothing touches the database yet)
+        self.report(protocol.PARSING, 0, f"Parsing {job.filename}")
+        reader, _, source, text = self._reader()
+        try:
+            fmt = self._header(reader)
+            width = len(fmt.header)
+            rows = 0
+            for _row in self._rows(reader, width):
+                rows += 1
+                if rows & 1023 == 0:
+                    if time.monotonic() - self.last_report >= HEARTBEAT:
+                        self.check_cancel()
+                        self.report(
+                            protocol.PARSING, 10 * source.pos / size,
+                            f"Parsing {job.filename}: {rows} rows read", processedRows=0,
+                        )
+        finally:
+            text.close()
+        if rows == 0:
+            raise ImportProblem("has a header but no data rows")
+        self.check_cancel()
+        vendor = job.vendor or fmt.default_vendor
+        batches = (rows + self.importer.batch_rows - 1) // self.importer.batch_rows
+        self.report(protocol.PARSING, 10, f"Parsed {rows} rows ({fmt.title})", totalRows=rows, processedRows=0)
+
+        # ---- loading: map rows to records, stage them in batches (each batch = progress + cancel point)
+        mapper = make_mapper(fmt, vendor)
+        staging = Staging(conn, job.kind)
+        reader, _, source, text = self._reader()
+        try:
+            next(reader)
+            batch: list = []
+            done = 0
+            number = 0
+            batch_rows = self.importer.batch_rows
+            for row in self._rows(reader, width):
+                batch.extend(mapper(row))
+                done += 1
+                if done % batch_rows == 0 or (done & 1023 == 0 and time.monotonic() - self.last_report >= HEARTBEAT):
+                    self.check_cancel()
+                    staging.add(batch)
+                    batch = []
+                    if done % batch_rows == 0:
+                        number += 1
+                    self.report(
+                        protocol.LOADING, 10 + 70 * done / rows, f"Loading batch {number} of {batches}",
+                        processedRows=done, totalRows=rows, batchNumber=number, totalBatches=batches,
+                    )
+            if batch:
+                staging.add(batch)
+            self.check_cancel()
+        finally:
+            text.close()
+        self.report(
+            protocol.LOADING, 80, f"Loaded {rows} rows", processedRows=rows, totalRows=rows,
+            batchNumber=batches, totalBatches=batches,
+        )
+
+        # ---- processing: one transaction for every change to the real tables
+        conn.execute("BEGIN IMMEDIATE")
+        stage_pct = {"upsert": 82, "resolve": 88, "snapshot": 92}
+        names = {"upsert": "Merging records", "resolve": "Resolving records absent from this scan",
+                 "snapshot": "Saving the scan snapshot"}
+        current = {"pct": 80, "msg": "Merging records"}
+
+        def check(stage: str) -> None:
+            self.check_cancel()
+            current["pct"], current["msg"] = stage_pct[stage], names[stage]
+            self.report(protocol.PROCESSING, current["pct"], current["msg"], processedRows=rows, totalRows=rows)
+
+        def heartbeat() -> int:
+            # called by SQLite during long statements: keeps events flowing and lets cancel interrupt
+            session = self.tracker.get(self.sid)
+            if session is not None and session.cancelled:
+                return 1
+            now = time.monotonic()
+            if now - self.last_report >= HEARTBEAT:
+                secs = int(now - self.started)
+                self.report(protocol.PROCESSING, current["pct"], f"{current['msg']} ({secs}s)",
+                            processedRows=rows, totalRows=rows)
+            return 0
+
+        conn.set_progress_handler(heartbeat, 20000)
+        try:
+            self.report(protocol.PROCESSING, 80, "Merging records", processedRows=rows, totalRows=rows)
+            if job.kind == "vulnerabilities":
+                counts = merge_vulnerabilities(conn, staging, import_id=job.import_id, vendor=vendor,
+                                               scan_date=job.scan_date, check=check)
+            else:
+                counts = merge_tickets(conn, staging, import_id=job.import_id, check=check)
+            self.check_cancel()
+            # ---- finalizing: the import record commits with the data
+            self.report(protocol.FINALIZING, 95, "Committing", processedRows=rows, totalRows=rows)
+            self.importer.db.finish_import(
+                conn, job.import_id, status="completed", rows=rows, records=counts.records,
+                inserted=counts.inserted, updated=counts.updated, resolved=counts.resolved,
+                duration_ms=int((time.monotonic() - self.started) * 1000), fmt=fmt.name, vendor=vendor,
+            )
+            self.check_cancel()
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise Cancelled() from None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
+        staging.drop()
+        self.report(protocol.FINALIZING, 99, "Committed", processedRows=rows, totalRows=rows)
+        return counts, rows, fmt.name, vendor
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)

@@ -1,0 +1,136 @@
+"""Socket.io handlers (namespace ``/``): auth on connect, joinSession (+ reserve), cancelImport."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import socketio
+
+from hextrackr_cli import protocol
+from hextrackr_cli.server.context import Principal, ServerContext
+from hextrackr_cli.server.tracker import PENDING, session_state
+
+log = logging.getLogger("hextrackr.server")
+
+RESERVATION_TTL = 60.0
+
+
+def _client_addr(environ: dict) -> str:
+    scope = environ.get("asgi.scope") or {}
+    client = scope.get("client") or (environ.get("REMOTE_ADDR"), 0)
+    return str(client[0])
+
+
+class ImportNamespace(socketio.AsyncNamespace):
+    def __init__(self, ctx: ServerContext) -> None:
+        super().__init__("/")
+        self.ctx = ctx
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        addr = _client_addr(environ)
+        if self.ctx.limiter.retry_after(addr):
+            raise socketio.exceptions.ConnectionRefusedError("too many failed authentication attempts")
+        token = auth.get("token") if isinstance(auth, dict) else None
+        principal = self.ctx.authenticate(token)
+        if principal is None:
+            self.ctx.limiter.fail(addr)
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        await self.save_session(sid, {"principal": principal})
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        # rooms are left by python-socketio itself; nothing else is held per connection
+        return None
+
+    async def _principal(self, sid: str) -> Principal | None:
+        try:
+            data = await self.get_session(sid)
+        except KeyError:
+            return None
+        return data.get("principal")
+
+    async def on_joinSession(self, sid: str, data: Any = None) -> dict:
+        principal = await self._principal(sid)
+        if principal is None:
+            return {"ok": False, "error": "unauthorized"}
+        reserve = False
+        session_id = data
+        if isinstance(data, dict):
+            session_id = data.get("sessionId")
+            reserve = bool(data.get("reserve"))
+        if not protocol.is_session_id(session_id):
+            return {"ok": False, "error": "Invalid session id"}
+        session_id = session_id.lower()
+        ctx = self.ctx
+        session = ctx.visible_session(session_id, principal)
+        if session is not None:
+            await self.enter_room(sid, session_id)
+            state = session_state(session)
+            self._send_current(sid, state)
+            return {"ok": True, "session": state}
+        if ctx.tracker.get(session_id) is None:
+            state, _ = await asyncio.to_thread(ctx.state_for, session_id, principal)
+            if state is not None:
+                await self.enter_room(sid, session_id)
+                self._send_current(sid, state)
+                return {"ok": True, "session": state}
+            if reserve:
+                row = await asyncio.to_thread(ctx.db.import_by_session, session_id)
+                if row is None and ctx.tracker.get(session_id) is None:
+                    session = ctx.tracker.reserve(session_id, principal.token_id, RESERVATION_TTL)
+                    await self.enter_room(sid, session_id)
+                    return {"ok": True, "session": session_state(session)}
+                return {"ok": False, "error": f"Session {session_id} is already in use"}
+        return {"ok": False, "error": f"Session {session_id} not found"}
+
+    def _send_current(self, sid: str, state: dict) -> None:
+        """The joiner (only) gets the current state at once, through the ordered emit queue."""
+        event = state.get("lastEvent")
+        if event is None and state.get("status") != PENDING:
+            latest = ctx_latest(self.ctx, state["sessionId"])
+            event = latest
+        if event is not None:
+            self.ctx.emit(protocol.IMPORT_PROGRESS, event, to=sid)
+        if state.get("cancelled"):
+            self.ctx.emit(protocol.IMPORT_CANCELLED, {"sessionId": state["sessionId"]}, to=sid)
+
+    async def on_cancelImport(self, sid: str, data: Any = None) -> dict:
+        principal = await self._principal(sid)
+        if principal is None:
+            return {"ok": False, "error": "unauthorized"}
+        session_id = data.get("sessionId") if isinstance(data, dict) else data
+        if not protocol.is_session_id(session_id):
+            return {"ok": False, "error": "Invalid session id"}
+        session_id = session_id.lower()
+        ctx = self.ctx
+        session = ctx.visible_session(session_id, principal)
+        if session is not None:
+            if session.status == PENDING:
+                ctx.tracker.emit_cancelled(session_id)
+                ctx.tracker.cleanup(session_id)
+                return {"ok": True}
+            if session.status == protocol.ACTIVE:
+                if ctx.tracker.request_cancel(session_id):
+                    return {"ok": True}
+            return {"ok": False, "error": _finished_message(session.status, session.cancelled)}
+        if ctx.tracker.get(session_id) is None:
+            row = await asyncio.to_thread(ctx.db.import_by_session, session_id)
+            if row is not None and principal.may_see(row["owner"]):
+                if row["status"] == "running":
+                    return {"ok": False, "error": "Import is not running on this server"}
+                return {"ok": False, "error": _finished_message(row["status"], row["status"] == "cancelled")}
+        return {"ok": False, "error": f"Session {session_id} not found"}
+
+
+def ctx_latest(ctx: ServerContext, session_id: str) -> dict | None:
+    session = ctx.tracker.get(session_id)
+    return session.latest if session is not None else None
+
+
+def _finished_message(status: str, cancelled: bool) -> str:
+    if cancelled or status == "cancelled":
+        return "Import already cancelled"
+    if status == protocol.FAILED or status == "failed":
+        return "Import already failed"
+    return "Import already completed"

@@ -1,0 +1,333 @@
+"""SQLite storage: schema, import records, and the set-based, single-transaction bulk load.
+
+Every import's data changes happen in one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``); rows are first
+staged in a TEMP table (outside the main database, so staging takes no write lock), then moved with
+``INSERT … SELECT … ON CONFLICT DO UPDATE`` and a set-based resolve ``UPDATE``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS imports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL DEFAULT '',
+    type TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    vendor TEXT,
+    scan_date TEXT,
+    format TEXT,
+    sha256 TEXT,
+    size INTEGER,
+    status TEXT NOT NULL DEFAULT 'running',
+    rows INTEGER NOT NULL DEFAULT 0,
+    records INTEGER NOT NULL DEFAULT 0,
+    inserted INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL DEFAULT 0,
+    resolved INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    last_event TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    duration_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS vulnerabilities (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    vendor TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    hostname TEXT, ip_address TEXT, asset_id TEXT, cve TEXT, plugin_id TEXT, plugin_name TEXT,
+    severity TEXT, vpr_score REAL, cvss_score REAL, state TEXT, description TEXT, solution TEXT,
+    first_seen TEXT, last_seen TEXT, scan_date TEXT,
+    status TEXT NOT NULL DEFAULT 'open',
+    resolved_at TEXT,
+    import_id INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (vendor, dedup_key)
+);
+CREATE INDEX IF NOT EXISTS vulnerabilities_vendor_import ON vulnerabilities (vendor, import_id);
+CREATE TABLE IF NOT EXISTS vulnerability_snapshots (
+    import_id INTEGER NOT NULL,
+    vulnerability_id INTEGER NOT NULL,
+    scan_date TEXT, severity TEXT, state TEXT, vpr_score REAL,
+    PRIMARY KEY (import_id, vulnerability_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tickets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    xt_number TEXT NOT NULL UNIQUE,
+    date_submitted TEXT, date_due TEXT, hexagon_ticket TEXT, service_now_ticket TEXT, location TEXT,
+    devices TEXT, supervisor TEXT, tech TEXT, status TEXT, notes TEXT,
+    import_id INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+IMPORT_STATUSES = ("running", "completed", "failed", "cancelled")
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_database_url(url: str) -> Path:
+    """``sqlite:///PATH`` (or a plain path) -> Path. Raises ValueError for anything else."""
+    if url.startswith("sqlite:///"):
+        # SQLAlchemy convention: sqlite:///relative.db, sqlite:////absolute/path.db
+        path = url[len("sqlite:///"):]
+        if not path:
+            raise ValueError("database URL sqlite:/// needs a path")
+        return Path(path)
+    if url.startswith("sqlite://"):
+        raise ValueError(f"database URL must be sqlite:///PATH, not {url!r}")
+    if "://" in url:
+        scheme = url.split("://", 1)[0]
+        raise ValueError(f"database scheme {scheme!r} is not supported by this server; use sqlite:///PATH")
+    return Path(url)
+
+
+class Database:
+    """One SQLite file. Connections are short-lived and per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def initialize(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self.connect()
+        try:
+            conn.executescript(SCHEMA)
+        finally:
+            conn.close()
+        try:
+            os.chmod(self.path, 0o600)
+        except OSError:
+            pass
+
+    def healthy(self) -> bool:
+        try:
+            conn = self.connect()
+            try:
+                conn.execute("SELECT 1 FROM imports LIMIT 1").fetchall()
+            finally:
+                conn.close()
+            return True
+        except sqlite3.Error:
+            return False
+
+    # ------------------------------------------------------------------ import records
+    def create_import(self, *, session_id: str, owner: str, type_: str, filename: str, vendor: str | None,
+                      scan_date: str | None, sha256: str, size: int) -> int:
+        conn = self.connect()
+        try:
+            cur = conn.execute(
+                "INSERT INTO imports (session_id, owner, type, filename, vendor, scan_date, sha256, size, status,"
+                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                (session_id, owner, type_, filename, vendor, scan_date, sha256, size, utc_now()),
+            )
+            return int(cur.lastrowid)
+        finally:
+            conn.close()
+
+    def import_by_session(self, session_id: str) -> dict | None:
+        return self._one("SELECT * FROM imports WHERE session_id = ?", (session_id,))
+
+    def import_by_id(self, import_id: int) -> dict | None:
+        return self._one("SELECT * FROM imports WHERE id = ?", (import_id,))
+
+    def list_imports(self, limit: int, offset: int, owner: str | None) -> tuple[list[dict], int]:
+        conn = self.connect()
+        conn.row_factory = sqlite3.Row
+        try:
+            where, args = ("", ()) if owner is None else (" WHERE owner = ?", (owner,))
+            total = conn.execute("SELECT count(*) FROM imports" + where, args).fetchone()[0]
+            rows = conn.execute(
+                "SELECT * FROM imports" + where + " ORDER BY id DESC LIMIT ? OFFSET ?", args + (limit, offset)
+            ).fetchall()
+            return [dict(r) for r in rows], int(total)
+        finally:
+            conn.close()
+
+    def finish_import(self, conn: sqlite3.Connection, import_id: int, *, status: str, rows: int = 0,
+                      records: int = 0, inserted: int = 0, updated: int = 0, resolved: int = 0,
+                      error: str | None = None, last_event: dict | None = None, duration_ms: int | None = None,
+                      fmt: str | None = None, vendor: str | None = None) -> None:
+        conn.execute(
+            "UPDATE imports SET status = ?, rows = ?, records = ?, inserted = ?, updated = ?, resolved = ?,"
+            " error = ?, last_event = ?, finished_at = ?, duration_ms = ?, format = coalesce(?, format),"
+            " vendor = coalesce(?, vendor) WHERE id = ?",
+            (status, rows, records, inserted, updated, resolved, error,
+             json.dumps(last_event) if last_event is not None else None, utc_now(), duration_ms, fmt, vendor,
+             import_id),
+        )
+
+    def _one(self, sql: str, args: Sequence[Any]) -> dict | None:
+        conn = self.connect()
+        conn.row_factory = sqlite3.Row
+        try:
+            row = conn.execute(sql, args).fetchone()
+            return dict(row) if row is not None else None
+        finally:
+            conn.close()
+
+
+def import_record(row: dict) -> dict:
+    """The wire's ImportRecord for an ``imports`` row."""
+    return {
+        "id": row["id"],
+        "sessionId": row["session_id"],
+        "type": row["type"],
+        "filename": row["filename"],
+        "vendor": row["vendor"],
+        "scanDate": row["scan_date"],
+        "format": row.get("format"),
+        "status": row["status"],
+        "rows": row["rows"],
+        "records": row["records"],
+        "inserted": row["inserted"],
+        "updated": row["updated"],
+        "resolved": row["resolved"],
+        "error": row["error"],
+        "startedAt": row["started_at"],
+        "finishedAt": row["finished_at"],
+        "durationMs": row["duration_ms"],
+    }
+
+
+# --------------------------------------------------------------------------- bulk load
+_V_COLS = ", ".join(VULN_FIELDS)
+_T_COLS = ", ".join(TICKET_FIELDS)
+
+
+@dataclass
+class LoadCounts:
+    records: int = 0
+    inserted: int = 0
+    updated: int = 0
+    resolved: int = 0
+
+
+class Staging:
+    """A TEMP table of mapped records for one import on one connection."""
+
+    def __init__(self, conn: sqlite3.Connection, kind: str) -> None:
+        self.conn = conn
+        self.kind = kind
+        fields = VULN_FIELDS if kind == "vulnerabilities" else TICKET_FIELDS
+        self.table = "staging_v" if kind == "vulnerabilities" else "staging_t"
+        conn.execute(f"DROP TABLE IF EXISTS temp.{self.table}")
+        conn.execute(f"CREATE TEMP TABLE {self.table} (seq INTEGER PRIMARY KEY, {', '.join(fields)})")
+        self._insert = f"INSERT INTO temp.{self.table} ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})"
+
+    def add(self, records: Iterable[tuple]) -> None:
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.executemany(self._insert, records)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def drop(self) -> None:
+        try:
+            self.conn.execute(f"DROP TABLE IF EXISTS temp.{self.table}")
+        except sqlite3.Error:
+            pass
+
+
+def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_id: int, vendor: str,
+                          scan_date: str, check: Any = None) -> LoadCounts:
+    """Upsert the staged records, resolve the vendor's records absent from this scan, snapshot the scan.
+
+    Must run inside the import's transaction. ``check()`` is called between statements (cancel point).
+    """
+    check = check or (lambda stage: None)
+    now = utc_now()
+    t = f"temp.{staging.table}"
+    conn.execute(f"CREATE INDEX temp.{staging.table}_key ON {staging.table} (dedup_key)")
+    records = conn.execute(f"SELECT count(DISTINCT dedup_key) FROM {t}").fetchone()[0]
+    existing = conn.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT dedup_key FROM {t}) s WHERE EXISTS"
+        " (SELECT 1 FROM vulnerabilities v WHERE v.vendor = ? AND v.dedup_key = s.dedup_key)",
+        (vendor,),
+    ).fetchone()[0]
+    check("upsert")
+    conn.execute(
+        f"INSERT INTO vulnerabilities ({_V_COLS}, vendor, scan_date, status, resolved_at, import_id, created_at,"
+        " updated_at)"
+        f" SELECT dedup_key, hostname, ip_address, asset_id, cve, plugin_id, plugin_name, severity, vpr_score,"
+        " cvss_score, state, description, solution,"
+        " CASE WHEN first_seen = '' THEN ? ELSE first_seen END,"
+        " CASE WHEN last_seen = '' THEN ? ELSE last_seen END,"
+        f" ?, ?, 'open', NULL, ?, ?, ? FROM {t} WHERE true ORDER BY seq"
+        " ON CONFLICT (vendor, dedup_key) DO UPDATE SET"
+        " hostname = excluded.hostname, ip_address = excluded.ip_address, asset_id = excluded.asset_id,"
+        " plugin_id = excluded.plugin_id, plugin_name = excluded.plugin_name, severity = excluded.severity,"
+        " vpr_score = excluded.vpr_score, cvss_score = excluded.cvss_score, state = excluded.state,"
+        " description = excluded.description, solution = excluded.solution,"
+        " first_seen = CASE WHEN vulnerabilities.first_seen IS NULL OR vulnerabilities.first_seen = ''"
+        "   OR excluded.first_seen < vulnerabilities.first_seen THEN excluded.first_seen"
+        "   ELSE vulnerabilities.first_seen END,"
+        " last_seen = excluded.last_seen, scan_date = excluded.scan_date, status = 'open', resolved_at = NULL,"
+        " import_id = excluded.import_id, updated_at = excluded.updated_at",
+        (scan_date, scan_date, vendor, scan_date, import_id, now, now),
+    )
+    check("resolve")
+    resolved = conn.execute(
+        "UPDATE vulnerabilities SET status = 'resolved', resolved_at = ?, updated_at = ?"
+        " WHERE vendor = ? AND import_id != ? AND status = 'open'",
+        (now, now, vendor, import_id),
+    ).rowcount
+    check("snapshot")
+    conn.execute(
+        "INSERT INTO vulnerability_snapshots (import_id, vulnerability_id, scan_date, severity, state, vpr_score)"
+        " SELECT import_id, id, scan_date, severity, state, vpr_score FROM vulnerabilities"
+        " WHERE vendor = ? AND import_id = ?",
+        (vendor, import_id),
+    )
+    return LoadCounts(records=records, inserted=records - existing, updated=existing, resolved=resolved)
+
+
+def merge_tickets(conn: sqlite3.Connection, staging: Staging, *, import_id: int, check: Any = None) -> LoadCounts:
+    """Upsert staged tickets by XT number (no resolve for tickets)."""
+    check = check or (lambda stage: None)
+    now = utc_now()
+    t = f"temp.{staging.table}"
+    conn.execute(f"CREATE INDEX temp.{staging.table}_key ON {staging.table} (xt_number)")
+    records = conn.execute(f"SELECT count(DISTINCT xt_number) FROM {t}").fetchone()[0]
+    existing = conn.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT xt_number FROM {t}) s WHERE EXISTS"
+        " (SELECT 1 FROM tickets k WHERE k.xt_number = s.xt_number)"
+    ).fetchone()[0]
+    check("upsert")
+    updates = ", ".join(f"{f} = excluded.{f}" for f in TICKET_FIELDS[1:])
+    conn.execute(
+        f"INSERT INTO tickets ({_T_COLS}, import_id, created_at, updated_at)"
+        f" SELECT {_T_COLS}, ?, ?, ? FROM {t} WHERE true ORDER BY seq"
+        f" ON CONFLICT (xt_number) DO UPDATE SET {updates}, import_id = excluded.import_id,"
+        " updated_at = excluded.updated_at",
+        (import_id, now, now),
+    )
+    return LoadCounts(records=records, inserted=records - existing, updated=existing)
