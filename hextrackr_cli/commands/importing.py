@@ -21,6 +21,9 @@ from hextrackr_cli.errors import ExitStatus, HextrackrError, ServerError, UsageE
 from hextrackr_cli.settings import LOCAL, Settings, default_data_dir
 
 CANCEL_WAIT = 15.0  # seconds to wait for importCancelled after the first Ctrl-C
+# A double Ctrl-C (two presses within this window) detaches without cancelling: the cancel is only sent
+# once the window has passed, so "Ctrl-C again to detach" can be honoured even by a quick double press.
+CANCEL_GRACE = 0.4
 _DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
 
 
@@ -185,6 +188,7 @@ def follow(
     from hextrackr_cli.client.api import UploadAborted
 
     cancel_sent: float | None = None
+    cancel_at: float | None = None
     seen_presses = 0
     deadline = started + timeout if timeout else None
 
@@ -203,7 +207,7 @@ def follow(
         if isinstance(event, ev.Uploaded) and uploading is not None:
             uploading.clear()
         if isinstance(event, ev.Outcome):
-            return finish(_adjust(event, cancel_sent is not None))
+            return finish(_adjust(event, cancel_at is not None))
         if event is not None:
             renderer.handle(event)
 
@@ -220,17 +224,20 @@ def follow(
                     ev.Outcome(ev.OUTCOME_DETACHED, sid, ExitStatus.INTERRUPTED,
                                message=f"{why}detached from session {sid}; {_watch_hint(conn, sid)}")
                 )
-            cancel_sent = time.monotonic()
-            renderer.handle(ev.Cancelling(sid))
-            watcher.request_cancel()
+            if cancel_at is None:
+                cancel_at = time.monotonic() + CANCEL_GRACE
+                renderer.handle(ev.Cancelling(sid))
         now = time.monotonic()
+        if cancel_at is not None and cancel_sent is None and now >= cancel_at:
+            cancel_sent = now
+            watcher.request_cancel()
         if cancel_sent is not None and now - cancel_sent > cancel_wait:
             return finish(
                 ev.Outcome(ev.OUTCOME_INTERRUPTED, sid, ExitStatus.INTERRUPTED,
                            message=f"the server did not confirm the cancel within {cancel_wait:g}s; "
                            f"{_watch_hint(conn, sid)}")
             )
-        if deadline is not None and now >= deadline and cancel_sent is None:
+        if deadline is not None and now >= deadline and cancel_at is None:
             return finish(
                 ev.Outcome(ev.OUTCOME_TIMEOUT, sid, ExitStatus.TIMEOUT,
                            message=f"stopped watching after {timeout:g}s (--timeout); {_watch_hint(conn, sid)}")

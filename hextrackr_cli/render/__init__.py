@@ -21,6 +21,8 @@ def duration_text(ms: Any) -> str:
     if not isinstance(ms, (int, float)) or isinstance(ms, bool):
         return ""
     s = ms / 1000.0
+    if s < 1:
+        return f"{int(ms)}ms"
     if s < 60:
         return f"{s:.1f}s"
     m, sec = divmod(int(round(s)), 60)

@@ -47,11 +47,12 @@ class PlainRenderer:
         if isinstance(event, ev.Notice) and event.level == "warning":
             self._line(f"warning: {event.message}")
             return
-        if self.quiet:
-            return
         if isinstance(event, ev.Started):
             self.filename = event.filename
             self.started = time.monotonic()
+        if self.quiet:
+            return
+        if isinstance(event, ev.Started):
             size = f" ({event.size:,} bytes)" if event.size is not None else ""
             target = f" {event.filename}{size}" if event.filename else ""
             self._line(f"{event.title}{target}, session {event.session_id}")
