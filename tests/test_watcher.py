@@ -1,0 +1,146 @@
+"""The watcher's transports: websocket, engine.io polling, HTTP polling fallback, liveness switch, reconnect."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from cli_support import (  # noqa: F401  (fixtures)
+    TOKEN,
+    ServerProcess,
+    big_csv,
+    cli_env,
+    free_port,
+    read_json_until,
+    run_cli,
+    server,
+    small_csv,
+    spawn_cli,
+    wait_outcome,
+)
+from hextrackr_cli.client import events as ev
+from hextrackr_cli.client.api import SeedApi
+from hextrackr_cli.client.watcher import Watcher
+
+
+def _follow(w: Watcher, timeout: float = 60) -> list:
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        e = w.get(0.1)
+        if e is not None:
+            got.append(e)
+            if isinstance(e, ev.Outcome):
+                return got
+    raise AssertionError(f"no outcome; got {got[-5:]}")
+
+
+def _post(url: str, path: Path, sid: str) -> dict:
+    api = SeedApi(url, TOKEN)
+    try:
+        return api.upload(path, session_id=sid)
+    finally:
+        api.close()
+
+
+def test_websocket_blocked_falls_back_to_socketio_polling_and_completes(tmp_path, big_csv):
+    """A server that refuses the websocket transport: the CLI follows over engine.io polling, exit 0."""
+    from hextrackr_cli.server.app import start_background
+
+    with start_background(database=f"sqlite:///{tmp_path / 's.db'}", tokens=[TOKEN], transports=("polling",)) as srv:
+        env = cli_env(tmp_path, srv.url)
+        r = run_cli(["--output", "json", "import", str(big_csv)], env)
+        assert r.returncode == 0, r.stderr.decode()
+        objs = [json.loads(l) for l in r.stdout.decode().splitlines()]
+        transports = [o["transport"] for o in objs if o.get("event") == "transport"]
+        assert transports == ["socket.io polling"]
+        assert sum(1 for o in objs if o.get("type") == "loading") >= 2
+        assert objs[-1]["outcome"] == "completed" and objs[-1]["rows"] == 100_000
+
+
+def test_forced_http_polling_follows_the_import_to_the_end(server, big_csv, tmp_path):
+    """--transport polling: progress comes from GET /api/import/progress at --poll-interval, exit 0."""
+    env = cli_env(tmp_path, server.url)
+    r = run_cli(["--output", "json", "import", "--transport", "polling", "--poll-interval", "0.2", str(big_csv)], env)
+    assert r.returncode == 0, r.stderr.decode()
+    objs = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    assert [o for o in objs if o.get("event") == "transport"] == [
+        {"event": "transport", "transport": "polling", "reason": "--transport polling"}
+    ]
+    assert sum(1 for o in objs if o.get("type") in ("loading", "processing", "finalizing")) >= 2
+    assert objs[-2]["type"] == "complete"
+    assert objs[-1]["outcome"] == "completed" and objs[-1]["rows"] == 100_000
+
+
+def test_socket_unreachable_switches_to_http_polling(server, small_csv):
+    """When Socket.io cannot connect at all, the watcher says so and follows by HTTP polling to the outcome."""
+    api = SeedApi(server.url, TOKEN)
+    dead = f"http://127.0.0.1:{free_port()}"
+    w = Watcher(api, server_url=dead, token=TOKEN, poll_interval=0.1, connect_timeout=2)
+    sid = str(uuid.uuid4())
+    try:
+        w.start(sid, reserve=True)
+        answer = _post(server.url, small_csv, sid)
+        w.mark_posted(answer)
+        got = _follow(w)
+    finally:
+        w.close()
+        api.close()
+    changes = [e for e in got if isinstance(e, ev.TransportChanged)]
+    assert changes and changes[0].transport == ev.POLLING and "could not connect" in changes[0].reason
+    outcome = got[-1]
+    assert outcome.outcome == "completed" and outcome.exit_code == 0 and outcome.summary.get("rows") == 50
+
+
+def test_silent_socket_while_status_moves_switches_to_polling(server, big_csv, tmp_path):
+    """Socket connected but silent (joined on another server) while the status endpoint shows progress: switch."""
+    from hextrackr_cli.server.app import start_background
+
+    with start_background(database=f"sqlite:///{tmp_path / 'other.db'}", tokens=[TOKEN]) as quiet:
+        api = SeedApi(server.url, TOKEN)
+        w = Watcher(api, server_url=quiet.url, token=TOKEN, poll_interval=0.2, liveness=0.5)
+        sid = str(uuid.uuid4())
+        try:
+            w.start(sid, reserve=True)  # the room on the quiet server never hears of this import
+            w.mark_posted(_post(server.url, big_csv, sid))
+            got = _follow(w)
+        finally:
+            w.close()
+            api.close()
+    changes = [e for e in got if isinstance(e, ev.TransportChanged)]
+    assert [c.transport for c in changes] == [ev.WEBSOCKET, ev.POLLING]
+    assert "silent" in changes[1].reason
+    assert got[-1].outcome == "completed" and got[-1].summary.get("rows") == 100_000
+
+
+def test_server_restart_mid_watch_reconnects_and_reports_the_real_outcome(tmp_path, big_csv):
+    """The server dies mid-import and comes back: watch reconnects, re-joins and reports the import failed (exit 1)."""
+    port = free_port()
+    srv = ServerProcess(tmp_path / "restart.db", port).start()
+    proc = None
+    try:
+        env = cli_env(tmp_path, srv.url)
+        r = run_cli(["import", "--detach", str(big_csv)], env)
+        assert r.returncode == 0, r.stderr.decode()
+        sid = r.stdout.decode().strip()
+        proc = spawn_cli(["--output", "json", "watch", sid], env)
+        read_json_until(proc, lambda o: o.get("type") in ("loading", "processing"))
+        srv.kill()
+        read_json_until(proc, lambda o: o.get("event") == "reconnecting")
+        srv.start()
+        out, err = proc.communicate(timeout=60)
+        lines = [json.loads(l) for l in out.decode().splitlines()]
+        assert proc.returncode == 1, err.decode()
+        assert any(o.get("event") == "reconnected" for o in lines), lines
+        assert lines[-1]["outcome"] == "failed" and "stopped" in lines[-1]["message"]
+        assert "Traceback" not in err.decode()
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        srv.stop()
