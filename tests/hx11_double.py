@@ -186,7 +186,8 @@ class HX11Double:
       fail_at / fail_message: emit progress-error once progress reaches fail_at;
       stall / stall_at: block the event loop for `stall` seconds once progress reaches stall_at,
       then reset the progress polls that were in flight;
-      batch_rows: rows per staging/processing batch.
+      batch_rows: rows per staging/processing batch;
+      trust_proxy: False models a server whose proxy trust is misconfigured (never sets the cookie over http).
     """
 
     def __init__(
@@ -204,6 +205,7 @@ class HX11Double:
         stall: float = 0.0,
         stall_at: float = 65.0,
         batch_rows: int = 1000,
+        trust_proxy: bool = True,
     ) -> None:
         self.users = dict(users if users is not None else {"admin": "hextrackr-test"})
         self.step_delay = step_delay
@@ -217,6 +219,7 @@ class HX11Double:
         self.stall = stall
         self.stall_at = stall_at
         self.batch_rows = max(1, batch_rows)
+        self.trust_proxy = trust_proxy
 
         self.url = ""
         self.port = 0
@@ -470,7 +473,8 @@ class HX11Double:
             return await _send_json(send, 401, {"success": False, "error": "Invalid username or password"})
         body = {"success": True, "data": {"user": {"id": list(self.users).index(user) + 1, "username": user,
                                                    "role": "admin"}}}
-        secure = req.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
+        secure = self.trust_proxy and \
+            req.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
         if not secure:
             # express-session refuses to set a Secure cookie over what it thinks is plain http
             return await _send_json(send, 200, body)

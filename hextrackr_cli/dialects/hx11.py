@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from hextrackr_cli import protocol
@@ -350,8 +350,6 @@ def _when_ms(value: Any) -> float | None:
         except ValueError:
             return None
         if dt.tzinfo is None:  # SQLite CURRENT_TIMESTAMP is UTC without a zone
-            from datetime import timezone
-
             dt = dt.replace(tzinfo=timezone.utc)
         return dt.timestamp() * 1000
     return None
@@ -412,3 +410,37 @@ def decide_from_history(
             or record.get("processingTime") is not None:
         return HistoryVerdict(HISTORY_COMPLETED, record, f"the import history shows {how} as completed")
     return HistoryVerdict(HISTORY_UNKNOWN, record, f"the import history shows {how} without a completion")
+
+
+def import_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A 1.1 history row in the seed's ImportRecord shape (fields the row does not have stay None).
+
+    1.1 rows carry ``id, filename, vendor, scan_date, import_date, row_count, file_size, processing_time,
+    vulnerability_count``; there is no session id and no status, so ``status`` is ``completed`` only when the
+    row has a processing time, else ``unknown``.
+    """
+    status = _text(row.get("status")).lower()
+    if not status:
+        done = row.get("processing_time", row.get("processingTime")) is not None
+        status = protocol.OUTCOME_COMPLETED if done else HISTORY_UNKNOWN
+    started = row.get("import_date", row.get("importDate", row.get("created_at")))
+    when = _when_ms(started)
+    return {
+        "id": row.get("id"),
+        "sessionId": row.get("session_id", row.get("sessionId")),
+        "type": "vulnerabilities",
+        "filename": row.get("filename"),
+        "vendor": row.get("vendor"),
+        "scanDate": row.get("scan_date", row.get("scanDate")),
+        "status": status,
+        "rows": _int(row.get("row_count", row.get("rowCount"))),
+        "records": _int(row.get("vulnerability_count", row.get("vulnerabilityCount"))),
+        "inserted": None,
+        "updated": None,
+        "resolved": None,
+        "error": row.get("error"),
+        "startedAt": (datetime.fromtimestamp(when / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+                      if when is not None else None),
+        "finishedAt": None,
+        "durationMs": _int(row.get("processing_time", row.get("processingTime"))),
+    }

@@ -1,0 +1,546 @@
+"""The HTTP side of the ``hextrackr-1.1`` dialect (deployed HexTrackr 1.1.x servers), over requests.
+
+What a 1.1 server needs, and what this module does about it:
+
+- Cookie session: ``POST /api/auth/login`` (JSON) sets ``hextrackr.sid`` — ``Secure``, so requests will not
+  send it back over plain http by itself: we keep it in memory and send it explicitly on every request.
+- Over plain http the server (which trusts its TLS proxy) sets the cookie only when the request says
+  ``X-Forwarded-Proto: https``; a login that "succeeds" without a cookie is retried with that header, and
+  if there is still no cookie the user is told why.
+- CSRF: the token from ``GET /api/auth/csrf`` goes in ``x-csrf-token`` on every POST. A missing/invalid token,
+  a wrong MIME type or a wrong field name all come back as 500 "Internal server error": we say which of
+  those to check instead of showing a bare 500.
+- Upload: streamed multipart (``requests_toolbelt.MultipartEncoder``): ``vendor``, ``scanDate``,
+  ``sessionId``, then ``csvFile`` (file name ``*.csv``, content type ``text/csv``) to
+  ``/api/vulnerabilities/import-staging``. Never retried blindly: a second POST would start a second import.
+- Polling: ``progress()`` returns a typed ``PollResult`` (``ok`` / ``not-found`` / ``rate-limited`` with the
+  Retry-After seconds / ``reset`` for a connection reset during a server stall) and leaves waiting to the
+  caller, because the production rate limit (60 requests per 15 minutes on ``/api/``) must be spent wisely.
+- Socket.io: ``socket_options()`` gives the python-socketio arguments that pass the 1.1 handshake (cookie,
+  ``X-Forwarded-Proto``) and keep the websocket upgrade from being refused (no ``http://`` Origin).
+
+Errors leave as ``hextrackr_cli.errors`` exceptions with fix-it text. This module never prints and never
+logs the password or the cookie.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+import requests
+
+from hextrackr_cli import __version__, protocol
+from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerUnreachable, UsageError
+
+COOKIE_NAME = "hextrackr.sid"
+PATH_LOGIN = "/api/auth/login"
+PATH_LOGOUT = "/api/auth/logout"
+PATH_CSRF = "/api/auth/csrf"
+USER_AGENT = f"hextrackr/{__version__}"
+INTERNAL_ERROR = "Internal server error"
+
+# PollResult.status
+POLL_OK = "ok"
+POLL_NOT_FOUND = "not-found"
+POLL_RATE_LIMITED = "rate-limited"
+POLL_RESET = "reset"
+
+CREDENTIALS_HINT = "check --username / HEXTRACKR_USERNAME and the password (HEXTRACKR_PASSWORD, the prompt or --password-stdin)"
+
+
+class RateLimited(ServerError):
+    """429 from the server; ``retry_after`` is how long it asked us to wait (seconds)."""
+
+    def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class UploadAborted(HextrackrError):
+    """The upload was stopped (Ctrl-C) before the server answered."""
+
+
+class _Aborted(Exception):
+    """Raised inside the body reader to stop an upload (not an OSError, so urllib3 lets it through)."""
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """One look at ``GET /api/import/progress/<id>``."""
+
+    status: str  # POLL_OK | POLL_NOT_FOUND | POLL_RATE_LIMITED | POLL_RESET
+    body: Mapping[str, Any] | None = None
+    retry_after: float | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SocketOptions:
+    """How to connect python-socketio's ``Client`` to a 1.1 server.
+
+    ``socketio.Client(**opts.client_kwargs)`` then ``client.connect(**opts.connect_kwargs())``.
+    ``connect_kwargs()`` builds fresh dicts each call: python-engineio deletes the ``Cookie`` entry from the
+    headers dict it is given when it opens the websocket, so a dict must never be reused.
+    """
+
+    url: str
+    headers: Mapping[str, str]
+    websocket_extra_options: Mapping[str, Any]
+    verify: bool | str
+    socketio_path: str = "socket.io"
+    _session_factory: Callable[[], requests.Session] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def client_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "websocket_extra_options": dict(self.websocket_extra_options),
+            "ssl_verify": self.verify is not False,
+        }
+        if self._session_factory is not None:
+            kwargs["http_session"] = self._session_factory()
+        return kwargs
+
+    def connect_kwargs(self, transports: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "headers": dict(self.headers),
+            "transports": list(transports) if transports else ["polling", "websocket"],
+            "socketio_path": self.socketio_path,
+        }
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def retry_after_seconds(resp: requests.Response | None, default: float) -> float:
+    """``Retry-After`` (seconds or an HTTP date) of a response, else ``default``."""
+    value = resp.headers.get("Retry-After") if resp is not None else None
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return default
+
+
+def csv_upload_name(name: str) -> str:
+    """The file name the 1.1 server accepts: base name ending in ``.csv``."""
+    base = os.path.basename(name.replace("\\", "/")) or "upload.csv"
+    return base if base.lower().endswith(".csv") else base + ".csv"
+
+
+class _Reader:
+    """Feeds the multipart encoder to requests chunk by chunk; reports progress; stops when asked."""
+
+    def __init__(self, encoder: Any, on_progress: Callable[[int, int], None] | None,
+                 abort: threading.Event | None) -> None:
+        self._enc = encoder
+        self._on_progress = on_progress
+        self._abort = abort
+        self.len = encoder.len
+        self.sent = 0
+        self._last = 0.0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._abort is not None and self._abort.is_set():
+            raise _Aborted()
+        chunk = self._enc.read(size if size and size > 0 else 1 << 16)
+        self.sent += len(chunk)
+        if self._on_progress is not None:
+            now = time.monotonic()
+            if now - self._last >= 0.1 or self.sent >= self.len:
+                self._last = now
+                self._on_progress(self.sent, self.len)
+        return chunk
+
+
+class Hx11Api:
+    """HTTP client for a HexTrackr 1.1.x server (cookie session + CSRF)."""
+
+    dialect = protocol.HEXTRACKR_11
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        cookie: str | None = None,
+        verify: bool | str = True,
+        credentials_hint: str = CREDENTIALS_HINT,
+        forwarded_proto: bool | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.plain_http = urlsplit(self.base_url).scheme == "http"
+        # None: decide at login (only over plain http, only when the server needs it).
+        self.forwarded_proto = bool(forwarded_proto)
+        self.verify = verify
+        self.credentials_hint = credentials_hint
+        self.timeout = (connect_timeout, read_timeout)
+        self.cookie: str | None = None
+        self.csrf_token: str | None = None
+        self.user: Mapping[str, Any] | None = None
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.headers["Accept"] = "application/json"
+        self.session.verify = verify
+        if forwarded_proto:
+            self.session.headers["X-Forwarded-Proto"] = "https"
+        if cookie:
+            self.set_cookie(cookie)
+
+    # ------------------------------------------------------------------ plumbing
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "Hx11Api":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def set_cookie(self, value: str) -> None:
+        """Use this session cookie value (as the server set it) on every request from now on."""
+        self.cookie = value
+        self.csrf_token = None
+        self.session.headers["Cookie"] = f"{COOKIE_NAME}={value}"
+
+    def _use_forwarded_proto(self) -> None:
+        self.forwarded_proto = True
+        self.session.headers["X-Forwarded-Proto"] = "https"
+
+    def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        if isinstance(exc, requests.exceptions.SSLError):
+            return ServerUnreachable(f"TLS verification failed for {self.base_url}",
+                                     hint="pass --ca-bundle PATH for a private CA, or --insecure to skip verification")
+        if isinstance(exc, requests.exceptions.Timeout):
+            return ServerUnreachable(f"{self.base_url} did not answer in time",
+                                     hint="check the server and the network, then retry")
+        text = str(exc)
+        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+            what = "the host name does not resolve"
+        elif "Connection refused" in text:
+            what = "connection refused"
+        elif "reset" in text.lower() or "aborted" in text.lower():
+            what = "the connection was reset"
+        else:
+            what = "the connection failed"
+        return ServerUnreachable(f"cannot reach {self.base_url}: {what}",
+                                 hint="is the server running? check --server / HEXTRACKR_SERVER")
+
+    @staticmethod
+    def _json_or_none(resp: requests.Response) -> Any:
+        if "json" not in resp.headers.get("Content-Type", ""):
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            return None
+
+    def _describe_non_json(self, resp: requests.Response) -> str:
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+        text = resp.text
+        if "html" in ctype or text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
+            import re
+
+            m = re.search(r"<pre>(.*?)</pre>", text, re.I | re.S) or re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+            said = f" ({_short(m.group(1), 80)!r})" if m else ""
+            if resp.status_code == 404:
+                return (f"server answered 404 with an HTML page{said}: it has no such route — is {self.base_url} "
+                        "a HexTrackr 1.1.x server? for our own server use --dialect seed")
+            return (f"server answered {resp.status_code} with an HTML page{said}, not JSON "
+                    f"(is {self.base_url} a HexTrackr server, or a proxy/login page in front of it?)")
+        snippet = _short(text, 80)
+        return f"server answered {resp.status_code} with {ctype}, not JSON" + (f": {snippet!r}" if snippet else "")
+
+    def _error_from(self, resp: requests.Response, what: str, *, post: bool = False) -> HextrackrError:
+        status = resp.status_code
+        body = self._json_or_none(resp)
+        message = ""
+        if isinstance(body, Mapping):
+            message = str(body.get("error") or body.get("message") or "")
+        if status == 429:
+            wait = retry_after_seconds(resp, 60.0)
+            return RateLimited(
+                f"{what}: the server's rate limit was reached (429: {message or 'too many requests'})",
+                retry_after=wait,
+                hint=f"HexTrackr allows about 60 API requests per 15 minutes; retry in {int(wait + 0.999)} s",
+            )
+        if status in (401, 403):
+            if isinstance(body, Mapping) and body.get("authenticated") is False:
+                return AuthError(f"{what}: the server says the session is not authenticated ({status}: {message})",
+                                 hint="the login session expired or was refused; log in again — " + self.credentials_hint)
+            return AuthError(f"{what}: the server refused the credentials ({status}{': ' + message if message else ''})",
+                             hint=self.credentials_hint)
+        if body is None:
+            return ServerError(f"{what}: {self._describe_non_json(resp)}")
+        if status == 500 and message == INTERNAL_ERROR:
+            hint = ("HexTrackr 1.1 answers this when the CSRF token is missing or stale, the file is not sent as "
+                    "text/csv, or the upload field is not csvFile; log in again and retry, and check the "
+                    "server log" if post else "check the server log")
+            return ServerError(f"{what}: server answered 500 {message!r}", hint=hint)
+        return ServerError(f"{what}: server answered {status}: {message or _short(resp.text) or resp.reason}")
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        ok: tuple[int, ...] = (200,),
+        json_body: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        resets: int = 1,
+    ) -> requests.Response:
+        """One request: connection resets retried ``resets`` times (never for bodies that cannot be replayed)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                resp = self.session.request(method, self.url(path), json=json_body, data=data,
+                                            headers=dict(headers or {}), params=params, timeout=self.timeout)
+            except _Aborted:
+                raise UploadAborted("upload aborted; nothing was imported") from None
+            except requests.exceptions.SSLError as exc:
+                raise self._unreachable(exc) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                refused = any(w in str(exc) for w in ("refused", "resolve", "not known", "getaddrinfo"))
+                if refused or attempt > resets:
+                    raise self._unreachable(exc) from None
+                time.sleep(min(4.0, 0.5 * attempt))
+                continue
+            except requests.exceptions.RequestException as exc:
+                raise ServerError(f"{what}: {type(exc).__name__}: {_short(str(exc))}") from None
+            if resp.status_code in ok:
+                return resp
+            raise self._error_from(resp, what, post=method == "POST")
+
+    def _json(self, resp: requests.Response, what: str) -> Any:
+        body = self._json_or_none(resp)
+        if body is None:
+            raise ServerError(f"{what}: {self._describe_non_json(resp)}")
+        return body
+
+    # ------------------------------------------------------------------ authentication
+    def login(self, username: str, password: str) -> Mapping[str, Any]:
+        """Log in and keep the session cookie; returns the user object the server sent."""
+        what = f"login as {username}"
+        for _ in range(2):
+            resp = self._call("POST", PATH_LOGIN, what=what, json_body={"username": username, "password": password})
+            body = self._json(resp, what)
+            if not isinstance(body, Mapping) or body.get("success") is False:
+                raise AuthError(f"{what}: the server did not accept the login", hint=self.credentials_hint)
+            value = _cookie_from(resp)
+            if value:
+                self.session.cookies.clear()  # the explicit header is what we send
+                self.set_cookie(value)
+                data = body.get("data")
+                user = data.get("user") if isinstance(data, Mapping) else None
+                self.user = user if isinstance(user, Mapping) else {"username": username}
+                return self.user
+            if self.plain_http and not self.forwarded_proto:
+                # The server trusts its TLS proxy: over plain http it only sets its Secure cookie when told
+                # the original request was https.
+                self._use_forwarded_proto()
+                continue
+            break
+        if self.plain_http:
+            raise AuthError(
+                f"{what}: the server answered success but set no session cookie, even with X-Forwarded-Proto: https",
+                hint="HexTrackr only issues its Secure cookie to https requests; use the https:// URL of its proxy "
+                     "(nginx) or check the server's trust-proxy setting",
+            )
+        raise AuthError(f"{what}: the server answered success but set no session cookie ({COOKIE_NAME})",
+                        hint="is a proxy stripping Set-Cookie? check the server's session configuration")
+
+    def logout(self) -> None:
+        try:
+            self._call("POST", PATH_LOGOUT, what="logout", headers=self._post_headers())
+        finally:
+            self.cookie = None
+            self.csrf_token = None
+            self.session.headers.pop("Cookie", None)
+
+    def csrf(self, refresh: bool = False) -> str:
+        """The CSRF token for POSTs (fetched once per login)."""
+        if self.csrf_token and not refresh:
+            return self.csrf_token
+        if not self.cookie:
+            raise AuthError("not logged in to the HexTrackr 1.1 server", hint=self.credentials_hint)
+        body = self._json(self._call("GET", PATH_CSRF, what="CSRF token"), "CSRF token")
+        token = body.get("csrfToken") if isinstance(body, Mapping) else None
+        if not isinstance(token, str) or not token:
+            raise ServerError(f"CSRF token: the server's answer has no csrfToken: {_short(str(body))}")
+        self.csrf_token = token
+        return token
+
+    def _post_headers(self) -> dict[str, str]:
+        return {"x-csrf-token": self.csrf()}
+
+    def check_session(self) -> bool:
+        """True if the cookie we hold is still a logged-in session (one ``GET /api/auth/csrf``)."""
+        if not self.cookie:
+            return False
+        try:
+            self.csrf(refresh=True)
+        except AuthError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ import
+    def upload(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        session_id: str,
+        vendor: str | None = None,
+        scan_date: str | None = None,
+        filename: str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        abort: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """Stream ``path`` to ``/api/vulnerabilities/import-staging``; returns the server's answer.
+
+        Join ``progress-<session_id>`` on the socket **before** calling this: the server emits before it
+        answers. A 500 "Internal server error" is retried once with a fresh CSRF token.
+        """
+        from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+        if not protocol.is_session_id(session_id):
+            raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
+        name = csv_upload_name(filename or Path(path).name)
+        what = f"upload of {name}"
+        for attempt in (1, 2):
+            fields: list[tuple[str, Any]] = []
+            if vendor:
+                fields.append(("vendor", vendor))
+            if scan_date:
+                fields.append(("scanDate", scan_date))
+            fields.append(("sessionId", session_id))
+            with open(path, "rb") as fh:
+                fields.append((protocol.UPLOAD_FIELD, (name, fh, "text/csv")))
+                enc = MultipartEncoder(fields=fields)
+                headers = {**self._post_headers(), "Content-Type": enc.content_type}
+                try:
+                    resp = self._call("POST", self.dialect.import_path, what=what, data=_Reader(enc, on_progress, abort),
+                                      headers=headers, resets=0)
+                except ServerError as exc:
+                    stale_token = attempt == 1 and INTERNAL_ERROR in exc.message and not isinstance(exc, RateLimited)
+                    if stale_token and self.csrf_token != self.csrf(refresh=True):
+                        continue  # the token had changed: that was the problem
+                    raise
+                except ServerUnreachable as exc:
+                    raise ServerUnreachable(
+                        exc.message, hint="the upload may or may not have reached the server; check "
+                                          "`hextrackr imports` before retrying, a second upload starts a second import",
+                    ) from None
+            body = self._json(resp, what)
+            if not isinstance(body, Mapping) or body.get("success") is False or not body.get("sessionId"):
+                raise ServerError(f"{what}: unexpected answer {_short(str(body))}")
+            return dict(body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def progress(self, session_id: str) -> PollResult:
+        """One poll of ``/api/import/progress/<id>``; waiting (Retry-After, backoff) is the caller's job."""
+        if not protocol.is_session_id(session_id):
+            raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
+        path = self.dialect.progress_path.format(session_id=session_id)
+        what = f"status of session {session_id}"
+        try:
+            resp = self.session.get(self.url(path), timeout=self.timeout)
+        except requests.exceptions.SSLError as exc:
+            raise self._unreachable(exc) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if any(w in str(exc) for w in ("refused", "resolve", "not known", "getaddrinfo")):
+                raise self._unreachable(exc) from None
+            # A long server stall resets the in-flight poll: not a failure, look again later.
+            return PollResult(POLL_RESET, detail=_short(str(exc), 120))
+        except requests.exceptions.RequestException as exc:
+            return PollResult(POLL_RESET, detail=_short(str(exc), 120))
+        body = self._json_or_none(resp)
+        if resp.status_code == 200 and isinstance(body, Mapping):
+            return PollResult(POLL_OK, body=body)
+        if resp.status_code == 404 and isinstance(body, Mapping):
+            return PollResult(POLL_NOT_FOUND, body=body, detail=str(body.get("error") or "Session not found"))
+        if resp.status_code == 429:
+            return PollResult(POLL_RATE_LIMITED, retry_after=retry_after_seconds(resp, 60.0),
+                              detail=str(body.get("error")) if isinstance(body, Mapping) else "")
+        raise self._error_from(resp, what)
+
+    def imports(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Import history. Returns the seed shape (``imports``, ``total``, …) plus the raw rows in ``data``."""
+        from hextrackr_cli.dialects.hx11 import history_rows, import_record
+
+        body = self._json(self._call("GET", self.dialect.imports_path, what="import history"), "import history")
+        rows = history_rows(body)
+        if not isinstance(body, (Mapping, list)):
+            raise ServerError(f"import history: unexpected answer {_short(str(body))}")
+        page = rows[offset: offset + limit] if limit else rows[offset:]
+        return {"imports": [import_record(r) for r in page], "total": len(rows), "limit": limit,
+                "offset": offset, "data": rows}
+
+    # ------------------------------------------------------------------ socket.io
+    def socket_options(self) -> SocketOptions:
+        """python-socketio arguments for this server: cookie + X-Forwarded-Proto, and no ``http://`` Origin.
+
+        The websocket upgrade is refused for an ``http://`` Origin, and websocket-client sends
+        ``Origin: http://host`` by default for ``ws://`` URLs — so over plain http the Origin is suppressed
+        (over https its default ``https://`` Origin is accepted). The cookie also goes into an ``http_session``
+        because engine.io's long-polling requests after the handshake do not repeat the connect headers.
+        """
+        if not self.cookie:
+            raise AuthError("not logged in to the HexTrackr 1.1 server", hint=self.credentials_hint)
+        headers = {"Cookie": f"{COOKIE_NAME}={self.cookie}", "User-Agent": USER_AGENT}
+        if self.plain_http or self.forwarded_proto:
+            headers["X-Forwarded-Proto"] = "https"
+        ws_options: dict[str, Any] = {"suppress_origin": True} if self.plain_http else {}
+        verify = self.verify
+
+        def session_factory() -> requests.Session:
+            s = requests.Session()
+            s.headers.update(headers)
+            s.verify = verify
+            return s
+
+        return SocketOptions(url=self.base_url, headers=headers, websocket_extra_options=ws_options, verify=verify,
+                             _session_factory=session_factory)
+
+
+def _cookie_from(resp: requests.Response) -> str | None:
+    """The ``hextrackr.sid`` value a response set, as sent (URL-encoded), Secure or not."""
+    raw_headers = getattr(getattr(resp, "raw", None), "headers", None)
+    values: list[str] = []
+    if raw_headers is not None and hasattr(raw_headers, "getlist"):
+        values = list(raw_headers.getlist("Set-Cookie"))
+    elif resp.headers.get("Set-Cookie"):
+        values = [resp.headers["Set-Cookie"]]
+    for value in values:
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(value)
+        except Exception:
+            continue
+        morsel = jar.get(COOKIE_NAME)
+        if morsel is not None and morsel.value:
+            return morsel.value
+    value = resp.cookies.get(COOKIE_NAME)
+    return value or None

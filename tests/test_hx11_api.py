@@ -1,0 +1,285 @@
+"""The HexTrackr 1.1 HTTP client against the protocol-faithful double (real HTTP, real Socket.io)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import socketio
+
+from hextrackr_cli import protocol
+from hextrackr_cli.client import hx11_api
+from hextrackr_cli.client.hx11_api import Hx11Api, PollResult, RateLimited, UploadAborted
+from hextrackr_cli.dialects import hx11
+from hextrackr_cli.errors import AuthError, ExitStatus, ServerError, ServerUnreachable
+
+try:
+    from hx11_double import STALL_RESET_WINDOW, HX11Double, csv_text
+except ImportError:  # tests/ is a package
+    from tests.hx11_double import STALL_RESET_WINDOW, HX11Double, csv_text
+
+PASSWORD = "hextrackr-test"
+
+
+@pytest.fixture(scope="module")
+def hx():
+    with HX11Double(step_delay=0.005, rate_limit=None, complete_retention=30) as double:
+        yield double
+
+
+@pytest.fixture
+def api(hx):
+    with Hx11Api(hx.url) as client:
+        client.login("admin", PASSWORD)
+        yield client
+
+
+@pytest.fixture
+def scan(tmp_path) -> Path:
+    path = tmp_path / "tenable_scan.csv"
+    path.write_text(csv_text(40))
+    return path
+
+
+def wait_status(hx: HX11Double, sid: str, status: str) -> None:
+    assert hx.wait_for(lambda: sid in hx.sessions and hx.sessions[sid].status == status)
+
+
+# --------------------------------------------------------------------------- login
+def test_login_over_plain_http_retries_with_forwarded_proto_and_keeps_the_secure_cookie(hx):
+    with Hx11Api(hx.url) as api:
+        user = api.login("admin", PASSWORD)
+        assert user["username"] == "admin"
+        assert api.forwarded_proto is True and api.cookie
+        logins = [e for e in hx.request_log if e[1] == "/api/auth/login"][-2:]
+        assert [s for _, _, s in logins] == [200, 200]  # first without the header: no cookie; then with it
+        # the Secure cookie goes back explicitly over http
+        assert len(api.csrf()) == 32
+
+
+def test_login_bad_password_is_auth_error_exit_4_without_echoing_the_password(hx):
+    with Hx11Api(hx.url) as api, pytest.raises(AuthError) as info:
+        api.login("admin", "s3cret-wrong")
+    assert info.value.exit_status == ExitStatus.AUTH
+    assert "Invalid username or password" in str(info.value) and "s3cret-wrong" not in str(info.value)
+    assert "HEXTRACKR_USERNAME" in str(info.value)
+
+
+def test_login_that_never_sets_a_cookie_is_diagnosed():
+    with HX11Double(rate_limit=None, trust_proxy=False) as hx2, Hx11Api(hx2.url) as api:
+        with pytest.raises(AuthError) as info:
+            api.login("admin", PASSWORD)
+    text = str(info.value)
+    assert "set no session cookie" in text and "X-Forwarded-Proto" in text and "https://" in text
+
+
+def test_stored_cookie_is_reused_and_a_dead_one_is_detected(hx, api):
+    with Hx11Api(hx.url, cookie=api.cookie) as again:
+        assert again.check_session() is True
+    api.logout()
+    with Hx11Api(hx.url, cookie="s%3Anot-a-session.sig") as dead:
+        assert dead.check_session() is False
+
+
+def test_401_authentication_required_maps_to_auth_error_saying_to_log_in_again(hx):
+    with Hx11Api(hx.url, cookie="s%3Aexpired.sig") as api, pytest.raises(AuthError) as info:
+        api.imports()
+    assert "not authenticated" in str(info.value) and "log in again" in str(info.value)
+
+
+# --------------------------------------------------------------------------- upload
+def test_upload_streams_csvfile_with_csv_name_and_reports_progress(hx, api, tmp_path):
+    path = tmp_path / "export.txt"  # not *.csv locally: sent as export.txt.csv, text/csv
+    path.write_text(csv_text(3000))
+    sent: list[tuple[int, int]] = []
+    sid = str(uuid.uuid4())
+    answer = api.upload(path, session_id=sid, vendor="tenable", scan_date="2025-11-20",
+                        on_progress=lambda done, total: sent.append((done, total)))
+    assert answer["success"] is True and answer["sessionId"] == sid and answer["filename"] == "export.txt.csv"
+    assert len(sent) >= 2 and sent[-1][0] == sent[-1][1] > path.stat().st_size
+    assert [d for d, _ in sent] == sorted(d for d, _ in sent)
+    wait_status(hx, sid, "completed")
+    assert hx.sessions[sid].metadata["processedRows"] == 3000
+
+
+def test_stale_csrf_token_is_refreshed_and_the_upload_retried_once(hx, api, scan):
+    api.csrf_token = "0" * 32
+    sid = str(uuid.uuid4())
+    before = len([e for e in hx.request_log if e[1] == "/api/vulnerabilities/import-staging"])
+    assert api.upload(scan, session_id=sid)["sessionId"] == sid
+    posts = [e[2] for e in hx.request_log if e[1] == "/api/vulnerabilities/import-staging"][before:]
+    assert posts == [500, 200]
+
+
+def test_internal_server_error_is_explained_as_csrf_mime_or_field(hx, api, scan):
+    class WrongRoute(Hx11Api):
+        dialect = protocol.Dialect(**{**protocol.HEXTRACKR_11.__dict__, "import_path": "/api/vulnerabilities/import"})
+
+    with WrongRoute(hx.url, cookie=api.cookie) as other, pytest.raises(ServerError) as info:
+        other.upload(scan, session_id=str(uuid.uuid4()))
+    text = str(info.value)
+    assert "500" in text and "Internal server error" in text
+    assert "CSRF" in text and "text/csv" in text and "csvFile" in text
+    assert info.value.exit_status == ExitStatus.IMPORT_FAILED
+
+
+def test_upload_can_be_aborted_before_the_server_answers(hx, api, tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text(csv_text(20000))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(UploadAborted):
+        api.upload(path, session_id=str(uuid.uuid4()), abort=stop)
+
+
+def test_html_404_is_explained_as_a_missing_route(hx, api):
+    with Hx11Api(hx.url + "/hextrackr", cookie=api.cookie) as wrong, pytest.raises(ServerError) as info:
+        wrong.imports()
+    assert "HTML" in str(info.value) and "no such route" in str(info.value)
+    assert "Cannot GET /hextrackr/api/imports" in str(info.value)
+
+
+def test_unreachable_server_is_exit_3():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with Hx11Api(f"http://127.0.0.1:{port}") as api, pytest.raises(ServerUnreachable) as info:
+        api.login("admin", PASSWORD)
+    assert info.value.exit_status == ExitStatus.CONNECTION and "connection refused" in str(info.value)
+
+
+# --------------------------------------------------------------------------- polling and history
+def test_poll_is_typed_not_found_before_upload_ok_while_known_and_not_found_after_deletion(scan):
+    with HX11Double(step_delay=0.005, rate_limit=None, complete_retention=0.4) as hx2, Hx11Api(hx2.url) as api:
+        api.login("admin", PASSWORD)
+        sid = str(uuid.uuid4())
+        t = hx11.Translator(sid)
+        first = api.progress(sid)
+        assert first.status == hx11_api.POLL_NOT_FOUND and t.not_found() == hx11.NOT_STARTED
+        api.upload(scan, session_id=sid)
+        polled = api.progress(sid)
+        assert polled.status == hx11_api.POLL_OK
+        assert t.poll(polled.body)["type"] in protocol.EVENT_TYPES
+        wait_status(hx2, sid, "completed")
+        assert hx2.wait_for(lambda: sid not in hx2.sessions)
+        gone = api.progress(sid)
+        assert gone.status == hx11_api.POLL_NOT_FOUND and t.not_found() == hx11.GONE
+        verdict = hx11.decide_from_history(api.imports(), filename="tenable_scan.csv",
+                                           not_before_ms=time.time() * 1000 - 60_000)
+        assert verdict.outcome == hx11.HISTORY_COMPLETED and verdict.summary["rows"] == 40
+
+
+def test_poll_rate_limited_returns_retry_after_and_other_calls_raise_rate_limited():
+    with HX11Double(rate_limit=4, rate_window=300) as hx2, Hx11Api(hx2.url) as api:
+        api.login("admin", PASSWORD)  # 2 requests (plain, then with X-Forwarded-Proto)
+        sid = str(uuid.uuid4())
+        assert api.progress(sid).status == hx11_api.POLL_NOT_FOUND
+        assert api.progress(sid).status == hx11_api.POLL_NOT_FOUND
+        limited = api.progress(sid)
+        assert limited.status == hx11_api.POLL_RATE_LIMITED and 0 < limited.retry_after <= 300
+        with pytest.raises(RateLimited) as info:
+            api.imports()
+    assert 0 < info.value.retry_after <= 300 and "retry in" in str(info.value)
+
+
+def test_poll_reset_during_a_server_stall_is_a_typed_reset_not_a_failure(scan):
+    with HX11Double(step_delay=0.01, rate_limit=None, stall=1.2, stall_at=65) as hx2, Hx11Api(hx2.url) as api:
+        api.login("admin", PASSWORD)
+        sid = str(uuid.uuid4())
+        api.upload(scan, session_id=sid)
+        assert hx2.wait_for(lambda: hx2.sessions[sid].progress >= 60)
+        time.sleep(0.3)
+        result = api.progress(sid)
+        assert result == PollResult(hx11_api.POLL_RESET, detail=result.detail)
+        wait_status(hx2, sid, "completed")
+        time.sleep(STALL_RESET_WINDOW)  # only polls in flight during the stall are reset
+        assert api.progress(sid).status == hx11_api.POLL_OK
+
+
+def test_imports_history_in_seed_shape_with_raw_rows(hx, api, scan):
+    sid = str(uuid.uuid4())
+    api.upload(scan, session_id=sid, vendor="tenable", scan_date="2025-11-21")
+    wait_status(hx, sid, "completed")
+    body = api.imports()
+    assert body["total"] == len(body["data"]) >= 1
+    rec = body["imports"][0]
+    assert (rec["filename"], rec["scanDate"], rec["rows"], rec["status"]) == ("tenable_scan.csv", "2025-11-21", 40,
+                                                                              "completed")
+
+
+# --------------------------------------------------------------------------- socket.io
+def _collect(client: socketio.Client, translator: hx11.Translator, out: list[dict]) -> None:
+    for name in hx11.EVENTS:
+        def handler(data, _name=name):
+            ev = translator.event(_name, data)
+            if ev is not None:
+                out.append(ev)
+        client.on(name, handler)
+
+
+def _close(client: socketio.Client) -> None:
+    t = threading.Thread(target=client.eio.disconnect, kwargs={"abort": True}, daemon=True)
+    t.start()
+    t.join(1)
+
+
+@pytest.mark.parametrize("transports,expected", [(None, "websocket"), (["polling"], "polling")])
+def test_join_before_post_receives_every_stage_and_the_summary(hx, api, scan, transports, expected):
+    opts = api.socket_options()
+    client = socketio.Client(reconnection=False, **opts.client_kwargs)
+    sid = str(uuid.uuid4())
+    translator = hx11.Translator(sid)
+    events: list[dict] = []
+    _collect(client, translator, events)
+    try:
+        client.connect(**opts.connect_kwargs(transports), wait_timeout=5)
+        assert client.transport() == expected  # not silently stuck on polling
+        client.emit(hx11.DIALECT.join_event, sid)
+        assert hx.wait_for(lambda: sid in hx.joins)
+        api.upload(scan, session_id=sid, vendor="tenable", scan_date="2025-11-20")
+        assert hx.wait_for(lambda: translator.finished)
+    finally:
+        _close(client)
+    assert events[0]["type"] == protocol.PARSING and events[0]["message"] == "Parsing CSV file..."
+    assert events[-1]["type"] == protocol.COMPLETE
+    summary = {k: events[-1][k] for k in ("rows", "inserted", "updated", "resolved")}
+    assert summary["rows"] == 40 and summary["inserted"] + summary["updated"] == 40
+    stages = [e["type"] for e in events]
+    assert stages == sorted(stages, key=[protocol.PARSING, protocol.LOADING, protocol.PROCESSING,
+                                         protocol.FINALIZING, protocol.COMPLETE].index)
+
+
+def test_socket_options_carry_cookie_and_proto_and_suppress_http_origin(api):
+    opts = api.socket_options()
+    first, second = opts.connect_kwargs(), opts.connect_kwargs()
+    assert first["headers"] is not second["headers"]  # engine.io mutates the dict it is given
+    assert first["headers"]["Cookie"].startswith("hextrackr.sid=") and first["headers"]["X-Forwarded-Proto"] == "https"
+    assert opts.client_kwargs["websocket_extra_options"] == {"suppress_origin": True}
+    session = opts.client_kwargs["http_session"]
+    assert session.headers["Cookie"] == first["headers"]["Cookie"]
+
+
+def test_error_event_reaches_the_joined_client_with_the_server_message(scan):
+    with HX11Double(step_delay=0.005, rate_limit=None, fail_at=70, fail_message="Import failed: boom") as hx2, \
+            Hx11Api(hx2.url) as api:
+        api.login("admin", PASSWORD)
+        opts = api.socket_options()
+        client = socketio.Client(reconnection=False, **opts.client_kwargs)
+        sid = str(uuid.uuid4())
+        translator = hx11.Translator(sid)
+        events: list[dict] = []
+        _collect(client, translator, events)
+        try:
+            client.connect(**opts.connect_kwargs(), wait_timeout=5)
+            client.emit("join-progress", sid)
+            assert hx2.wait_for(lambda: sid in hx2.joins)
+            api.upload(scan, session_id=sid)
+            assert hx2.wait_for(lambda: translator.finished)
+        finally:
+            _close(client)
+    assert events[-1]["type"] == protocol.ERROR and events[-1]["message"] == "Import failed: boom"
