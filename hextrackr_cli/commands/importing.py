@@ -525,13 +525,8 @@ def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> in
                     return ExitStatus.OK
                 from dataclasses import replace
 
-                final = replace(
-                    event,
-                    exit_code=ExitStatus.IMPORT_FAILED,
-                    message=f"nothing to cancel: the import already {event.outcome}"
-                    + (f" ({event.message})" if event.outcome == protocol.OUTCOME_FAILED and event.message else ""),
-                )
-                renderer.handle(final)
+                renderer.handle(ev.Notice(f"nothing to cancel: the import already {event.outcome}", "warning"))
+                renderer.handle(replace(event, exit_code=ExitStatus.IMPORT_FAILED))
                 return ExitStatus.IMPORT_FAILED
             if event is not None:
                 renderer.handle(event)
