@@ -208,7 +208,9 @@ def test_first_progress_is_emitted_before_the_post_response(hx, watchers):
     early.sio.emit("join-progress", sid)
     hx.wait_for(lambda: hx.joins.count(sid) == 1)
     assert upload(hx, headers, sid).status_code == 200
-    assert early.events and early.events[0][1]["message"] == "Parsing CSV file..."
+    emitted_before_answer = [p["message"] for ev, room, p in list(hx.emitted) if room == f"progress-{sid}"]
+    assert emitted_before_answer[:1] == ["Parsing CSV file..."]
+    assert early.wait("progress-update")["message"] == "Parsing CSV file..."
     late.sio.emit("join-progress", sid)
     early.wait("progress-complete")
     late.wait("progress-complete")

@@ -423,7 +423,7 @@ class Hx11Api:
         Join ``progress-<session_id>`` on the socket **before** calling this: the server emits before it
         answers. A 500 "Internal server error" is retried once with a fresh CSRF token.
         """
-        from requests_toolbelt.multipart.encoder import MultipartEncoder
+        from requests_toolbelt.multipart.encoder import MultipartEncoder  # type: ignore[import-untyped]
 
         if not protocol.is_session_id(session_id):
             raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
@@ -542,5 +542,5 @@ def _cookie_from(resp: requests.Response) -> str | None:
         morsel = jar.get(COOKIE_NAME)
         if morsel is not None and morsel.value:
             return morsel.value
-    value = resp.cookies.get(COOKIE_NAME)
-    return value or None
+    fallback = resp.cookies.get(COOKIE_NAME)
+    return fallback or None
