@@ -229,6 +229,7 @@ class HX11Double:
         self.history: list[dict[str, Any]] = []
         self.emitted: list[tuple[str, str, dict[str, Any]]] = []  # (event, room, payload)
         self.joins: list[str] = []
+        self.timeline: list[tuple[str, str]] = []  # ("emit <event>" | "answer", session id), in order
         self.resets = 0
 
         self._auth: dict[str, dict[str, Any]] = {}  # cookie sid -> {"user", "csrf"}
@@ -539,6 +540,7 @@ class HX11Double:
         task = asyncio.get_running_loop().create_task(self._run_import(tracked, upload, auth["user"]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self.timeline.append(("answer", session_id))
         return await _send_json(send, 200, {"success": True, "sessionId": session_id,
                                             "message": "CSV import started", "filename": filename,
                                             "vendor": vendor, "scanDate": scan_date})
@@ -638,6 +640,7 @@ class HX11Double:
     async def _emit(self, event: str, session_id: str, payload: dict[str, Any]) -> None:
         room = f"progress-{session_id}"
         self.emitted.append((event, room, payload))
+        self.timeline.append((f"emit {event}", session_id))
         await self.sio.emit(event, payload, room=room)
 
     async def _step(self, tracked: Tracked, progress: float, message: str, **metadata: Any) -> None:
