@@ -245,137 +245,125 @@ def normalize_host(text: str) -> str:
     return text.strip().lower()
 
 
-def _score(text: str) -> float | None:
-    t = text.strip()
-    if not t:
-        return None
-    try:
-        return float(t)
-    except ValueError:
-        return None
-
-
-def dedup_key(asset_id: str, plugin_id: str, host: str, cve: str, vendor: str) -> str:
-    """Stable identity of a finding: asset id + plugin id, else host + CVE, else host + plugin + vendor.
-
-    The CVE is part of every key so a plugin with several CVEs keeps one record per CVE.
-    """
-    if asset_id and plugin_id:
-        return f"a:{asset_id}|{plugin_id}|{cve}"
-    if host and cve:
-        return f"h:{host}|{cve}"
-    return f"p:{host}|{plugin_id}|{vendor}"
-
-
 # --------------------------------------------------------------------------- mappers
-def _getter(index: Mapping[str, int], fld: str) -> Callable[[Sequence[str]], str]:
-    i = index.get(fld)
-    if i is None:
-        return lambda row: ""
-    return lambda row: row[i]
+# Mappers are on the hot path (one call per row): plain indexing with precomputed column positions, no
+# per-field helper calls. A missing optional column reads index -1 of the row, which the mapper pads with "".
+# Plugin text (name, description, solution) is the same on every row of a plugin: it goes once into the
+# mapper's ``plugins`` dict ({plugin_id: (name, description, solution)}) instead of into every record; records
+# carry description/solution themselves only when they have no plugin id.
 
 
 def make_mapper(fmt: Format, vendor: str) -> Mapper:
-    """A function mapping one CSV row (already checked to have the header's width) to a list of records."""
-    if fmt.name == TENABLE:
-        return _tenable_mapper(fmt.index, vendor)
-    if fmt.name == NESSUS:
-        return _nessus_mapper(fmt.index, vendor)
-    if fmt.name == GENERIC:
-        return _generic_mapper(fmt.index, vendor)
+    """A function mapping one CSV row (already checked to have the header's width) to a list of records.
+
+    The returned function has a ``plugins`` attribute (dict) filled as rows are mapped (vulnerabilities).
+    It may append one "" to the row it is given.
+    """
     if fmt.name == TICKETS:
         return _ticket_mapper(fmt.index)
-    raise FormatError(f"no mapper for format {fmt.name!r}")
+    if fmt.name == TENABLE:
+        cols = {
+            "asset_id": "asset_id", "hostname": "hostname", "ip": "display_ip", "ips": "ips",
+            "plugin_id": "plugin_id", "plugin_name": "plugin_name", "cve": "cve", "vpr": "vpr_score",
+            "cvss": None, "description": "description", "solution": "solution", "severity": "severity",
+            "state": "state", "first": "first_seen", "last": "last_seen", "dns": None,
+        }
+    elif fmt.name == NESSUS:
+        cols = {
+            "asset_id": None, "hostname": "host", "ip": None, "ips": None, "plugin_id": "plugin_id",
+            "plugin_name": "plugin_name", "cve": "cve", "vpr": "vpr_score", "cvss": "cvss_score",
+            "description": "description", "solution": "solution", "severity": "severity", "state": None,
+            "first": None, "last": None, "dns": "dns",
+        }
+    elif fmt.name == GENERIC:
+        cols = {
+            "asset_id": "asset_id", "hostname": "hostname", "ip": "ip_address", "ips": None,
+            "plugin_id": "plugin_id", "plugin_name": "plugin_name", "cve": "cve", "vpr": "vpr_score",
+            "cvss": "cvss_score", "description": "description", "solution": "solution", "severity": "severity",
+            "state": "state", "first": "first_seen", "last": "last_seen", "dns": None,
+        }
+    else:
+        raise FormatError(f"no mapper for format {fmt.name!r}")
+    return _vuln_mapper(fmt.name, {k: fmt.index.get(v, -1) if v else -1 for k, v in cols.items()}, vendor)
 
 
-def _tenable_mapper(index: Mapping[str, int], vendor: str) -> Mapper:
-    g = {f: _getter(index, f) for f in _TENABLE_COLS}
-    asset_id, hostname, display_ip, ips = g["asset_id"], g["hostname"], g["display_ip"], g["ips"]
-    plugin_id, plugin_name, cve_of = g["plugin_id"], g["plugin_name"], g["cve"]
-    vpr, desc, sol, sev, state = g["vpr_score"], g["description"], g["solution"], g["severity"], g["state"]
-    first, last = g["first_seen"], g["last_seen"]
+def _vuln_mapper(name: str, ix: Mapping[str, int], vendor: str) -> Mapper:
+    i_aid, i_host, i_ip, i_ips = ix["asset_id"], ix["hostname"], ix["ip"], ix["ips"]
+    i_pid, i_name, i_cve, i_vpr, i_cvss = ix["plugin_id"], ix["plugin_name"], ix["cve"], ix["vpr"], ix["cvss"]
+    i_desc, i_sol, i_sev, i_state = ix["description"], ix["solution"], ix["severity"], ix["state"]
+    i_first, i_last, i_dns = ix["first"], ix["last"], ix["dns"]
+    pad = -1 in ix.values()
+    nessus = name == NESSUS
+    plugins: dict[str, tuple[str, str, str]] = {}
+    severities = dict(_SEVERITIES)
+    for v in set(_SEVERITIES.values()):
+        severities[v] = v
+    ip_match = _IP_RE.match
+    split = split_cves
 
-    def map_row(row: Sequence[str]) -> list:
-        aid = asset_id(row).strip()
-        host = normalize_host(hostname(row))
-        ip = display_ip(row).strip()
-        if not ip:
-            addresses = ips(row)
-            ip = addresses.split(",", 1)[0].strip() if addresses else ""
-        pid = plugin_id(row).strip()
-        name = plugin_name(row)
-        common = (host, ip, aid)
-        rest = (
-            pid,
-            name,
-            normalize_severity(sev(row)),
-            _score(vpr(row)),
-            None,
-            state(row).strip().upper(),
-            desc(row),
-            sol(row),
-            first(row).strip(),
-            last(row).strip(),
-        )
+    def map_row(row: list) -> list:
+        if pad:
+            row.append("")
+        if nessus:
+            host_cell = row[i_host].strip()
+            if ip_match(host_cell):
+                ip = host_cell
+                host = row[i_dns].strip().lower()
+            else:
+                ip = ""
+                host = (row[i_dns] or host_cell).strip().lower()
+            aid = ""
+        else:
+            host = row[i_host].strip().lower()
+            ip = row[i_ip].strip()
+            if not ip and i_ips >= 0:
+                ip = row[i_ips].split(",", 1)[0].strip()
+            aid = row[i_aid].strip()
+        pid = row[i_pid].strip()
+        pname = row[i_name]
+        if pid:
+            if pid not in plugins:
+                plugins[pid] = (pname, row[i_desc], row[i_sol])
+            desc = sol = ""
+        else:
+            desc, sol = row[i_desc], row[i_sol]
+        sev_text = row[i_sev]
+        sev = severities.get(sev_text)
+        if sev is None:
+            sev = normalize_severity(sev_text)
+        vpr_text = row[i_vpr]
+        try:
+            vpr = float(vpr_text) if vpr_text else None
+        except ValueError:
+            vpr = None
+        cvss_text = row[i_cvss]
+        try:
+            cvss = float(cvss_text) if cvss_text else None
+        except ValueError:
+            cvss = None
+        state = row[i_state].strip().upper()
+        first = row[i_first].strip()
+        last = row[i_last].strip()
+        cell = row[i_cve]
+        if cell and cell[:4] == "CVE-" and "," not in cell and " " not in cell:
+            cves: Sequence[str] = (cell,)
+        else:
+            cves = split(cell, pname)
         who = host or ip
-        return [(dedup_key(aid, pid, who, c, vendor),) + common + (c,) + rest for c in split_cves(cve_of(row), name)]
+        out = []
+        # dedup key: asset id + plugin id, else host + CVE, else host + plugin + vendor; the CVE is part of
+        # the first key so a plugin with several CVEs keeps one record per CVE
+        for cve in cves:
+            if aid and pid:
+                key = f"a:{aid}|{pid}|{cve}"
+            elif who and cve:
+                key = f"h:{who}|{cve}"
+            else:
+                key = f"p:{who}|{pid}|{vendor}"
+            out.append((key, host, ip, aid, cve, pid, pname, sev, vpr, cvss, state, desc, sol, first, last))
+        return out
 
-    return map_row
-
-
-def _nessus_mapper(index: Mapping[str, int], vendor: str) -> Mapper:
-    g = {f: _getter(index, f) for f in _NESSUS_COLS}
-    plugin_id, cve_of, cvss, sev, host_of, dns = g["plugin_id"], g["cve"], g["cvss_score"], g["severity"], g["host"], g["dns"]
-    plugin_name, desc, sol, vpr = g["plugin_name"], g["description"], g["solution"], g["vpr_score"]
-
-    def map_row(row: Sequence[str]) -> list:
-        host_cell = host_of(row).strip()
-        ip = host_cell if _IP_RE.match(host_cell) else ""
-        host = normalize_host(dns(row) or ("" if ip else host_cell))
-        pid = plugin_id(row).strip()
-        name = plugin_name(row)
-        rest = (
-            pid,
-            name,
-            normalize_severity(sev(row)),
-            _score(vpr(row)),
-            _score(cvss(row)),
-            "",
-            desc(row),
-            sol(row),
-            "",
-            "",
-        )
-        who = host or ip
-        return [(dedup_key("", pid, who, c, vendor), host, ip, "", c) + rest for c in split_cves(cve_of(row), name)]
-
-    return map_row
-
-
-def _generic_mapper(index: Mapping[str, int], vendor: str) -> Mapper:
-    g = {f: _getter(index, f) for f in _GENERIC_COLS}
-
-    def map_row(row: Sequence[str]) -> list:
-        host = normalize_host(g["hostname"](row))
-        ip = g["ip_address"](row).strip()
-        aid = g["asset_id"](row).strip()
-        pid = g["plugin_id"](row).strip()
-        name = g["plugin_name"](row)
-        rest = (
-            pid,
-            name,
-            normalize_severity(g["severity"](row)),
-            _score(g["vpr_score"](row)),
-            _score(g["cvss_score"](row)),
-            g["state"](row).strip().upper(),
-            g["description"](row),
-            g["solution"](row),
-            g["first_seen"](row).strip(),
-            g["last_seen"](row).strip(),
-        )
-        who = host or ip
-        return [(dedup_key(aid, pid, who, c, vendor), host, ip, aid, c) + rest for c in split_cves(g["cve"](row), name)]
-
+    map_row.plugins = plugins  # type: ignore[attr-defined]
     return map_row
 
 
@@ -389,16 +377,20 @@ def normalize_xt_number(text: str) -> str:
 
 
 def _ticket_mapper(index: Mapping[str, int]) -> Mapper:
-    getters = [_getter(index, f) for f in TICKET_FIELDS]
+    positions = [index.get(f, -1) for f in TICKET_FIELDS]
+    pad = -1 in positions
     status_at = TICKET_FIELDS.index("status")
 
-    def map_row(row: Sequence[str]) -> list:
-        values = [get(row).strip() for get in getters]
+    def map_row(row: list) -> list:
+        if pad:
+            row.append("")
+        values = [row[i].strip() for i in positions]
         values[0] = normalize_xt_number(values[0])
         if not values[status_at]:
             values[status_at] = "Open"
         return [tuple(values)]
 
+    map_row.plugins = {}  # type: ignore[attr-defined]
     return map_row
 
 

@@ -1,16 +1,18 @@
 """The import job: streaming CSV parse and transactional load, in a worker thread.
 
-Stages (docs/wire.md): parsing 0-10 % (validate + count rows, by bytes read), loading 10-80 % (batches into a
+Stages (docs/wire.md): parsing 0-10 % (byte check: NUL, UTF-8, line count), loading 10-80 % (parse, map, batches into a
 TEMP staging table), processing 80-95 % (upsert, resolve, snapshot), finalizing 95-99 % (commit), complete.
 Imports on one database are serialized; a waiting import says so and can be cancelled while it waits.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
 import os
+import queue
 import sqlite3
 import threading
 import time
@@ -28,6 +30,7 @@ log = logging.getLogger("hextrackr.server")
 BATCH_ROWS = 5000
 HEARTBEAT = 0.5  # seconds: report at least this often while work goes on
 FIELD_LIMIT = 8 * 1024 * 1024
+SCAN_CHUNK = 1 << 20
 csv.field_size_limit(FIELD_LIMIT)
 
 
@@ -52,7 +55,7 @@ class Job:
 
 
 class _Source(io.RawIOBase):
-    """Raw reader that counts bytes (for progress) and refuses NUL bytes (binary files)."""
+    """Raw reader that counts the bytes read, for progress by position."""
 
     def __init__(self, path: Path) -> None:
         self._f = open(path, "rb", buffering=0)
@@ -64,8 +67,6 @@ class _Source(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         n = self._f.readinto(buffer)
         if n:
-            if b"\x00" in memoryview(buffer)[:n].tobytes():
-                raise ImportProblem("contains NUL bytes: this is a binary file, not a CSV text file")
             self.pos += n
         return n or 0
 
@@ -241,6 +242,10 @@ class _Run:
         except sqlite3.Error:
             log.warning("could not store the final event of import %s", job.import_id)
         self._close(conn)
+        try:  # copy the WAL into the database now, off everyone's critical path
+            self.importer.db.checkpoint()
+        except sqlite3.Error:
+            pass
 
     def _fail(self, conn: sqlite3.Connection | None, message: str, rows: int) -> None:
         self._rollback(conn)
@@ -341,44 +346,63 @@ class _Run:
                     ) from None
             raise ImportProblem(str(exc)) from None
 
+    def _scan(self) -> int:
+        """Parsing stage: one fast pass over the bytes (NUL, UTF-8, line count). Returns the estimated row count."""
+        job = self.job
+        size = max(1, job.size)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        lines = 0
+        pos = 0
+        last = b""
+        with open(job.path, "rb") as f:
+            while True:
+                chunk = f.read(SCAN_CHUNK)
+                if not chunk:
+                    break
+                if b"\x00" in chunk:
+                    raise ImportProblem("contains NUL bytes: this is a binary file, not a CSV text file")
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    line = lines + chunk[: max(0, exc.start)].count(b"\n") + 1
+                    raise ImportProblem(f"is not UTF-8 text (invalid byte at line {line}); save it as UTF-8") from None
+                lines += chunk.count(b"\n")
+                pos += len(chunk)
+                last = chunk[-1:]
+                if time.monotonic() - self.last_report >= HEARTBEAT:
+                    self.check_cancel()
+                    self.report(protocol.PARSING, 10 * pos / size, f"Checking {job.filename}")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ImportProblem(f"is not UTF-8 text (truncated character at line {lines + 1}); save it as UTF-8") from None
+        if last and last != b"\n":
+            lines += 1
+        return max(0, lines - 1)
+
     def _work(self, conn: sqlite3.Connection) -> tuple[Any, int, str, str]:
         job = self.job
         size = max(1, job.size)
-        # ---- parsing: validate every row and count them (nothing touches the database yet)
-        self.report(protocol.PARSING, 0, f"Parsing {job.filename}")
+        # ---- parsing: check the bytes and estimate the row count (nothing touches the database yet)
+        self.report(protocol.PARSING, 0, f"Checking {job.filename}")
+        estimate = self._scan()
         reader, _, source, text = self._reader()
         try:
             fmt = self._header(reader)
             width = len(fmt.header)
-            rows = 0
-            for _row in self._rows(reader, width):
-                rows += 1
-                if rows & 1023 == 0:
-                    if time.monotonic() - self.last_report >= HEARTBEAT:
-                        self.check_cancel()
-                        self.report(
-                            protocol.PARSING, 10 * source.pos / size,
-                            f"Parsing {job.filename}: {rows} rows read", processedRows=0,
-                        )
-        finally:
-            text.close()
-        if rows == 0:
-            raise ImportProblem("has a header but no data rows")
-        self.check_cancel()
-        vendor = job.vendor or fmt.default_vendor
-        batches = (rows + self.importer.batch_rows - 1) // self.importer.batch_rows
-        self.report(protocol.PARSING, 10, f"Parsed {rows} rows ({fmt.title})", totalRows=rows, processedRows=0)
+            vendor = job.vendor or fmt.default_vendor
+            self.check_cancel()
+            batch_rows = self.importer.batch_rows
+            batches = max(1, (estimate + batch_rows - 1) // batch_rows)
+            self.report(protocol.PARSING, 10, f"{fmt.title}: about {estimate} rows", totalRows=estimate,
+                        processedRows=0)
 
-        # ---- loading: map rows to records, stage them in batches (each batch = progress + cancel point)
-        mapper = make_mapper(fmt, vendor)
-        staging = Staging(conn, job.kind)
-        reader, _, source, text = self._reader()
-        try:
-            next(reader)
+            # ---- loading: parse, map and stage rows in batches (each batch = progress + cancel point)
+            mapper = make_mapper(fmt, vendor)
+            staging = _Stager(Staging(conn, job.kind))
             batch: list = []
             done = 0
             number = 0
-            batch_rows = self.importer.batch_rows
             for row in self._rows(reader, width):
                 batch.extend(mapper(row))
                 done += 1
@@ -388,15 +412,24 @@ class _Run:
                     batch = []
                     if done % batch_rows == 0:
                         number += 1
+                    total = max(estimate, done)
                     self.report(
-                        protocol.LOADING, 10 + 70 * done / rows, f"Loading batch {number} of {batches}",
-                        processedRows=done, totalRows=rows, batchNumber=number, totalBatches=batches,
+                        protocol.LOADING, 10 + 70 * min(1.0, source.pos / size), f"Loading batch {number} of {batches}",
+                        processedRows=done, totalRows=total, batchNumber=number, totalBatches=max(batches, number),
                     )
             if batch:
                 staging.add(batch)
+            staging.finish()
             self.check_cancel()
         finally:
+            staging_done = locals().get("staging")
+            if isinstance(staging_done, _Stager):
+                staging_done.close()
             text.close()
+        rows = done
+        if rows == 0:
+            raise ImportProblem("has a header but no data rows")
+        batches = (rows + batch_rows - 1) // batch_rows
         self.report(
             protocol.LOADING, 80, f"Loaded {rows} rows", processedRows=rows, totalRows=rows,
             batchNumber=batches, totalBatches=batches,
@@ -430,10 +463,10 @@ class _Run:
         try:
             self.report(protocol.PROCESSING, 80, "Merging records", processedRows=rows, totalRows=rows)
             if job.kind == "vulnerabilities":
-                counts = merge_vulnerabilities(conn, staging, import_id=job.import_id, vendor=vendor,
-                                               scan_date=job.scan_date, check=check)
+                counts = merge_vulnerabilities(conn, staging.staging, import_id=job.import_id, vendor=vendor,
+                                               scan_date=job.scan_date, plugins=mapper.plugins, check=check)
             else:
-                counts = merge_tickets(conn, staging, import_id=job.import_id, check=check)
+                counts = merge_tickets(conn, staging.staging, import_id=job.import_id, check=check)
             self.check_cancel()
             # ---- finalizing: the import record commits with the data
             self.report(protocol.FINALIZING, 95, "Committing", processedRows=rows, totalRows=rows)
@@ -450,9 +483,47 @@ class _Run:
             raise
         finally:
             conn.set_progress_handler(None, 0)
-        staging.drop()
+        staging.staging.drop()
         self.report(protocol.FINALIZING, 99, "Committed", processedRows=rows, totalRows=rows)
         return counts, rows, fmt.name, vendor
+
+
+class _Stager:
+    """Stages batches in a helper thread so SQLite's inserts (which release the GIL) overlap the CSV parsing."""
+
+    def __init__(self, staging: Staging) -> None:
+        self.staging = staging
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="stager", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is None:
+                try:
+                    self.staging.add(batch)
+                except BaseException as exc:  # re-raised in the worker thread
+                    self._error = exc
+
+    def add(self, batch: list) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def finish(self) -> None:
+        """Wait until every batch is staged; re-raise a staging failure."""
+        self.close()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def _json(value: Any) -> str:

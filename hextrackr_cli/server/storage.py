@@ -51,17 +51,23 @@ CREATE TABLE IF NOT EXISTS vulnerabilities (
     status TEXT NOT NULL DEFAULT 'open',
     resolved_at TEXT,
     import_id INTEGER NOT NULL,
+    created_import_id INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     UNIQUE (vendor, dedup_key)
 );
-CREATE INDEX IF NOT EXISTS vulnerabilities_vendor_import ON vulnerabilities (vendor, import_id);
+CREATE TABLE IF NOT EXISTS plugins (
+    vendor TEXT NOT NULL,
+    plugin_id TEXT NOT NULL,
+    name TEXT, description TEXT, solution TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (vendor, plugin_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS vulnerability_snapshots (
     import_id INTEGER NOT NULL,
     vulnerability_id INTEGER NOT NULL,
-    scan_date TEXT, severity TEXT, state TEXT, vpr_score REAL,
-    PRIMARY KEY (import_id, vulnerability_id)
-) WITHOUT ROWID;
+    scan_date TEXT, severity TEXT, state TEXT, vpr_score REAL
+);
 CREATE TABLE IF NOT EXISTS tickets (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     xt_number TEXT NOT NULL UNIQUE,
@@ -112,7 +118,19 @@ class Database:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: a whole import's pages stay in the cache
+        conn.execute("PRAGMA temp_store=MEMORY")  # the staging table
+        # checkpoints run where we choose (after an import has reported completion), never inside a commit
+        # that someone is waiting for
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
+
+    def checkpoint(self) -> None:
+        conn = self.connect()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     def initialize(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +276,7 @@ class Staging:
 
 
 def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_id: int, vendor: str,
-                          scan_date: str, check: Any = None) -> LoadCounts:
+                          scan_date: str, plugins: dict | None = None, check: Any = None) -> LoadCounts:
     """Upsert the staged records, resolve the vendor's records absent from this scan, snapshot the scan.
 
     Must run inside the import's transaction. ``check()`` is called between statements (cancel point).
@@ -266,22 +284,15 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
     check = check or (lambda stage: None)
     now = utc_now()
     t = f"temp.{staging.table}"
-    conn.execute(f"CREATE INDEX temp.{staging.table}_key ON {staging.table} (dedup_key)")
-    records = conn.execute(f"SELECT count(DISTINCT dedup_key) FROM {t}").fetchone()[0]
-    existing = conn.execute(
-        f"SELECT count(*) FROM (SELECT DISTINCT dedup_key FROM {t}) s WHERE EXISTS"
-        " (SELECT 1 FROM vulnerabilities v WHERE v.vendor = ? AND v.dedup_key = s.dedup_key)",
-        (vendor,),
-    ).fetchone()[0]
     check("upsert")
     conn.execute(
-        f"INSERT INTO vulnerabilities ({_V_COLS}, vendor, scan_date, status, resolved_at, import_id, created_at,"
-        " updated_at)"
+        f"INSERT INTO vulnerabilities ({_V_COLS}, vendor, scan_date, status, resolved_at, import_id,"
+        " created_import_id, created_at, updated_at)"
         f" SELECT dedup_key, hostname, ip_address, asset_id, cve, plugin_id, plugin_name, severity, vpr_score,"
         " cvss_score, state, description, solution,"
         " CASE WHEN first_seen = '' THEN ? ELSE first_seen END,"
         " CASE WHEN last_seen = '' THEN ? ELSE last_seen END,"
-        f" ?, ?, 'open', NULL, ?, ?, ? FROM {t} WHERE true ORDER BY seq"
+        f" ?, ?, 'open', NULL, ?, ?, ?, ? FROM {t} WHERE true"
         " ON CONFLICT (vendor, dedup_key) DO UPDATE SET"
         " hostname = excluded.hostname, ip_address = excluded.ip_address, asset_id = excluded.asset_id,"
         " plugin_id = excluded.plugin_id, plugin_name = excluded.plugin_name, severity = excluded.severity,"
@@ -292,9 +303,22 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
         "   ELSE vulnerabilities.first_seen END,"
         " last_seen = excluded.last_seen, scan_date = excluded.scan_date, status = 'open', resolved_at = NULL,"
         " import_id = excluded.import_id, updated_at = excluded.updated_at",
-        (scan_date, scan_date, vendor, scan_date, import_id, now, now),
+        (scan_date, scan_date, vendor, scan_date, import_id, import_id, now, now),
     )
+    # records of this scan carry import_id; the ones it created also carry created_import_id
+    records, inserted = conn.execute(
+        "SELECT count(*), coalesce(sum(created_import_id = ?), 0) FROM vulnerabilities WHERE import_id = ?",
+        (import_id, import_id),
+    ).fetchone()
+    if plugins:
+        conn.executemany(
+            "INSERT INTO plugins (vendor, plugin_id, name, description, solution, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (vendor, plugin_id) DO UPDATE SET name = excluded.name,"
+            " description = excluded.description, solution = excluded.solution, updated_at = excluded.updated_at",
+            ((vendor, pid, name, desc, sol, now) for pid, (name, desc, sol) in plugins.items()),
+        )
     check("resolve")
+    # every record of this scan now carries import_id: the vendor's other open records were absent from it
     resolved = conn.execute(
         "UPDATE vulnerabilities SET status = 'resolved', resolved_at = ?, updated_at = ?"
         " WHERE vendor = ? AND import_id != ? AND status = 'open'",
@@ -307,7 +331,7 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
         " WHERE vendor = ? AND import_id = ?",
         (vendor, import_id),
     )
-    return LoadCounts(records=records, inserted=records - existing, updated=existing, resolved=resolved)
+    return LoadCounts(records=records, inserted=inserted, updated=records - inserted, resolved=resolved)
 
 
 def merge_tickets(conn: sqlite3.Connection, staging: Staging, *, import_id: int, check: Any = None) -> LoadCounts:

@@ -1,0 +1,146 @@
+"""Format detection and row mappers (pure functions the client also uses for local checks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hextrackr_cli.formats import (
+    FormatError,
+    VULN_FIELDS,
+    detect_format,
+    make_mapper,
+    metadata_from_filename,
+    normalize_xt_number,
+    parse_scan_date,
+)
+from helpers import GENERIC_HEADER, TENABLE_HEADER
+
+NESSUS_HEADER = ["Plugin ID", "CVE", "CVSS v2.0 Base Score", "Risk", "Host", "Protocol", "Port", "Name", "Synopsis",
+                 "Description", "Solution", "See Also", "Plugin Output"]
+TICKET_HEADER = ["xt_number", "date_submitted", "date_due", "hexagon_ticket", "service_now_ticket", "location",
+                 "devices", "supervisor", "tech", "status", "notes"]
+
+
+def rec(record: tuple) -> dict:
+    return dict(zip(VULN_FIELDS, record))
+
+
+@pytest.mark.parametrize(
+    "header,name",
+    [
+        (TENABLE_HEADER, "tenable"),
+        (NESSUS_HEADER, "nessus"),
+        (GENERIC_HEADER, "generic"),
+        (["Host", "IP Address", "CVE", "Severity", "VPR Score", "Plugin ID"], "generic"),
+        (TICKET_HEADER, "tickets"),
+        (["XT Number", "Date Submitted", "Status", "Notes"], "tickets"),
+    ],
+)
+def test_detect_format_recognises_each_known_header(header: list[str], name: str) -> None:
+    assert detect_format(header).name == name
+
+
+def test_detection_is_case_insensitive_after_exact_match_and_ignores_a_bom() -> None:
+    fmt = detect_format(["\ufeffHOSTNAME", "Ip_Address", "CVE", "severity"])
+    assert fmt.name == "generic" and fmt.index["hostname"] == 0 and fmt.index["ip_address"] == 1
+
+
+def test_unknown_columns_name_the_expected_columns() -> None:
+    with pytest.raises(FormatError) as exc:
+        detect_format(["foo", "bar", "baz"])
+    text = str(exc.value)
+    assert "unknown columns (foo, bar, baz)" in text
+    assert "asset.name" in text and "Plugin ID" in text and "hostname" in text
+
+
+def test_semicolon_header_is_reported_as_a_delimiter_problem() -> None:
+    with pytest.raises(FormatError, match="semicolons"):
+        detect_format(["hostname;ip_address;cve"])
+
+
+def test_kind_limits_detection_to_tickets_or_vulnerabilities() -> None:
+    with pytest.raises(FormatError):
+        detect_format(TICKET_HEADER, "vulnerabilities")
+    assert detect_format(TICKET_HEADER, "tickets").kind == "tickets"
+
+
+def tenable_row(**values: str) -> list[str]:
+    row = dict.fromkeys(TENABLE_HEADER, "")
+    row.update({"asset.id": "A1", "asset.name": "Web01.Corp.Example", "definition.id": "19506",
+                "definition.name": "Apache < 2.4 (CVE-2022-37347)", "severity": "High", "state": "ACTIVE",
+                "last_seen": "2025-11-20"})
+    row.update(values)
+    return [row[h] for h in TENABLE_HEADER]
+
+
+def test_tenable_row_with_several_cves_becomes_one_record_per_cve() -> None:
+    mapper = make_mapper(detect_format(TENABLE_HEADER), "tenable")
+    records = [rec(r) for r in mapper(tenable_row(**{"definition.cve": "CVE-2021-1111, CVE-2021-2222,cisco-sa-x"}))]
+    assert [r["cve"] for r in records] == ["CVE-2021-1111", "CVE-2021-2222", "cisco-sa-x"]
+    assert len({r["dedup_key"] for r in records}) == 3
+    assert all(r["hostname"] == "web01.corp.example" and r["severity"] == "High" for r in records)
+
+
+def test_tenable_cve_is_taken_from_the_plugin_name_when_the_cve_cell_is_empty() -> None:
+    mapper = make_mapper(detect_format(TENABLE_HEADER), "tenable")
+    (r,) = [rec(x) for x in mapper(tenable_row())]
+    assert r["cve"] == "CVE-2022-37347"
+
+
+def test_tenable_first_ipv4_address_is_used_when_there_is_no_display_address() -> None:
+    mapper = make_mapper(detect_format(TENABLE_HEADER), "tenable")
+    (r,) = [rec(x) for x in mapper(tenable_row(**{"asset.ipv4_addresses": "10.0.0.5, 10.0.0.6"}))]
+    assert r["ip_address"] == "10.0.0.5"
+
+
+def test_dedup_key_prefers_asset_and_plugin_then_host_and_cve_then_host_plugin_vendor() -> None:
+    header = ["hostname", "ip_address", "cve", "plugin_id", "asset_id"]
+    mapper = make_mapper(detect_format(header), "acme")
+    assert rec(mapper(["h1", "", "CVE-2020-1", "55", "A9"])[0])["dedup_key"] == "a:A9|55|CVE-2020-1"
+    assert rec(mapper(["H1", "", "CVE-2020-1", "55", ""])[0])["dedup_key"] == "h:h1|CVE-2020-1"
+    assert rec(mapper(["", "10.1.1.1", "", "55", ""])[0])["dedup_key"] == "p:10.1.1.1|55|acme"
+
+
+def test_nessus_rows_map_risk_host_and_plugin_text() -> None:
+    mapper = make_mapper(detect_format(NESSUS_HEADER), "nessus")
+    row = ["10001", "CVE-2019-0001", "5.0", "None", "192.168.1.5", "tcp", "443", "SSL thing", "syn",
+           "multi\nline description", "fix it", "", "output"]
+    (r,) = [rec(x) for x in mapper(row)]
+    assert (r["ip_address"], r["hostname"], r["severity"], r["cvss_score"]) == ("192.168.1.5", "", "Info", 5.0)
+    assert r["description"] == "" and mapper.plugins["10001"] == ("SSL thing", "multi\nline description", "fix it")
+    row[4] = "DB01.example"
+    assert rec(mapper(row)[0])["hostname"] == "db01.example"
+
+
+def test_scores_that_are_not_numbers_become_empty_not_errors() -> None:
+    mapper = make_mapper(detect_format(GENERIC_HEADER), "generic")
+    row = ["h", "", "CVE-2020-2", "high", "n/a", "", "", "", "", ""]
+    r = rec(mapper(row)[0])
+    assert r["vpr_score"] is None and r["severity"] == "High"
+
+
+def test_ticket_rows_normalise_xt_number_and_default_status() -> None:
+    mapper = make_mapper(detect_format(TICKET_HEADER), "generic")
+    (t,) = mapper(["XT-12", "2025-01-01", "2025-02-01", "H1", "SN1", "Site", "d1;d2", "Sup", "Tech", "", "n"])
+    assert t[0] == "0012" and t[9] == "Open"
+    assert normalize_xt_number("7") == "0007" and normalize_xt_number("XT-12345") == "12345"
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("tenable_vulns_2025-11-20.csv", ("tenable", "2025-11-20")),
+        ("/tmp/x/qualys-scan-20250102.csv", ("qualys", "2025-01-02")),
+        ("scan.csv", (None, None)),
+        ("nessus_2025-13-40.csv", ("nessus", None)),
+    ],
+)
+def test_vendor_and_scan_date_come_from_the_file_name(name: str, expected: tuple) -> None:
+    assert metadata_from_filename(name) == expected
+
+
+def test_scan_date_must_be_a_real_iso_date() -> None:
+    assert parse_scan_date("2025-11-20") == "2025-11-20"
+    for bad in ("2025-02-30", "20251120", "yesterday"):
+        with pytest.raises(ValueError):
+            parse_scan_date(bad)
