@@ -7,7 +7,9 @@ express-session + csurf + multer + express-rate-limit + Socket.io 4 behind a TLS
 - ``POST /api/auth/login`` (JSON): 200 + ``Set-Cookie: hextrackr.sid=…; HttpOnly; Secure; SameSite=Lax`` only
   when the request carries ``X-Forwarded-Proto: https`` (the server trusts its proxy); over plain http without
   it: 200 success and **no** cookie. Bad password: 401.
-- ``GET /api/auth/csrf`` → ``{"success":true,"csrfToken":…}``; every POST but the login needs ``x-csrf-token``;
+- ``GET /api/auth/csrf`` → ``{"success":true,"csrfToken":…}`` (public: without the cookie the token is bound to
+  no session and useless); ``GET /api/auth/status`` (public) → ``{"success":true,"authenticated":…}``;
+  every POST but the login needs ``x-csrf-token``;
   missing/invalid token, wrong MIME and wrong upload field name all answer 500 ``Internal server error``.
 - API calls without the cookie: 401 ``{"error":"Authentication required","authenticated":false}``.
 - ``POST /api/vulnerabilities/import-staging`` (multipart ``csvFile``/``vendor``/``scanDate``/``sessionId``)
@@ -422,13 +424,17 @@ class HX11Double:
         if m == "POST" and p == "/api/auth/logout":
             return await self._protected(req, send, self._logout, post=True)
         if m == "GET" and p == "/api/auth/csrf":
-            return await self._protected(req, send, self._csrf)
-        if m == "GET" and p == "/api/auth/status":
             auth = self._authenticated(req.headers)
             if auth is None:
-                return await _send_json(send, 401, AUTH_REQUIRED)
+                # Public route: without a session the token is bound to nothing and no POST accepts it.
+                return await _send_json(send, 200, {"success": True, "csrfToken": secrets.token_hex(16)})
+            return await self._csrf(req, send, auth)
+        if m == "GET" and p == "/api/auth/status":  # public
+            auth = self._authenticated(req.headers)
+            if auth is None:
+                return await _send_json(send, 200, {"success": True, "authenticated": False})
             return await _send_json(send, 200, {"success": True, "authenticated": True,
-                                                 "user": {"username": auth["user"]}})
+                                                 "user": {"username": auth["user"], "role": "admin"}})
         if m == "POST" and p == "/api/vulnerabilities/import-staging":
             return await self._protected(req, send, self._import_staging, post=True)
         if m == "POST" and p in ("/api/vulnerabilities/import", "/api/import"):

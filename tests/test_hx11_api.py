@@ -85,6 +85,13 @@ def test_stored_cookie_is_reused_and_a_dead_one_is_detected(hx, api):
         assert dead.check_session() is False
 
 
+def test_probe_recognises_a_hextrackr_11_server_and_not_an_html_site(hx):
+    with Hx11Api(hx.url) as api:
+        assert api.probe() is True
+    with Hx11Api(hx.url + "/elsewhere") as other:
+        assert other.probe() is False
+
+
 def test_401_authentication_required_maps_to_auth_error_saying_to_log_in_again(hx):
     with Hx11Api(hx.url, cookie="s%3Aexpired.sig") as api, pytest.raises(AuthError) as info:
         api.imports()

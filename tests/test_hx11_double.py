@@ -133,9 +133,9 @@ def test_secure_cookie_is_not_sent_back_over_http_by_a_cookie_jar(hx):
     r = s.post(hx.url + "/api/auth/login", json={"username": "admin", "password": PASSWORD},
                headers={"X-Forwarded-Proto": "https"}, timeout=5)
     assert "hextrackr.sid" in s.cookies
-    assert s.get(hx.url + "/api/auth/csrf", timeout=5).status_code == 401
+    assert s.get(hx.url + "/api/imports", timeout=5).status_code == 401
     explicit = {"Cookie": f"hextrackr.sid={r.cookies['hextrackr.sid']}"}
-    assert requests.get(hx.url + "/api/auth/csrf", headers=explicit, timeout=5).status_code == 200
+    assert requests.get(hx.url + "/api/imports", headers=explicit, timeout=5).status_code == 200
 
 
 def test_csrf_endpoint_returns_hex_token_to_a_logged_in_client(hx):
@@ -145,8 +145,21 @@ def test_csrf_endpoint_returns_hex_token_to_a_logged_in_client(hx):
     int(body["csrfToken"], 16)
 
 
+def test_csrf_token_fetched_without_the_cookie_is_useless(hx):
+    token = requests.get(hx.url + "/api/auth/csrf", timeout=5).json()["csrfToken"]
+    headers = {**login(hx), "x-csrf-token": token}
+    r = upload(hx, headers, str(uuid.uuid4()))
+    assert r.status_code == 500 and r.json()["error"] == "Internal server error"
+
+
+def test_auth_status_is_public_and_says_whether_the_cookie_is_a_session(hx):
+    assert requests.get(hx.url + "/api/auth/status", timeout=5).json() == {"success": True, "authenticated": False}
+    body = requests.get(hx.url + "/api/auth/status", headers=login(hx), timeout=5).json()
+    assert body["authenticated"] is True and body["user"]["username"] == "admin"
+
+
 def test_api_call_without_cookie_is_401_authentication_required(hx):
-    for path in ("/api/imports", "/api/auth/csrf", "/api/import/progress/" + str(uuid.uuid4())):
+    for path in ("/api/imports", "/api/import/progress/" + str(uuid.uuid4())):
         r = requests.get(hx.url + path, timeout=5)
         assert r.status_code == 401
         assert r.json() == {"error": "Authentication required", "authenticated": False}

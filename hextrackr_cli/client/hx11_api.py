@@ -43,6 +43,7 @@ COOKIE_NAME = "hextrackr.sid"
 PATH_LOGIN = "/api/auth/login"
 PATH_LOGOUT = "/api/auth/logout"
 PATH_CSRF = "/api/auth/csrf"
+PATH_STATUS = "/api/auth/status"
 USER_AGENT = f"hextrackr/{__version__}"
 INTERNAL_ERROR = "Internal server error"
 
@@ -396,12 +397,33 @@ class Hx11Api:
     def _post_headers(self) -> dict[str, str]:
         return {"x-csrf-token": self.csrf()}
 
+    def auth_status(self) -> Mapping[str, Any] | None:
+        """``GET /api/auth/status`` (public on 1.1): ``{"success", "authenticated", "user"?}``, or None when
+        the server has no such JSON route (then it is not a HexTrackr 1.1 server)."""
+        try:
+            resp = self.session.get(self.url(PATH_STATUS), timeout=self.timeout)
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(exc) from None
+        if resp.status_code == 429:
+            raise self._error_from(resp, "authentication status")
+        body = self._json_or_none(resp)
+        if resp.status_code == 200 and isinstance(body, Mapping) and isinstance(body.get("authenticated"), bool):
+            return body
+        return None
+
+    def probe(self) -> bool:
+        """True when the server answers like HexTrackr 1.1.x (for ``--dialect auto``); one request."""
+        return self.auth_status() is not None
+
     def check_session(self) -> bool:
-        """True if the cookie we hold is still a logged-in session (one ``GET /api/auth/csrf``)."""
+        """True if the cookie we hold is still a logged-in session."""
         if not self.cookie:
             return False
+        status = self.auth_status()
+        if status is not None:
+            return bool(status.get("authenticated"))
         try:
-            self.csrf(refresh=True)
+            self._call("GET", self.dialect.imports_path, what="session check")
         except AuthError:
             return False
         return True
