@@ -1,0 +1,112 @@
+"""The client's HTTP layer against real HTTP servers: retries, odd answers, aborted uploads."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+
+import pytest
+
+from cli_support import TOKEN, big_csv, cli_env, imports_total, run_cli, server  # noqa: F401  (fixtures)
+from hextrackr_cli.client.api import SeedApi, UploadAborted
+from hextrackr_cli.errors import AuthError, ServerError, ServerUnreachable
+
+SID = str(uuid.uuid4())
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """Answers each request with the next scripted (status, headers, body)."""
+
+    script: list = []
+    seen: list = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).seen.append(self.path)
+        status, headers, body = type(self).script.pop(0) if type(self).script else (500, {}, b"{}")
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[str, type]]:
+    handler = type("H", (Scripted,), {"script": [], "seen": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_503_with_retry_after_is_retried_then_succeeds(scripted):
+    """A transient 503 (Retry-After: 0) and a 429 are retried; the third answer is used."""
+    url, h = scripted
+    body = json.dumps({"sessionId": SID, "outcome": "running"}).encode()
+    h.script = [(503, {**JSON, "Retry-After": "0"}, b'{"error":"busy"}'),
+                (429, {**JSON, "Retry-After": "0"}, b'{"error":"slow down"}'),
+                (200, JSON, body)]
+    assert SeedApi(url, TOKEN).progress(SID)["outcome"] == "running"
+    assert len(h.seen) == 3
+
+
+def test_html_answer_says_what_came_back(scripted):
+    """A proxy/login page instead of JSON: the error names an HTML page and its title, not a JSON traceback."""
+    url, h = scripted
+    h.script = [(200, {"Content-Type": "text/html"}, b"<!doctype html><html><title>Sign in - Corp SSO</title></html>")]
+    with pytest.raises(ServerError) as info:
+        SeedApi(url, TOKEN).progress(SID)
+    assert "HTML page" in str(info.value) and "Sign in - Corp SSO" in str(info.value)
+
+
+def test_401_is_an_auth_error_with_the_token_hint(scripted):
+    url, h = scripted
+    h.script = [(401, JSON, b'{"error":"invalid token","code":"unauthorized"}')]
+    with pytest.raises(AuthError) as info:
+        SeedApi(url, TOKEN, token_hint="check HEXTRACKR_TOKEN").progress(SID)
+    assert "check HEXTRACKR_TOKEN" in str(info.value) and TOKEN not in str(info.value)
+
+
+def test_unresolvable_host_is_unreachable():
+    with pytest.raises(ServerUnreachable) as info:
+        SeedApi("http://no-such-host.invalid", TOKEN, retries=0).health()
+    assert "no-such-host.invalid" in str(info.value)
+
+
+def test_html_server_makes_the_cli_exit_1_with_a_clear_line(scripted, tmp_path, big_csv):
+    """The CLI pointed at a web page: exit 1 and one line saying an HTML page came back."""
+    url, h = scripted
+    h.script = [(200, {"Content-Type": "text/html"}, b"<html><title>Welcome to nginx!</title></html>")]
+    r = run_cli(["import", str(big_csv)], cli_env(tmp_path, url))
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "HTML page" in err and "nginx" in err and "Traceback" not in err
+
+
+def test_upload_aborted_mid_stream_leaves_nothing_on_the_server(server, big_csv):
+    """Ctrl-C during the upload: the stream stops, UploadAborted is raised, the server has no import."""
+    api = SeedApi(server.url, TOKEN)
+    abort = threading.Event()
+    sent = []
+
+    def on_progress(done: int, total: int) -> None:
+        sent.append(done)
+        abort.set()  # stop after the first chunks
+
+    with pytest.raises(UploadAborted):
+        api.upload(big_csv, session_id=str(uuid.uuid4()), on_progress=on_progress, abort=abort)
+    assert sent and sent[-1] < big_csv.stat().st_size
+    assert imports_total(server.url) == 0
