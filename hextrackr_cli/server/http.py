@@ -101,6 +101,10 @@ class HttpApp:
             self._method(method, "GET")
             return await self.health(send)
         if not path.startswith("/api/"):
+            from hextrackr_cli.server import web  # browser pages + vendored assets (no data, no token)
+
+            if web.handles(path):
+                return await web.serve(scope, send)
             raise HttpError(404, f"no such endpoint: {path}", "not_found")
         principal = self.authenticate(scope)
         if path in (protocol.PATH_IMPORT_VULNS, protocol.PATH_IMPORT_TICKETS):
