@@ -189,6 +189,7 @@ class HX11Double:
       stall / stall_at: block the event loop for `stall` seconds once progress reaches stall_at,
       then reset the progress polls that were in flight;
       batch_rows: rows per staging/processing batch;
+      summary_bytes: pad metadata.importSummary to at least this size (the real one can be ~70 KB);
       trust_proxy: False models a server whose proxy trust is misconfigured (never sets the cookie over http).
     """
 
@@ -208,6 +209,7 @@ class HX11Double:
         stall_at: float = 65.0,
         batch_rows: int = 1000,
         trust_proxy: bool = True,
+        summary_bytes: int = 0,
     ) -> None:
         self.users = dict(users if users is not None else {"admin": "hextrackr-test"})
         self.step_delay = step_delay
@@ -222,6 +224,7 @@ class HX11Double:
         self.stall_at = stall_at
         self.batch_rows = max(1, batch_rows)
         self.trust_proxy = trust_proxy
+        self.summary_bytes = summary_bytes
 
         self.url = ""
         self.port = 0
@@ -279,9 +282,11 @@ class HX11Double:
             try:
                 loop.run_until_complete(self._server.serve(sockets=[sock]))  # type: ignore[union-attr]
                 # Disconnect clients and stop engine.io's background tasks, then cancel what is left.
-                for eio_sid in list(self.sio.eio.sockets):
+                closing = [self.sio.eio.disconnect(eio_sid) for eio_sid in list(self.sio.eio.sockets)]
+                if closing:
                     try:
-                        loop.run_until_complete(asyncio.wait_for(self.sio.eio.disconnect(eio_sid), 2))
+                        loop.run_until_complete(asyncio.wait_for(
+                            asyncio.gather(*closing, return_exceptions=True), 0.5))
                     except Exception:
                         pass
                 loop.run_until_complete(self.sio.shutdown())
@@ -689,6 +694,8 @@ class HX11Double:
             await self._step(tracked, 95, "Finalizing import and cleaning up...", currentStep=3)
             elapsed_ms = int((time.monotonic() - started) * 1000)
             summary = _import_summary(header, rows, inserted, updated, resolved, tracked.metadata)
+            if self.summary_bytes:
+                _pad_summary(summary, rows, self.summary_bytes)
             tracked.status = "completed"
             tracked.progress = 100
             tracked.metadata.update(
@@ -831,6 +838,21 @@ def _import_summary(header: list[str], rows: list[list[str]], inserted: int, upd
             "scanDate": metadata.get("scanDate"), "totalRows": len(rows), "newVulnerabilities": inserted,
             "updatedVulnerabilities": updated, "resolvedVulnerabilities": resolved,
             "cveBreakdown": per_cve}
+
+
+def _pad_summary(summary: dict[str, Any], rows: list[list[str]], size: int) -> None:
+    """Per-host details, as the real summary carries, until the summary is at least ``size`` bytes of JSON."""
+    details: list[dict[str, Any]] = []
+    summary["hostDetails"] = details
+    approx = len(json.dumps(summary))
+    i = 0
+    while approx < size:
+        row = rows[i % len(rows)] if rows else [f"host{i}"]
+        item = {"hostname": row[0], "ip": row[1] if len(row) > 1 else "", "cve": row[2] if len(row) > 2 else "",
+                "action": "inserted", "row": i}
+        details.append(item)
+        approx += len(json.dumps(item)) + 2
+        i += 1
 
 
 async def _send(send: Any, status: int, body: bytes, ctype: str,

@@ -84,9 +84,14 @@ class Watcher:
 
     def close(self) -> None:
         # A polling client can take long to disconnect: do it in the background, bounded.
-        t = threading.Thread(target=self.sio.eio.disconnect, kwargs={"abort": True}, daemon=True)
+        if not self.sio.connected:
+            return
+        if self.sio.transport() == "websocket":
+            t = threading.Thread(target=self.sio.disconnect, daemon=True)
+        else:
+            t = threading.Thread(target=self.sio.eio.disconnect, kwargs={"abort": True}, daemon=True)
         t.start()
-        t.join(1)
+        t.join(3)
 
 
 @pytest.fixture
@@ -515,3 +520,35 @@ def test_leave_progress_stops_the_events(hx, watchers):
         w.close()
     assert "progress-complete" not in w.names()
     assert len(w.events) < 5
+
+
+@pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"]])
+def test_a_70_kb_progress_complete_reaches_the_client(transports, watchers):
+    with HX11Double(step_delay=0.005, rate_limit=None, summary_bytes=70_000) as hx2:
+        headers = login(hx2)
+        w = watchers(hx2, headers, transports=transports)
+        sid = str(uuid.uuid4())
+        w.sio.emit("join-progress", sid)
+        hx2.wait_for(lambda: sid in hx2.joins)
+        upload(hx2, headers, sid)
+        done = w.wait("progress-complete")
+        w.close()
+    import json
+
+    assert len(json.dumps(done)) >= 70_000 and done["metadata"]["importSummary"]["hostDetails"]
+
+
+def test_double_stops_cleanly_without_leaking_threads(watchers):
+    before = {t.name for t in threading.enumerate()}
+    with HX11Double(step_delay=0.001, rate_limit=None) as hx2:
+        headers = login(hx2)
+        w = watchers(hx2, headers)
+        sid = str(uuid.uuid4())
+        w.sio.emit("join-progress", sid)
+        upload(hx2, headers, sid)
+        w.wait("progress-complete")
+        w.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and {t.name for t in threading.enumerate() if t.is_alive()} - before:
+        time.sleep(0.05)
+    assert not ({t.name for t in threading.enumerate() if t.is_alive()} - before)
