@@ -878,3 +878,30 @@ def csv_text(rows: int, *, start: int = 0, cves: int = 50) -> str:
         out.write(f"host{i:06d},10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255},CVE-2025-{1000 + i % cves},"
                   f"High,{10000 + i % cves},Plugin {i % cves},desc,patch,open,2025-11-01,2025-11-20\n")
     return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the double by hand: ``python tests/hx11_double.py [--stall 5] [--rate-limit 60] …``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="HexTrackr 1.1.12 protocol double (for manual testing)")
+    parser.add_argument("--password", default="hextrackr-test", help="password of user 'admin'")
+    parser.add_argument("--step-delay", type=float, default=0.05)
+    parser.add_argument("--stall", type=float, default=0.0)
+    parser.add_argument("--fail-at", type=float, default=None)
+    parser.add_argument("--rate-limit", type=int, default=PROD_RATE_LIMIT, help="0: no limit")
+    args = parser.parse_args(argv)
+    double = HX11Double(users={"admin": args.password}, step_delay=args.step_delay, stall=args.stall,
+                        fail_at=args.fail_at, rate_limit=args.rate_limit or None)
+    with double:
+        print(f"HexTrackr 1.1 double on {double.url} (user admin); Ctrl-C to stop", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
