@@ -113,6 +113,8 @@ class Settings:
     log_interval: float = 10.0
     stderr_isatty: bool = False
     stdin_isatty: bool = False
+    # HexTrackr 1.1.x session cookie kept by `hextrackr login --save-cookie` (profile) or HEXTRACKR_COOKIE.
+    cookie: str | None = None
     # Where each value came from ("flag", "env", "profile", "default"), for -v and the error hints.
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -249,5 +251,6 @@ def resolve(
         ),
         stderr_isatty=stderr_isatty,
         stdin_isatty=stdin_isatty,
+        cookie=_pick("cookie", None, env, profile, None, sources),
         sources=sources,
     )

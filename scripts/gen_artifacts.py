@@ -40,6 +40,7 @@ ENVIRONMENT: dict[str, str] = {
     "HEXTRACKR_DIALECT": "Server protocol: auto, seed or hextrackr-1.1. Same as --dialect.",
     "HEXTRACKR_USERNAME": "User name for HexTrackr 1.1.x servers. Same as --username.",
     "HEXTRACKR_PASSWORD": "Password for HexTrackr 1.1.x servers (else --password-stdin or a prompt). Never stored.",
+    "HEXTRACKR_COOKIE": "HexTrackr 1.1.x session cookie value (as kept by hextrackr login --save-cookie).",
     "HEXTRACKR_CA_BUNDLE": "CA bundle for TLS verification. Same as --ca-bundle.",
     "HEXTRACKR_INSECURE": "Set to 1 to skip TLS verification (a warning is printed). Same as --insecure.",
     "HEXTRACKR_POLL_INTERVAL": "HTTP polling interval in seconds. Same as --poll-interval.",

@@ -363,3 +363,43 @@ def test_login_on_a_terminal_prompts_and_does_not_echo_the_token(tmp_path: Path,
     assert live_server.token.encode() not in screen
     assert b"Logged in to" in screen
     assert configfile.get_profile_value(config_path(tmp_path), "default", "token") == live_server.token
+
+
+# --------------------------------------------------------------------------- login to HexTrackr 1.1.x
+@pytest.fixture(scope="module")
+def hx11_server():  # type: ignore[no-untyped-def]
+    """The HexTrackr 1.1.12 double (tests/hx11_double.py) with one user."""
+    from hx11_double import HX11Double
+
+    with HX11Double(users={"ann": "correct horse"}, rate_limit=None) as double:
+        yield double
+
+
+def test_login_to_hextrackr_11_keeps_the_cookie_only_when_asked_and_never_the_password(tmp_path: Path, hx11_server) -> None:  # type: ignore[no-untyped-def]
+    """1.1.x login with user + password from stdin: the profile gets server, dialect, user (and the cookie with
+    --save-cookie), never the password; nothing secret is printed."""
+    args = ("--server", hx11_server.url, "--dialect", "hextrackr-1.1", "--username", "ann")
+    plain = hextrackr(tmp_path, *args, "--profile", "old", "login", input="correct horse\n")
+    assert plain.returncode == 0, plain.stderr
+    kept = hextrackr(tmp_path, *args, "--profile", "hx", "login", "--save-cookie", input="correct horse\n")
+    assert kept.returncode == 0, kept.stderr
+    profiles = configfile.list_profiles(config_path(tmp_path))
+    assert profiles["old"] == {"server": hx11_server.url, "dialect": "hextrackr-1.1", "username": "ann"}
+    cookie = profiles["hx"].pop("cookie")
+    assert profiles["hx"] == profiles["old"] and len(cookie) > 8
+    text = config_path(tmp_path).read_text() + plain.stderr + kept.stderr + kept.stdout
+    assert "correct horse" not in text
+    assert cookie not in kept.stderr + kept.stdout and "****" + cookie[-4:] in kept.stderr
+
+
+def test_login_to_hextrackr_11_with_a_wrong_password_exits_4(tmp_path: Path, hx11_server) -> None:  # type: ignore[no-untyped-def]
+    res = hextrackr(tmp_path, "--server", hx11_server.url, "--dialect", "hextrackr-1.1", "--username", "ann", "login", input="wrong\n")
+    assert res.returncode == 4, res.stderr
+    assert not config_path(tmp_path).exists()
+
+
+def test_token_login_to_a_hextrackr_11_server_points_to_the_user_login(tmp_path: Path, hx11_server) -> None:  # type: ignore[no-untyped-def]
+    """A token login against 1.1.x (which has no tokens) says how to log in there instead of 'bad token'."""
+    res = hextrackr(tmp_path, "--server", hx11_server.url, "login", input=SECRET + "\n")
+    assert res.returncode == 4
+    assert "HexTrackr 1.1.x" in res.stderr and "--dialect hextrackr-1.1" in res.stderr

@@ -76,6 +76,15 @@ def check_token(server: str, token: str, verify: bool | str, timeout: float = LO
     except requests.exceptions.RequestException as exc:
         raise ServerUnreachable(f"cannot reach {server}: {_reason(exc)}", hint="check the URL and that the server runs") from None
     if resp.status_code in (401, 403):
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("authenticated") is False:  # how HexTrackr 1.1.x says 401
+            raise AuthError(
+                f"{server} looks like a HexTrackr 1.1.x server, which has no API tokens",
+                hint="log in with a user: hextrackr --dialect hextrackr-1.1 --username USER login",
+            )
         raise AuthError(f"{server} refused the token ({resp.status_code})", hint="check the token and try `hextrackr login` again")
     content_type = resp.headers.get("Content-Type", "")
     if resp.status_code != 200:
@@ -103,6 +112,42 @@ def _reason(exc: BaseException) -> str:
     return (text.strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
+def _login_hx11(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    existing: Mapping[str, Any],
+    path: Path,
+    profile: str,
+    server: str,
+    save_cookie: bool,
+    stdin_isatty: bool,
+) -> str:
+    """HexTrackr 1.1.x: log in with user name and password (never stored); keep the cookie if asked."""
+    from hextrackr_cli.client.hx11_api import Hx11Api
+
+    username = flags.get("username") or env.get("HEXTRACKR_USERNAME") or existing.get("username")
+    if not username:
+        if not stdin_isatty:
+            raise UsageError("no user name given", hint="pass --username USER or set HEXTRACKR_USERNAME")
+        username = click.prompt("User name", err=True)
+    if flags.get("password_stdin") or (not stdin_isatty and not env.get("HEXTRACKR_PASSWORD")):
+        password = _read_secret("Password", False)
+    elif env.get("HEXTRACKR_PASSWORD"):
+        password = env["HEXTRACKR_PASSWORD"]
+    else:
+        password = _read_secret("Password", True)
+    verify = _tls_options(flags, env, existing)
+    with Hx11Api(server, verify=verify) as api:
+        api.login(str(username), password)
+        cookie = api.cookie
+    values: dict[str, Any] = {"server": server, "dialect": "hextrackr-1.1", "username": str(username), "token": None}
+    if save_cookie:
+        values["cookie"] = cookie
+    configfile.set_profile_values(path, profile, **values)
+    kept = f"session cookie {configfile.mask('cookie', cookie)} kept" if save_cookie else "password and cookie not stored"
+    return f"HexTrackr 1.1.x as {username}; {kept}"
+
+
 def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False) -> int:
     """Ask for the server URL and token, check them with one request, store them in the profile (0600)."""
     env = os.environ
@@ -117,12 +162,7 @@ def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False) -> int
     stdin_isatty = sys.stdin.isatty()
 
     dialect = _pick("dialect", global_flags.get("dialect"), env, existing, "auto", {})
-    if dialect == "hextrackr-1.1" or save_cookie:
-        raise UsageError(
-            "login to a HexTrackr 1.1.x server is not supported yet",
-            hint="use --dialect hextrackr-1.1 with --username and HEXTRACKR_PASSWORD on each command",
-        )
-
+    hx11 = dialect == "hextrackr-1.1" or save_cookie
     server = global_flags.get("server") or env.get("HEXTRACKR_SERVER") or None
     if not server:
         if not stdin_isatty:
@@ -132,18 +172,21 @@ def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False) -> int
     if server == LOCAL:
         raise UsageError("the embedded server needs no login", hint="`hextrackr --server local import FILE` starts it and finds its token")
 
-    token = _read_secret("Token", stdin_isatty)
-    verify = _tls_options(global_flags, env, existing)
-    check_token(server, token, verify)
-
     had_file = Path(path).exists()
-    configfile.set_profile_values(path, profile, server=server, token=token)
+    if hx11:
+        what = _login_hx11(global_flags, env, existing, path, profile, server, save_cookie, stdin_isatty)
+    else:
+        token = _read_secret("Token", stdin_isatty)
+        verify = _tls_options(global_flags, env, existing)
+        check_token(server, token, verify)
+        configfile.set_profile_values(path, profile, server=server, token=token)
+        what = f"token {configfile.mask('token', token)}"
     note = ""
     if configfile.default_profile(path) is None and profile != "default":
         configfile.set_default_profile(path, profile)
         note = f"; '{profile}' is now the default profile"
     _say(
-        f"Logged in to {server} (token {configfile.mask('token', token)}); saved to profile '{profile}' in {path}"
+        f"Logged in to {server} ({what}); saved to profile '{profile}' in {path}"
         f" (mode 0600{', new file' if not had_file else ''}){note}"
     )
     return ExitStatus.OK
