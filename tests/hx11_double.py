@@ -189,6 +189,7 @@ class HX11Double:
       stall / stall_at: block the event loop for `stall` seconds once progress reaches stall_at,
       then reset the progress polls that were in flight;
       batch_rows: rows per staging/processing batch;
+      tls: (certfile, keyfile) to serve https directly (then the connection itself is "secure");
       summary_bytes: pad metadata.importSummary to at least this size (the real one can be ~70 KB);
       trust_proxy: False models a server whose proxy trust is misconfigured (never sets the cookie over http).
     """
@@ -210,6 +211,7 @@ class HX11Double:
         batch_rows: int = 1000,
         trust_proxy: bool = True,
         summary_bytes: int = 0,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.users = dict(users if users is not None else {"admin": "hextrackr-test"})
         self.step_delay = step_delay
@@ -225,6 +227,7 @@ class HX11Double:
         self.batch_rows = max(1, batch_rows)
         self.trust_proxy = trust_proxy
         self.summary_bytes = summary_bytes
+        self.tls = tls
 
         self.url = ""
         self.port = 0
@@ -267,11 +270,12 @@ class HX11Double:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        tls_options = {"ssl_certfile": self.tls[0], "ssl_keyfile": self.tls[1]} if self.tls else {}
         config = uvicorn.Config(
             self._asgi, log_level=os.environ.get("HX11_DOUBLE_LOG", "critical"), lifespan="off", interface="asgi3", http="h11", ws="websockets-sansio"
             if _has_ws_impl("websockets-sansio") else "auto", access_log=False,
-            timeout_graceful_shutdown=1,
+            timeout_graceful_shutdown=1, **tls_options,
         )
         self._server = uvicorn.Server(config)
 
@@ -375,8 +379,7 @@ class HX11Double:
         # requests of an open engine.io session (polls, the upgrade) are not checked again.
         handshake = b"sid=" not in scope.get("query_string", b"")
         cookie_ok = not handshake or self._authenticated(headers) is not None
-        proto_ok = not handshake or \
-            headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
+        proto_ok = not handshake or _secure(scope, headers)
         if scope["type"] == "websocket":
             origin = headers.get("origin", "")
             if origin.lower().startswith("http://") or not (cookie_ok and proto_ok):
@@ -485,8 +488,7 @@ class HX11Double:
             return await _send_json(send, 401, {"success": False, "error": "Invalid username or password"})
         body = {"success": True, "data": {"user": {"id": list(self.users).index(user) + 1, "username": user,
                                                    "role": "admin"}}}
-        secure = self.trust_proxy and \
-            req.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
+        secure = scope_is_tls(req.scope) or (self.trust_proxy and _secure(req.scope, req.headers))
         if not secure:
             # express-session refuses to set a Secure cookie over what it thinks is plain http
             return await _send_json(send, 200, body)
@@ -792,6 +794,15 @@ class _ImportError(Exception):
     pass
 
 
+def scope_is_tls(scope: dict[str, Any]) -> bool:
+    return scope.get("scheme") in ("https", "wss")
+
+
+def _secure(scope: dict[str, Any], headers: dict[str, str]) -> bool:
+    """What Express with ``trust proxy`` calls ``req.secure``: TLS, or X-Forwarded-Proto: https."""
+    return scope_is_tls(scope) or headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
+
+
 def _has_ws_impl(name: str) -> bool:
     try:
         from uvicorn.config import WS_PROTOCOLS
@@ -867,6 +878,20 @@ async def _send(send: Any, status: int, body: bytes, ctype: str,
 
 async def _send_json(send: Any, status: int, data: Any, extra: list[tuple[str, str]] | None = None) -> int:
     return await _send(send, status, json.dumps(data).encode(), "application/json; charset=utf-8", extra)
+
+
+def self_signed_cert(directory: str) -> tuple[str, str]:
+    """A throw-away certificate for 127.0.0.1 made with the openssl CLI: (certfile, keyfile)."""
+    import subprocess
+
+    cert, key = os.path.join(directory, "hx11-cert.pem"), os.path.join(directory, "hx11-key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=30,
+    )
+    return cert, key
 
 
 def csv_text(rows: int, *, start: int = 0, cves: int = 50) -> str:

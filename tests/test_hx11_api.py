@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 import socketio
 
 from hextrackr_cli import protocol
@@ -18,9 +19,9 @@ from hextrackr_cli.dialects import hx11
 from hextrackr_cli.errors import AuthError, ExitStatus, ServerError, ServerUnreachable
 
 try:
-    from hx11_double import STALL_RESET_WINDOW, HX11Double, csv_text
+    from hx11_double import STALL_RESET_WINDOW, HX11Double, csv_text, self_signed_cert
 except ImportError:  # tests/ is a package
-    from tests.hx11_double import STALL_RESET_WINDOW, HX11Double, csv_text
+    from tests.hx11_double import STALL_RESET_WINDOW, HX11Double, csv_text, self_signed_cert
 
 PASSWORD = "hextrackr-test"
 
@@ -290,3 +291,40 @@ def test_error_event_reaches_the_joined_client_with_the_server_message(scan):
         finally:
             _close(client)
     assert events[-1]["type"] == protocol.ERROR and events[-1]["message"] == "Import failed: boom"
+
+
+def test_over_https_no_forwarded_proto_is_needed_and_the_socket_upgrades_with_the_ca_bundle(tmp_path, scan,
+                                                                                              monkeypatch):
+    # requests would let this override Session.verify and ignore the CA bundle we pass
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())
+    cert, key = self_signed_cert(str(tmp_path))
+    with HX11Double(step_delay=0.005, rate_limit=None, tls=(cert, key)) as hx2, Hx11Api(hx2.url, verify=cert) as api:
+        assert hx2.url.startswith("https://")
+        api.login("admin", PASSWORD)
+        assert api.forwarded_proto is False  # one login, cookie set at once
+        assert [e[2] for e in hx2.request_log if e[1] == "/api/auth/login"] == [200]
+        opts = api.socket_options()
+        assert "X-Forwarded-Proto" not in opts.connect_kwargs()["headers"]
+        client = socketio.Client(reconnection=False, **opts.client_kwargs)
+        sid = str(uuid.uuid4())
+        translator = hx11.Translator(sid)
+        events: list[dict] = []
+        _collect(client, translator, events)
+        try:
+            client.connect(**opts.connect_kwargs(), wait_timeout=5)
+            assert client.transport() == "websocket"  # default https:// Origin is accepted
+            client.emit("join-progress", sid)
+            assert hx2.wait_for(lambda: sid in hx2.joins)
+            api.upload(scan, session_id=sid)
+            assert hx2.wait_for(lambda: translator.finished)
+        finally:
+            _close(client)
+    assert events[-1]["type"] == protocol.COMPLETE and events[-1]["rows"] == 40
+
+
+def test_https_with_an_unknown_ca_is_a_tls_error_with_the_ca_bundle_hint(tmp_path):
+    cert, key = self_signed_cert(str(tmp_path))
+    with HX11Double(rate_limit=None, tls=(cert, key)) as hx2, Hx11Api(hx2.url) as api:
+        with pytest.raises(ServerUnreachable) as info:
+            api.login("admin", PASSWORD)
+    assert "TLS verification failed" in str(info.value) and "--ca-bundle" in str(info.value)

@@ -169,6 +169,16 @@ class _Reader:
         return chunk
 
 
+class _Session(requests.Session):
+    """A Session whose ``verify`` is honoured: plain requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
+    override ``Session.verify``, which would silently ignore ``--ca-bundle`` / ``--insecure``."""
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("verify") is None:
+            kwargs["verify"] = self.verify
+        return super().request(method, url, *args, **kwargs)
+
+
 class Hx11Api:
     """HTTP client for a HexTrackr 1.1.x server (cookie session + CSRF)."""
 
@@ -195,7 +205,7 @@ class Hx11Api:
         self.cookie: str | None = None
         self.csrf_token: str | None = None
         self.user: Mapping[str, Any] | None = None
-        self.session = requests.Session()
+        self.session: requests.Session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
         self.session.verify = verify
@@ -538,7 +548,7 @@ class Hx11Api:
         verify = self.verify
 
         def session_factory() -> requests.Session:
-            s = requests.Session()
+            s = _Session()
             s.headers.update(headers)
             s.verify = verify
             return s
