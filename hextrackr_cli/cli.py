@@ -44,7 +44,14 @@ class Obj:
     def settings(self, **command_flags: Any) -> Any:
         from hextrackr_cli.settings import resolve
 
-        return resolve({**self.flags, **command_flags})
+        settings = resolve({**self.flags, **command_flags})
+        if settings.insecure:
+            import warnings
+
+            # One clear warning instead of urllib3's InsecureRequestWarning on every request.
+            warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+            click.echo("hextrackr: warning: TLS certificates are not verified (--insecure)", err=True)
+        return settings
 
 
 pass_obj = click.make_pass_decorator(Obj)

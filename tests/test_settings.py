@@ -188,3 +188,26 @@ def test_insecure_makes_verify_false_and_ca_bundle_is_used_otherwise(tmp_path: P
     assert resolve(base, {}, **kw).verify is True
     assert resolve({**base, "ca_bundle": "/etc/ca.pem"}, {}, **kw).verify == "/etc/ca.pem"
     assert resolve({**base, "ca_bundle": "/etc/ca.pem", "insecure": True}, {}, **kw).verify is False
+
+
+def test_insecure_from_flag_or_env_warns_once_on_stderr(tmp_path: Path) -> None:
+    """--insecure / HEXTRACKR_INSECURE=1 says once, on stderr, that certificates are not checked."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEXTRACKR_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    for extra_args, extra_env in ((["--insecure"], {}), ([], {"HEXTRACKR_INSECURE": "1"}), ([], {})):
+        res = subprocess.run(
+            [sys.executable, "-m", "hextrackr_cli", *extra_args, "--server", f"https://127.0.0.1:{port}", "imports"],
+            capture_output=True, text=True, timeout=60, env={**env, **extra_env}, stdin=subprocess.DEVNULL,
+        )
+        assert res.returncode == 3
+        expected = 1 if (extra_args or extra_env) else 0
+        assert res.stderr.count("TLS certificates are not verified") == expected, res.stderr
+        assert res.stdout == ""
