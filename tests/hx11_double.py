@@ -275,7 +275,7 @@ class HX11Double:
         config = uvicorn.Config(
             self._asgi, log_level=os.environ.get("HX11_DOUBLE_LOG", "critical"), lifespan="off", interface="asgi3", http="h11", ws="websockets-sansio"
             if _has_ws_impl("websockets-sansio") else "auto", access_log=False,
-            timeout_graceful_shutdown=1, **tls_options,
+            timeout_graceful_shutdown=1, proxy_headers=False, **tls_options,
         )
         self._server = uvicorn.Server(config)
 
