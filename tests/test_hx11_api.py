@@ -195,6 +195,22 @@ def test_poll_rate_limited_returns_retry_after_and_other_calls_raise_rate_limite
     assert 0 < info.value.retry_after <= 300 and "retry in" in str(info.value)
 
 
+def test_rate_limited_poll_is_waited_out_within_the_deadline_and_given_up_beyond_it():
+    with HX11Double(rate_limit=3, rate_window=1.5) as hx2, Hx11Api(hx2.url) as api:
+        api.login("admin", PASSWORD)  # 2 of the 3 requests
+        sid = str(uuid.uuid4())
+        assert api.progress(sid).status == hx11_api.POLL_NOT_FOUND
+        short = api.progress_within_limits(sid, deadline=time.monotonic() + 0.2)
+        assert short.status == hx11_api.POLL_RATE_LIMITED  # Retry-After is beyond the deadline: not waited
+        waited = api.progress_within_limits(sid, deadline=time.monotonic() + 30)
+        assert waited.status == hx11_api.POLL_NOT_FOUND
+        stop = threading.Event()
+        stop.set()
+        for _ in range(3):
+            api.progress(sid)
+        assert api.progress_within_limits(sid, abort=stop).status == hx11_api.POLL_RATE_LIMITED
+
+
 def test_poll_reset_during_a_server_stall_is_a_typed_reset_not_a_failure(scan):
     with HX11Double(step_delay=0.01, rate_limit=None, stall=1.2, stall_at=65) as hx2, Hx11Api(hx2.url) as api:
         api.login("admin", PASSWORD)

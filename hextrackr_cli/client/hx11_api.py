@@ -518,6 +518,24 @@ class Hx11Api:
                               detail=str(body.get("error")) if isinstance(body, Mapping) else "")
         raise self._error_from(resp, what)
 
+    def progress_within_limits(
+        self, session_id: str, *, deadline: float | None = None, abort: threading.Event | None = None
+    ) -> PollResult:
+        """``progress()``, but a 429 is waited out (its Retry-After) and retried while ``deadline``
+        (``time.monotonic()`` seconds) allows; ``abort`` (Ctrl-C) stops the wait. Returns the last result."""
+        while True:
+            result = self.progress(session_id)
+            if result.status != POLL_RATE_LIMITED:
+                return result
+            wait = result.retry_after if result.retry_after is not None else 60.0
+            if deadline is not None and time.monotonic() + wait > deadline:
+                return result
+            if abort is not None:
+                if abort.wait(wait):
+                    return result
+            else:
+                time.sleep(wait)
+
     def imports(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """Import history. Returns the seed shape (``imports``, ``total``, …) plus the raw rows in ``data``."""
         from hextrackr_cli.dialects.hx11 import history_rows, import_record
