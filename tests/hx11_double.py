@@ -239,6 +239,7 @@ class HX11Double:
         self.joins: list[str] = []
         self.timeline: list[tuple[str, str]] = []  # ("emit <event>" | "answer", session id), in order
         self.resets = 0
+        self.stalling = False  # True while the event loop is blocked by the stall
 
         self._auth: dict[str, dict[str, Any]] = {}  # cookie sid -> {"user", "csrf"}
         self._rate: dict[str, tuple[float, int]] = {}  # ip -> (window start, count)
@@ -660,7 +661,9 @@ class HX11Double:
         if self.fail_at is not None and progress >= self.fail_at:
             raise _ImportError(self.fail_message)
         if self.stall and progress >= self.stall_at and self._stall_ended is None:
+            self.stalling = True
             time.sleep(self.stall)  # the real server blocks its event loop here
+            self.stalling = False
             self._stall_ended = time.monotonic()
         await self._update(tracked, progress, message, **metadata)
         await asyncio.sleep(self.step_delay)

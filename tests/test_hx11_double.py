@@ -404,8 +404,8 @@ def test_stall_blocks_the_server_and_resets_the_in_flight_poll():
         headers = login(hx2)
         sid = str(uuid.uuid4())
         upload(hx2, headers, sid)
-        assert hx2.wait_for(lambda: hx2.sessions[sid].progress >= 60)
-        time.sleep(0.3)  # inside the stall now
+        assert hx2.wait_for(lambda: hx2.stalling)
+        time.sleep(0.3)  # well inside the stall now
         t0 = time.monotonic()
         with pytest.raises(requests.ConnectionError):
             requests.get(hx2.url + "/api/import/progress/" + sid, headers=headers, timeout=10)
