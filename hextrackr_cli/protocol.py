@@ -139,6 +139,8 @@ def clamp_progress(progress: Any) -> int:
         return 0
     if p != p:  # NaN
         return 0
+    if math.isinf(p):
+        return 100 if p > 0 else 0
     return int(min(100, max(0, math.floor(p))))
 
 

@@ -45,7 +45,7 @@ def test_progress_event_has_the_seed_schema_and_merges_additional_data():
     }
 
 
-@pytest.mark.parametrize("value, expected", [(-5, 0), (150, 100), ("x", 0), (float("nan"), 0), (99.9, 99)])
+@pytest.mark.parametrize("value, expected", [(-5, 0), (150, 100), ("x", 0), (float("nan"), 0), (99.9, 99), (float("inf"), 100), (float("-inf"), 0)])
 def test_progress_is_clamped_to_an_integer_percentage(value, expected):
     assert p.clamp_progress(value) == expected
 
