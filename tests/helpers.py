@@ -215,3 +215,58 @@ def close_client(sio: Any) -> None:
             sio.eio.disconnect(abort=True)
     except Exception:
         pass
+
+
+# --------------------------------------------------------------------------- HTTP
+def post_import(url: str, token: str | None, content: bytes | str | Path, *, filename: str = "scan.csv",
+                kind: str = "vulnerabilities", session_id: str | None = None, timeout: float = 60.0,
+                **fields: str) -> Any:
+    """POST a CSV to the import endpoint (streamed with MultipartEncoder); returns the requests.Response."""
+    import requests
+    from requests_toolbelt import MultipartEncoder
+
+    form: dict[str, Any] = {}
+    if session_id is not None:
+        form["sessionId"] = session_id
+    form.update(fields)
+    if isinstance(content, Path):
+        handle: Any = open(content, "rb")
+    else:
+        handle = content.encode("utf-8") if isinstance(content, str) else content
+    form["csvFile"] = (filename, handle, "text/csv")
+    try:
+        enc = MultipartEncoder(fields=form)
+        headers = {"Content-Type": enc.content_type}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        path = "/api/vulnerabilities/import" if kind == "vulnerabilities" else "/api/tickets/import"
+        return requests.post(url + path, data=enc, headers=headers, timeout=timeout)
+    finally:
+        if isinstance(content, Path):
+            handle.close()
+
+
+def get_json(url: str, token: str | None, path: str, timeout: float = 30.0) -> Any:
+    import requests
+
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return requests.get(url + path, headers=headers, timeout=timeout)
+
+
+def wait_for_outcome(url: str, token: str, session_id: str, timeout: float = 60.0) -> dict:
+    """Poll the progress endpoint until the import has ended (bounded); returns the final SessionState."""
+    deadline = time.monotonic() + timeout
+    state: dict = {}
+    while time.monotonic() < deadline:
+        state = get_json(url, token, f"/api/import/progress/{session_id}").json()
+        if state.get("outcome") not in (None, "running"):
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"import {session_id} did not end within {timeout}s: {state}")
+
+
+GENERIC_CSV = (
+    "hostname,ip_address,cve,severity,vpr_score,plugin_id,plugin_name,state,first_seen,last_seen\n"
+    "web01,10.0.0.1,\"CVE-2024-0001,CVE-2024-0002\",High,7.5,1001,OpenSSL bug,ACTIVE,2025-01-01,2025-11-20\n"
+    "web02,10.0.0.2,CVE-2024-0003,Low,1.0,1002,Banner leak,ACTIVE,2025-01-01,2025-11-20\n"
+)

@@ -31,7 +31,20 @@ def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "p
     from hextrackr_cli.server.http import HttpApp
     from hextrackr_cli.server.sockets import ImportNamespace
 
-    sio = socketio.AsyncServer(
+    class _AsyncServer(socketio.AsyncServer):
+        async def _handle_eio_disconnect(self, eio_sid: str, *args: Any) -> None:
+            await super()._handle_eio_disconnect(eio_sid, *args)
+            # python-engineio leaves a polling client's pending GET open after the client's CLOSE packet until
+            # the next ping (25 s), so a polling client's disconnect() blocks that long: wake that GET now.
+            sock = getattr(self.eio, "sockets", {}).get(eio_sid)
+            queue = getattr(sock, "queue", None)
+            if queue is not None:
+                try:
+                    queue.put_nowait(None)
+                except Exception:
+                    pass
+
+    sio = _AsyncServer(
         async_mode="asgi",
         cors_allowed_origins="*",
         transports=list(transports),

@@ -31,13 +31,37 @@ class ImportNamespace(socketio.AsyncNamespace):
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         addr = _client_addr(environ)
         if self.ctx.limiter.retry_after(addr):
+            self._close_transport_soon(sid)
             raise socketio.exceptions.ConnectionRefusedError("too many failed authentication attempts")
         token = auth.get("token") if isinstance(auth, dict) else None
         principal = self.ctx.authenticate(token)
         if principal is None:
             self.ctx.limiter.fail(addr)
+            self._close_transport_soon(sid)
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         await self.save_session(sid, {"principal": principal})
+
+    def _close_transport_soon(self, sid: str) -> None:
+        """Close the refused client's Engine.IO connection once the error has gone out.
+
+        "/" is our only namespace, so a refused client has nothing left to do; a polling client would otherwise
+        hang in its disconnect until the next ping (25 s), because it never sends its CLOSE packet.
+        """
+        try:
+            eio_sid = self.server.manager.eio_sid_from_sid(sid, "/")
+        except Exception:
+            return
+        if eio_sid is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        async def close() -> None:
+            try:
+                await self.server.eio.disconnect(eio_sid)
+            except Exception:
+                pass
+
+        loop.call_later(0.2, lambda: loop.create_task(close()))
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         # rooms are left by python-socketio itself; nothing else is held per connection

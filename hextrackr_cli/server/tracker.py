@@ -199,6 +199,9 @@ class ProgressTracker:
                 or event["type"] != timing.last_type
                 or event["message"] != timing.last_message
             ):
+                # stamped when sent, like every other event (the ETA is recomputed for that moment)
+                event = dict(event, timestamp=self._wall_ms(), eta=self.calculate_eta(session, event["progress"]))
+                session.latest = event
                 self._send(session, timing, event)
 
     def emit_cancelled(self, session_id: str) -> None:
