@@ -40,6 +40,12 @@ def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return gen_csv(tmp_path_factory.mktemp("csv") / "generic_scan_2025-11-20.csv", 100_000)
 
 
+@pytest.fixture(scope="module")
+def medium_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30k rows: several progress events, about a second on the server."""
+    return gen_csv(tmp_path_factory.mktemp("csv") / "medium.csv", 30_000)
+
+
 @pytest.fixture
 def small_csv(tmp_path: Path) -> Path:
     return gen_csv(tmp_path / "small.csv", 50)

@@ -12,6 +12,7 @@ from cli_support import (  # noqa: F401  (fixtures)
     ANSI_RE,
     TOKEN,
     big_csv,
+    medium_csv,
     cli_env,
     free_port,
     gen_csv,
@@ -42,10 +43,10 @@ def test_full_import_exits_0_and_prints_the_summary(server, big_csv, tmp_path):
     assert vuln_rows(Path(server.db_path)) == 100_000
 
 
-def test_plain_output_has_no_carriage_returns_or_escape_codes(server, big_csv, tmp_path):
+def test_plain_output_has_no_carriage_returns_or_escape_codes(server, medium_csv, tmp_path):
     """Plain mode (not a TTY) writes whole lines only: stage lines with percent and ETA, no \\r, no ANSI."""
     env = cli_env(tmp_path, server.url, TERM="xterm-256color", FORCE_COLOR="1")
-    r = run_cli(["import", "--log-interval", "0", str(big_csv)], env)
+    r = run_cli(["import", "--log-interval", "0", str(medium_csv)], env)
     err = r.stderr.decode()
     assert r.returncode == 0, err
     assert "\r" not in err
@@ -57,19 +58,19 @@ def test_plain_output_has_no_carriage_returns_or_escape_codes(server, big_csv, t
     assert r.stdout == b""  # human output goes to stderr only
 
 
-def test_plain_output_is_one_line_per_stage_with_default_log_interval(server, big_csv, tmp_path):
+def test_plain_output_is_one_line_per_stage_with_default_log_interval(server, medium_csv, tmp_path):
     """With the default --log-interval (10 s) a short import logs each stage once, not every event."""
     env = cli_env(tmp_path, server.url)
-    r = run_cli(["import", str(big_csv)], env)
+    r = run_cli(["import", str(medium_csv)], env)
     assert r.returncode == 0
     lines = [l for l in r.stderr.decode().splitlines() if re.match(r"\d\d:\d\d:\d\d loading ", l)]
     assert len(lines) == 1
 
 
-def test_json_output_is_ndjson_with_events_and_a_final_summary(server, big_csv, tmp_path):
+def test_json_output_is_ndjson_with_events_and_a_final_summary(server, medium_csv, tmp_path):
     """--output json: every stdout line parses; progress events follow the seed schema; the last is the summary."""
     env = cli_env(tmp_path, server.url)
-    r = run_cli(["--output", "json", "import", str(big_csv)], env)
+    r = run_cli(["--output", "json", "import", str(medium_csv)], env)
     assert r.returncode == 0, r.stderr.decode()
     objs = [json.loads(line) for line in r.stdout.decode().splitlines()]
     progress = [o for o in objs if "type" in o and "event" not in o]
@@ -81,7 +82,7 @@ def test_json_output_is_ndjson_with_events_and_a_final_summary(server, big_csv, 
     assert [o for o in objs if o.get("event") == "transport"][0]["transport"] == "websocket"
     summary = objs[-1]
     assert summary["event"] == "summary"
-    assert summary["outcome"] == "completed" and summary["exitCode"] == 0 and summary["rows"] == 100_000
+    assert summary["outcome"] == "completed" and summary["exitCode"] == 0 and summary["rows"] == 30_000
     assert summary["importId"] is not None and summary["sessionId"] == progress[-1]["sessionId"]
 
 
@@ -172,10 +173,10 @@ def test_timeout_exits_5_and_the_import_still_completes(server, big_csv, tmp_pat
     assert wait_outcome(server.url, sid)["outcome"] == "completed"
 
 
-def test_detach_prints_the_session_id_and_the_import_completes(server, big_csv, tmp_path):
+def test_detach_prints_the_session_id_and_the_import_completes(server, medium_csv, tmp_path):
     """--detach: exit 0 at once with the session id on stdout; the import finishes on the server."""
     env = cli_env(tmp_path, server.url)
-    r = run_cli(["import", "--detach", str(big_csv)], env)
+    r = run_cli(["import", "--detach", str(medium_csv)], env)
     assert r.returncode == 0, r.stderr.decode()
     sid = r.stdout.decode().strip()
     uuid.UUID(sid)

@@ -15,6 +15,7 @@ from cli_support import (  # noqa: F401  (fixtures)
     TOKEN,
     ServerProcess,
     big_csv,
+    medium_csv,
     cli_env,
     free_port,
     read_json_until,
@@ -49,25 +50,25 @@ def _post(url: str, path: Path, sid: str) -> dict:
         api.close()
 
 
-def test_websocket_blocked_falls_back_to_socketio_polling_and_completes(tmp_path, big_csv):
+def test_websocket_blocked_falls_back_to_socketio_polling_and_completes(tmp_path, medium_csv):
     """A server that refuses the websocket transport: the CLI follows over engine.io polling, exit 0."""
     from hextrackr_cli.server.app import start_background
 
     with start_background(database=f"sqlite:///{tmp_path / 's.db'}", tokens=[TOKEN], transports=("polling",)) as srv:
         env = cli_env(tmp_path, srv.url)
-        r = run_cli(["--output", "json", "import", str(big_csv)], env)
+        r = run_cli(["--output", "json", "import", str(medium_csv)], env)
         assert r.returncode == 0, r.stderr.decode()
         objs = [json.loads(l) for l in r.stdout.decode().splitlines()]
         transports = [o["transport"] for o in objs if o.get("event") == "transport"]
         assert transports == ["socket.io polling"]
         assert sum(1 for o in objs if o.get("type") == "loading") >= 2
-        assert objs[-1]["outcome"] == "completed" and objs[-1]["rows"] == 100_000
+        assert objs[-1]["outcome"] == "completed" and objs[-1]["rows"] == 30_000
 
 
-def test_forced_http_polling_follows_the_import_to_the_end(server, big_csv, tmp_path):
+def test_forced_http_polling_follows_the_import_to_the_end(server, medium_csv, tmp_path):
     """--transport polling: progress comes from GET /api/import/progress at --poll-interval, exit 0."""
     env = cli_env(tmp_path, server.url)
-    r = run_cli(["--output", "json", "import", "--transport", "polling", "--poll-interval", "0.2", str(big_csv)], env)
+    r = run_cli(["--output", "json", "import", "--transport", "polling", "--poll-interval", "0.1", str(medium_csv)], env)
     assert r.returncode == 0, r.stderr.decode()
     objs = [json.loads(l) for l in r.stdout.decode().splitlines()]
     assert [o for o in objs if o.get("event") == "transport"] == [
@@ -75,7 +76,7 @@ def test_forced_http_polling_follows_the_import_to_the_end(server, big_csv, tmp_
     ]
     assert sum(1 for o in objs if o.get("type") in ("loading", "processing", "finalizing")) >= 2
     assert objs[-2]["type"] == "complete"
-    assert objs[-1]["outcome"] == "completed" and objs[-1]["rows"] == 100_000
+    assert objs[-1]["outcome"] == "completed" and objs[-1]["rows"] == 30_000
 
 
 def test_socket_unreachable_switches_to_http_polling(server, small_csv):
