@@ -199,46 +199,10 @@ class TcpProxy:
                     return c
         return None
 
-    def _answer_canned(self, client: socket.socket, head: bytes, canned: Canned) -> None:
-        # read the request body first (Content-Length), so the client reads our answer instead of a broken pipe
-        head_end = head.find(b"\r\n\r\n") + 4
-        length = 0
-        for line in head[:head_end].split(b"\r\n")[1:]:
-            if line.lower().startswith(b"content-length:"):
-                try:
-                    length = int(line.split(b":", 1)[1].strip())
-                except ValueError:
-                    length = 0
-        have = len(head) - head_end
-        client.settimeout(30)
-        try:
-            while have < length:
-                chunk = client.recv(min(1 << 20, length - have))
-                if not chunk:
-                    break
-                have += len(chunk)
-            hdrs = [f"HTTP/1.1 {canned.status} {canned.reason}", f"Content-Type: {canned.content_type}",
-                    f"Content-Length: {len(canned.body)}", "Connection: close"]
-            hdrs += [f"{k}: {v}" for k, v in canned.headers]
-            client.sendall(("\r\n".join(hdrs) + "\r\n\r\n").encode("latin-1") + canned.body)
-        except OSError:
-            pass
-        self.injected += 1
-        try:
-            client.shutdown(socket.SHUT_WR)
-            client.recv(1)
-        except OSError:
-            pass
-        client.close()
-
     def _serve(self, client: socket.socket) -> None:
         head = self._read_head(client)
         if not head:
             client.close()
-            return
-        canned = self._match_canned(head)
-        if canned is not None:
-            self._answer_canned(client, head, canned)
             return
         first_line = head.split(b"\r\n", 1)[0]
         is_ws = b"transport=websocket" in first_line or b"upgrade: websocket" in head.lower()
@@ -257,21 +221,24 @@ class TcpProxy:
         conn.websocket = is_ws
         if is_ws:
             self.ws_connections += 1
-        self.requests.append(first_line.decode("latin-1", "replace"))
         with self._lock:
             if self._stop.is_set():
                 conn.close(reset=True)
                 return
             self._conns.add(conn)
         try:
-            upstream.sendall(head)
-            self._pump(conn)
+            framer = None if is_ws else _RequestFramer(self, conn)
+            if framer is None:
+                upstream.sendall(head)
+            elif not framer.feed(head):
+                return
+            self._pump(conn, framer)
         finally:
             with self._lock:
                 self._conns.discard(conn)
             conn.close()
 
-    def _pump(self, conn: _Conn) -> None:
+    def _pump(self, conn: _Conn, framer: "_RequestFramer | None") -> None:
         client, upstream = conn.client, conn.upstream
         assert upstream is not None
         socks = [client, upstream]
@@ -294,7 +261,87 @@ class TcpProxy:
                         if self.delay:
                             time.sleep(self.delay)
                         client.sendall(data)
+                    elif framer is not None:
+                        if not framer.feed(data):
+                            return
                     else:
                         upstream.sendall(data)
                 except OSError:
                     return
+
+
+class _RequestFramer:
+    """Splits the client's byte stream into HTTP/1.1 requests (Content-Length bodies), so every request on a
+    keep-alive connection can be matched against the canned answers. Anything it cannot frame (chunked bodies,
+    protocol upgrades) passes through untouched from then on."""
+
+    def __init__(self, proxy: TcpProxy, conn: _Conn) -> None:
+        self.proxy = proxy
+        self.conn = conn
+        self.buf = b""
+        self.body_left = 0
+        self.passthrough = False
+        self.canned: Canned | None = None
+
+    def feed(self, data: bytes) -> bool:
+        """Forward/answer ``data``; False when the connection must end (a canned answer was sent)."""
+        upstream = self.conn.upstream
+        assert upstream is not None
+        if self.passthrough:
+            upstream.sendall(data)
+            return True
+        self.buf += data
+        while self.buf:
+            if self.body_left:
+                take = self.buf[: self.body_left]
+                self.buf = self.buf[len(take):]
+                self.body_left -= len(take)
+                if self.canned is None:
+                    upstream.sendall(take)
+                if self.body_left == 0 and self.canned is not None:
+                    return self._answer()
+                continue
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > 65536:  # not HTTP as we know it
+                    self.passthrough = True
+                    upstream.sendall(self.buf)
+                    self.buf = b""
+                return True
+            head, self.buf = self.buf[: end + 4], self.buf[end + 4:]
+            lower = head.lower()
+            first_line = head.split(b"\r\n", 1)[0]
+            self.proxy.requests.append(first_line.decode("latin-1", "replace"))
+            length = 0
+            for line in lower.split(b"\r\n")[1:]:
+                if line.startswith(b"content-length:"):
+                    try:
+                        length = int(line.split(b":", 1)[1].strip())
+                    except ValueError:
+                        length = 0
+            self.canned = self.proxy._match_canned(head)
+            if self.canned is None:
+                upstream.sendall(head)
+                if b"transfer-encoding: chunked" in lower or b"upgrade:" in lower:
+                    self.passthrough = True
+                    if self.buf:
+                        upstream.sendall(self.buf)
+                        self.buf = b""
+                    return True
+            self.body_left = length
+            if length == 0 and self.canned is not None:
+                return self._answer()
+        return True
+
+    def _answer(self) -> bool:
+        canned = self.canned
+        assert canned is not None
+        hdrs = [f"HTTP/1.1 {canned.status} {canned.reason}", f"Content-Type: {canned.content_type}",
+                f"Content-Length: {len(canned.body)}", "Connection: close"]
+        hdrs += [f"{k}: {v}" for k, v in canned.headers]
+        try:
+            self.conn.client.sendall(("\r\n".join(hdrs) + "\r\n\r\n").encode("latin-1") + canned.body)
+        except OSError:
+            pass
+        self.proxy.injected += 1
+        return False

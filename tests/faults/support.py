@@ -204,3 +204,10 @@ def db_rows_all(db_path: Path | str, table: str = "vulnerabilities") -> list[dic
         return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY id")]
     finally:
         conn.close()
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False
