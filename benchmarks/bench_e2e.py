@@ -51,7 +51,7 @@ def run_served(csv_path: Path, *, stamped: bool = False, transport: str | None =
     try:
         args = ["--server", server.url, "--token", TOKEN, "import", str(csv_path)]
         if transport:
-            args[4:4] = ["--transport", transport]
+            args[5:5] = ["--transport", transport]
         run = run_cli(args, home.env())
         check_completed(run, "import via hextrackr serve")
         return run, server.peak_rss()

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -198,6 +198,7 @@ class CliRun:
     lines: list[tuple[float, dict]] = field(default_factory=list)  # (time.time() at arrival, object)
     stderr: str = ""
     maxrss: int = 0  # bytes, from wait4
+    ended: float = 0.0  # time.time() when the process had exited
 
     def progress(self) -> list[tuple[float, dict]]:
         return [(t, o) for t, o in self.lines if "type" in o and "progress" in o and "event" not in o]
@@ -234,6 +235,7 @@ def run_cli(args: list[str], env: dict[str, str], *, on_line: Callable[[float, d
                 on_line(now, obj, proc)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        ended = time.time()
         proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         killer.cancel()
@@ -241,7 +243,7 @@ def run_cli(args: list[str], env: dict[str, str], *, on_line: Callable[[float, d
     rc = proc.returncode
     if rc < 0:  # killed by a signal
         rc = 128 - rc
-    return CliRun(rc, seconds, lines, b"".join(err).decode("utf-8", "replace"), usage.ru_maxrss * 1024)
+    return CliRun(rc, seconds, lines, b"".join(err).decode("utf-8", "replace"), usage.ru_maxrss * 1024, ended)
 
 
 # --------------------------------------------------------------------------- database
@@ -324,17 +326,7 @@ def mib(n: float) -> float:
     return n / (1 << 20)
 
 
-def iter_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while chunk := f.read(size):
-            yield chunk
-
-
 def write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     tmp.replace(path)
-
-
-def unused(*_: IO[str]) -> None:  # pragma: no cover - keeps linters quiet about optional imports
-    return None

@@ -1,0 +1,97 @@
+"""Figure 6: one import session watched by many Socket.io clients (benchmarks/fanout.py, a separate process).
+
+For every room event, "time until all have it" = the last client's arrival time minus the moment the server
+emitted it (``benchEmitMs``, added by the benchmark's server wrapper, see common.STAMPED_SERVE).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from typing import Any
+
+from common import HERE, PY, TOKEN, Server, TempHome, data_file, figure, log, pct, raise_nofile
+
+
+def upload(url: str, path: Any, session_id: str) -> dict:
+    import requests
+    from requests_toolbelt import MultipartEncoder
+
+    with open(path, "rb") as fh:
+        enc = MultipartEncoder(fields=[("sessionId", session_id), ("csvFile", (path.name, fh, "text/csv"))])
+        r = requests.post(url + "/api/vulnerabilities/import", data=enc,
+                          headers={"Content-Type": enc.content_type, "Authorization": f"Bearer {TOKEN}"}, timeout=300)
+    if r.status_code not in (200, 202):
+        raise RuntimeError(f"upload refused: {r.status_code} {r.text[:200]}")
+    return r.json()
+
+
+def fanout(rows: int, clients: int, runs: int = 1) -> tuple[list[dict], dict[str, Any]]:
+    limit = raise_nofile(max(4096, clients * 2 + 256))
+    path = data_file(rows)
+    spreads: list[float] = []
+    spans: list[float] = []
+    raw: dict[str, Any] = {"runs": []}
+    for r in range(runs):
+        home = TempHome()
+        server = Server(home, stamped=True)
+        out = home.dir / "fanout.json"
+        sid = str(uuid.uuid4())
+        try:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([PY, str(HERE / "fanout.py"), server.url, TOKEN, sid, str(clients), str(out)],
+                                    stdout=subprocess.PIPE, text=True)
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line.startswith("ready"):
+                proc.kill()
+                raise RuntimeError(f"fan-out clients did not join: {line!r}")
+            joined = int(line.split()[1])
+            log(f"fan-out: {joined}/{clients} clients joined in {time.perf_counter() - t0:.1f}s "
+                f"(open-files limit {limit}); uploading {rows:,} rows")
+            upload(server.url, path, sid)
+            proc.wait(300)
+            data = json.loads(out.read_text())
+        finally:
+            server.stop()
+            home.cleanup()
+        per_event = []
+        for frame, times in data["events"].items():
+            body = json.loads(frame[2:])
+            if body[0] != "importProgress" or "benchEmitMs" not in body[1]:
+                continue
+            emitted = body[1]["benchEmitMs"] / 1000
+            per_event.append({"type": body[1]["type"], "progress": body[1]["progress"], "received": len(times),
+                              "all_ms": (max(times) - emitted) * 1000, "first_ms": (min(times) - emitted) * 1000,
+                              "span_ms": (max(times) - min(times)) * 1000})
+        complete = [e for e in per_event if e["received"] == data["joined"]]
+        spreads += [e["all_ms"] for e in complete]
+        spans += [e["span_ms"] for e in complete]
+        log(f"fan-out run {r + 1}: {len(per_event)} events, {len(complete)} reached all {data['joined']} clients, "
+            f"{data['failed']} client failures; all-have-it p50 {pct([e['all_ms'] for e in complete], 50):.0f} ms "
+            f"p99 {pct([e['all_ms'] for e in complete], 99):.0f} ms")
+        raw["runs"].append({"joined": data["joined"], "finished": data["finished"], "failed": data["failed"],
+                            "failures": data["failures"], "events": per_event})
+        if len(complete) < len(per_event):
+            log(f"fan-out: {len(per_event) - len(complete)} events did not reach every client")
+    missed = sum(1 for run in raw["runs"] for e in run["events"] if e["received"] != run["joined"])
+    note = f"{clients} clients, {sum(len(x['events']) for x in raw['runs'])} events; {missed} events missed by some client"
+    table = [
+        figure(f"fan-out to {clients} clients: emit -> all have it, p50", spreads, "ms", stat="p50",
+               value=pct(spreads, 50), note=note),
+        figure(f"fan-out to {clients} clients: emit -> all have it, p99", spreads, "ms", stat="p99",
+               value=pct(spreads, 99), target="<= 250 ms", ok=bool(spreads) and pct(spreads, 99) <= 250 and missed == 0),
+        figure(f"fan-out to {clients} clients: first -> last client, p99", spans, "ms", stat="p99",
+               value=pct(spans, 99)),
+    ]
+    return table, raw
+
+
+if __name__ == "__main__":
+    import sys
+
+    t, raw = fanout(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000, int(sys.argv[2]) if len(sys.argv) > 2 else 100)
+    for row in t:
+        print(row["name"], round(row["value"], 1), row["unit"], row["ok"], row["note"])
