@@ -311,8 +311,8 @@ class _Run:
             text = str(exc)
             if "field larger than field limit" in text:
                 text = f"a field is larger than {FIELD_LIMIT // (1024 * 1024)} MiB"
-            elif "EOF" in text or "quote" in text.lower():
-                text = f"unterminated quote ({text})"
+            elif "EOF" in text or "end of data" in text or "quote" in text.lower():
+                text = "a quoted field is never closed (unterminated quote)"
             raise ImportProblem(f"CSV error at line {reader.line_num}: {text}") from None
 
     def _header(self, reader: Any) -> Format:

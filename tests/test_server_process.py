@@ -1,0 +1,97 @@
+"""`hextrackr serve` as a real process: start-up line, token handling, signals, refusals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+
+import requests
+
+from helpers import GENERIC_CSV, db_rows, post_import, spawn_server, wait_for_outcome
+
+
+def test_serve_prints_the_listening_line_serves_and_stops_cleanly_on_sigterm(tmp_path) -> None:
+    srv = spawn_server(tmp_path)
+    assert requests.get(srv.url + "/health", timeout=10).json()["status"] == "ok"
+    r = post_import(srv.url, srv.token, GENERIC_CSV)
+    assert wait_for_outcome(srv.url, srv.token, r.json()["sessionId"])["outcome"] == "completed"
+    assert srv.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in srv.stderr and srv.token not in srv.stderr
+    assert len(db_rows(srv.db_path, "vulnerabilities")) == 3
+
+
+def test_sigint_stops_the_server_with_status_0(tmp_path) -> None:
+    srv = spawn_server(tmp_path)
+    assert srv.stop(signal.SIGINT) == 0
+    assert "hextrackr serve: stopped" in srv.stderr and "Traceback" not in srv.stderr
+
+
+def test_without_a_token_one_is_generated_printed_once_and_stored_in_the_local_profile(tmp_path) -> None:
+    srv = spawn_server(tmp_path, token=None)
+    try:
+        assert srv.token and srv.stderr.count(srv.token) == 1
+        config = tmp_path / "config" / "hextrackr" / "config.toml"
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        import tomllib
+
+        profile = tomllib.loads(config.read_text())["profiles"]["local"]
+        assert profile == {"server": srv.url, "token": srv.token}
+        ok = requests.get(srv.url + "/api/imports", headers={"Authorization": f"Bearer {srv.token}"}, timeout=10)
+        assert ok.status_code == 200
+    finally:
+        assert srv.stop() == 0
+
+
+def test_hextrackr_token_environment_variable_is_accepted(tmp_path) -> None:
+    srv = spawn_server(tmp_path, token=None, env={"HEXTRACKR_TOKEN": "env-token-0123456789"})
+    try:
+        assert "generated token" not in srv.stderr
+        r = requests.get(srv.url + "/api/imports", headers={"Authorization": "Bearer env-token-0123456789"},
+                         timeout=10)
+        assert r.status_code == 200
+    finally:
+        srv.stop()
+
+
+def serve(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "c"), XDG_DATA_HOME=str(tmp_path / "d"))
+    return subprocess.run([sys.executable, "-m", "hextrackr_cli", "serve", "--token", "t", *args],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_bad_serve_options_exit_2_with_one_line_and_no_traceback(tmp_path) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        cases = [
+            (["--max-upload", "lots"], "--max-upload"),
+            (["--database", "mysql://x/y"], "not supported"),
+            (["--port", str(busy.getsockname()[1])], "cannot listen"),
+            (["--message-queue", "redis://localhost"], "message-queue"),
+        ]
+        for args, words in cases:
+            res = serve(tmp_path, *args)
+            assert res.returncode == 2, (args, res.stderr)
+            assert words in res.stderr and "Traceback" not in res.stderr
+            assert res.stderr.strip().count("\n") == 0, res.stderr
+    finally:
+        busy.close()
+
+
+def test_stopping_during_an_import_rolls_it_back_and_records_it(tmp_path) -> None:
+    from helpers import write_tenable_csv
+
+    big = write_tenable_csv(tmp_path / "big.csv", 60_000)
+    srv = spawn_server(tmp_path)
+    r = post_import(srv.url, srv.token, big)
+    assert r.status_code == 202
+    assert srv.stop(signal.SIGTERM) == 0
+    (rec,) = db_rows(srv.db_path, "imports")
+    assert rec["status"] in ("cancelled", "completed")
+    if rec["status"] == "cancelled":
+        assert db_rows(srv.db_path, "vulnerabilities") == []
