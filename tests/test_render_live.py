@@ -104,3 +104,13 @@ def test_json_renderer_emits_events_as_received_and_a_summary():
     assert objs[1] == dict(p.event)
     assert objs[2]["event"] == "summary" and objs[2]["exitCode"] == 1 and objs[2]["message"] == "row 3: bad"
     assert "failed" in err.getvalue()
+
+
+def test_on_a_terminal_without_a_server_the_embedded_one_is_used_and_said_so(small_csv, tmp_path):
+    """Interactive use with nothing configured: one line says the embedded server is used; the import completes."""
+    env = cli_env(tmp_path, None, token=None, TERM="xterm-256color")
+    code, screen = _run_in_pty(["-m", "hextrackr_cli", "import", str(small_csv)], env)
+    plain = re.sub(ANSI_RE, "", screen)
+    assert code == 0, plain
+    assert "no server configured: using the embedded server" in plain
+    assert "completed small.csv: 50 rows" in plain

@@ -360,7 +360,7 @@ def _notice_fn(renderer: Any) -> Any:
     from hextrackr_cli.client import events as ev
 
     def notice(message: str) -> None:
-        renderer.handle(ev.Notice(message, "warning"))
+        renderer.handle(ev.Notice(message, "info"))
 
     return notice
 

@@ -153,6 +153,9 @@ class RichRenderer:
             v.state = "cancelling"
             v.notice = "cancelling… (Ctrl-C again to detach)"
             v.notice_style = "yellow"
+        elif isinstance(event, ev.Notice) and self.live is None:
+            self.console.print(Text(event.message, style="yellow" if event.level == "warning" else ""), soft_wrap=True)
+            return
         elif isinstance(event, ev.Notice):
             if event.level == "warning" or self.verbose:
                 v.notice = event.message
