@@ -238,3 +238,33 @@ def test_quiet_prints_only_the_summary(server, small_csv, tmp_path):
     assert r.returncode == 0
     lines = r.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("completed small.csv: 50 rows")
+
+
+def test_reusing_a_session_id_is_idempotent_and_a_different_file_is_refused(server, small_csv, tmp_path):
+    """Same --session-id and same file again: the existing import's outcome (exit 0, nothing twice);
+    same id with another file: the server's 409 refusal, exit 1."""
+    env = cli_env(tmp_path, server.url)
+    sid = str(uuid.uuid4())
+    assert run_cli(["import", "--session-id", sid, str(small_csv)], env).returncode == 0
+    r = run_cli(["--output", "json", "import", "--session-id", sid, str(small_csv)], env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(r.stdout.decode().splitlines()[-1])["outcome"] == "completed"
+    assert imports_total(server.url) == 1
+    other = gen_csv(tmp_path / "other.csv", 10, offset=500)
+    r = run_cli(["--output", "json", "import", "--session-id", sid, str(other)], env)
+    assert r.returncode == 1, r.stderr.decode()
+    assert "409" in r.stderr.decode()
+    assert json.loads(r.stdout.decode().splitlines()[-1])["outcome"] == "error"
+    assert imports_total(server.url) == 1
+
+
+def test_timeout_during_the_upload_stops_it_and_imports_nothing(server, tmp_path):
+    """--timeout shorter than the upload itself: exit 5, the upload is stopped, the server has no import."""
+    big = gen_csv(tmp_path / "upload_heavy.csv", 200_000)
+    env = cli_env(tmp_path, server.url)
+    r = run_cli(["--output", "json", "import", "--timeout", "0.05", str(big)], env)
+    assert r.returncode == 5, r.stderr.decode()
+    summary = json.loads(r.stdout.decode().splitlines()[-1])
+    assert summary["outcome"] == "timeout" and "during the upload" in summary["message"]
+    assert imports_total(server.url) == 0
+    assert vuln_rows(Path(server.db_path)) == 0

@@ -191,6 +191,8 @@ def follow(
     cancel_at: float | None = None
     seen_presses = 0
     deadline = started + timeout if timeout else None
+    held: Any = None  # an outcome seen before our upload was accepted (a re-used session id)
+    timed_out_uploading = False
 
     def finish(outcome: Any) -> Any:
         renderer.handle(outcome)
@@ -200,13 +202,26 @@ def follow(
         try:
             event = watcher.get(0.1)
         except UploadAborted:
+            if timed_out_uploading:
+                return finish(
+                    ev.Outcome(ev.OUTCOME_TIMEOUT, sid, ExitStatus.TIMEOUT,
+                               message=f"--timeout {timeout:g}s reached during the upload; "
+                               "the upload was stopped and nothing was imported")
+                )
             return finish(
                 ev.Outcome(ev.OUTCOME_INTERRUPTED, sid, ExitStatus.INTERRUPTED,
                            message="upload aborted on Ctrl-C; nothing was imported")
             )
         if isinstance(event, ev.Uploaded) and uploading is not None:
             uploading.clear()
+            renderer.handle(event)
+            if held is not None:
+                return finish(_adjust(held, cancel_at is not None))
+            event = None
         if isinstance(event, ev.Outcome):
+            if uploading is not None and uploading.is_set():
+                held = event  # decided only once the server has answered our POST (it may refuse it)
+                continue
             return finish(_adjust(event, cancel_at is not None))
         if event is not None:
             renderer.handle(event)
@@ -237,7 +252,11 @@ def follow(
                            message=f"the server did not confirm the cancel within {cancel_wait:g}s; "
                            f"{_watch_hint(conn, sid)}")
             )
-        if deadline is not None and now >= deadline and cancel_at is None:
+        if deadline is not None and now >= deadline and cancel_at is None and not timed_out_uploading:
+            if uploading is not None and uploading.is_set() and abort is not None:
+                timed_out_uploading = True
+                abort.set()
+                continue
             return finish(
                 ev.Outcome(ev.OUTCOME_TIMEOUT, sid, ExitStatus.TIMEOUT,
                            message=f"stopped watching after {timeout:g}s (--timeout); {_watch_hint(conn, sid)}")
