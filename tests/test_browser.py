@@ -500,6 +500,30 @@ def test_upload_form_starts_an_import_and_opens_its_progress(page: Any, server: 
     assert wait_for_outcome(server.url, TOKEN, sid)["summary"]["rows"] == 40
 
 
+def test_unknown_session_page_says_not_found_in_the_error_state(page: Any, server: Any) -> None:
+    """/imports/{id} for a session the server does not know shows the server's "not found" in red."""
+    sign_in(page, server.url)
+    sid = str(uuid.uuid4())
+    page.get(f"{server.url}/imports/{sid}")
+    wait_js(page, "document.getElementById('progressModal') &&"
+                  " document.getElementById('progressModal').dataset.state === 'error'", 30, "error state")
+    shown = modal(page)
+    assert shown["message"] == f"Session {sid} not found" and "bg-danger" in shown["barClass"]
+
+
+def test_page_formateta_matches_the_seed_and_the_python_protocol(page: Any, server: Any) -> None:
+    """ProgressModal.formatETA gives the seed's strings (45s, 1m 30s, 61m 5s), the same as protocol.format_eta."""
+    from hextrackr_cli import protocol
+
+    page.get(server.url + "/")
+    wait_js(page, "typeof ProgressModal === 'object'", 20)
+    samples = [0, 1, 45, 59, 59.6, 60, 90, 3599, 3665, 86400]
+    shown = page.execute_script("return arguments[0].map(s => ProgressModal.formatETA(s))", samples)
+    assert shown[2] == "45s" and shown[6] == "1m 30s" and shown[8] == "61m 5s"
+    assert shown == [protocol.format_eta(s) for s in samples]
+    assert page.execute_script("return ProgressModal.formatETA(null)") == ""
+
+
 def test_pages_and_vendored_assets_need_no_token_and_are_served_with_types_and_caching(server: Any) -> None:
     """Pages/assets come from the package (no CDN): right content types, cache headers, ETag 304, gzip."""
     base = server.url

@@ -236,8 +236,8 @@
     cancelImport(sessionId) {
       return new Promise((resolve) => {
         if (!this.socket || !this.socket.connected) {
-          resolve({ ok: false, error: 'No live connection to the server, so the cancel request cannot be sent. '
-            + 'It is sent as soon as the connection is back; or run: hextrackr cancel ' + sessionId });
+          resolve({ ok: false, error: 'no live connection to the server (cancel needs Socket.io). Try again when '
+            + 'the badge shows Live, or run: hextrackr cancel ' + sessionId });
           return;
         }
         this.socket.timeout(10000).emit('cancelImport', sessionId, (err, ack) => {
