@@ -61,7 +61,7 @@ def test_websocket_blocked_falls_back_to_socketio_polling_and_completes(tmp_path
         objs = [json.loads(l) for l in r.stdout.decode().splitlines()]
         transports = [o["transport"] for o in objs if o.get("event") == "transport"]
         assert transports == ["socket.io polling"]
-        assert sum(1 for o in objs if o.get("type") == "loading") >= 2
+        assert sum(1 for o in objs if o.get("type") in ("parsing", "loading", "processing", "finalizing")) >= 2
         assert objs[-1]["outcome"] == "completed" and objs[-1]["rows"] == 30_000
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from hextrackr_cli import protocol
 from hextrackr_cli.client import events as ev
@@ -58,7 +58,10 @@ class Watcher:
         give_up_after: float = GIVE_UP_AFTER,
         verify: bool | str = True,
         connect_timeout: float = 10.0,
+        translate: Callable[[str, Any], dict[str, Any] | None] | None = None,
     ) -> None:
+        """``translate(event_name, data)`` maps another dialect's socket events to seed ProgressEvents
+        (None = ignore); without it events are validated as seed ProgressEvents."""
         if transport not in ("auto", "websocket", "polling"):
             raise ValueError(f"unknown transport {transport!r}")
         self.api = api
@@ -71,6 +74,7 @@ class Watcher:
         self.give_up_after = give_up_after
         self.verify = verify
         self.connect_timeout = connect_timeout
+        self.translate = translate
 
         self.session_id: str | None = None
         self.mode: str | None = None  # "socket" | "polling"
@@ -310,15 +314,18 @@ class Watcher:
                 f"socket.io reconnection failed after {protocol.MAX_RECONNECT_ATTEMPTS} attempts"
             )
 
-        def on_progress(data: Any = None, *_: Any) -> None:
-            self._last_socket_msg = time.monotonic()
-            try:
-                event = protocol.validate_progress_event(data)
-            except protocol.ProtocolError:
-                return
-            if event.get("sessionId") != self.session_id:
-                return
-            self._on_progress(event, self.transport_name or ev.WEBSOCKET)
+        def make_progress_handler(name: str) -> Callable[..., None]:
+            def on_progress(data: Any = None, *_: Any) -> None:
+                self._last_socket_msg = time.monotonic()
+                try:
+                    event = self.translate(name, data) if self.translate else protocol.validate_progress_event(data)
+                except (protocol.ProtocolError, ValueError, TypeError):
+                    return
+                if event is None or event.get("sessionId") != self.session_id:
+                    return
+                self._on_progress(event, self.transport_name or ev.WEBSOCKET)
+
+            return on_progress
 
         def on_cancelled(data: Any = None, *_: Any) -> None:
             self._last_socket_msg = time.monotonic()
@@ -341,7 +348,7 @@ class Watcher:
         sio.on("disconnect", on_disconnect)
         sio.on("__disconnect_final", on_final)
         for name in dialect.progress_events:
-            sio.on(name, on_progress)
+            sio.on(name, make_progress_handler(name))
         if dialect.cancelled_event:
             sio.on(dialect.cancelled_event, on_cancelled)
 
