@@ -61,6 +61,10 @@ class FormatError(ValueError):
     """The header matches no known format; the message names what was expected."""
 
 
+class RowError(ValueError):
+    """A value in a row that cannot be right (the caller adds the row number)."""
+
+
 @dataclass(frozen=True)
 class Format:
     """A detected format: its name, what it imports, and where each field sits in the header."""
@@ -183,10 +187,11 @@ def detect_format(header: Sequence[str], kind: str | None = None) -> Format:
     if not any(cleaned):
         raise FormatError("the header row is empty")
     if len(cleaned) == 1:
-        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+        for sep, name, shown in ((";", "semicolons", "';'"), ("\t", "tabs", "tab"), ("|", "pipes", "'|'")):
             if sep in cleaned[0]:
                 raise FormatError(
-                    f"the header is separated by {name}, not commas; export the file as comma-separated CSV"
+                    f"the header is separated by {name} ({shown} delimiter), not commas; export the file as"
+                    " comma-separated CSV"
                 )
     for name, fkind, title, columns, required in _FORMATS:
         if kind is not None and fkind != kind:
@@ -194,7 +199,7 @@ def detect_format(header: Sequence[str], kind: str | None = None) -> Format:
         index = _locate(cleaned, columns)
         if all(any(f in index for f in alternative) for alternative in required):
             return Format(name, fkind, title, tuple(cleaned), index)
-    shown = ", ".join(cleaned[:8]) + (", ..." if len(cleaned) > 8 else "")
+    shown = ", ".join(h if len(h) <= 40 else h[:37] + "..." for h in cleaned[:8]) + (", ..." if len(cleaned) > 8 else "")
     expected = EXPECTED_COLUMNS if kind is None else (
         "tickets (xt_number, date_submitted, status, ...)" if kind == TICKETS
         else EXPECTED_COLUMNS.rsplit(", tickets", 1)[0]
@@ -221,6 +226,9 @@ _SEVERITIES = {
     "1": "Low",
     "0": "Info",
 }
+
+
+_SEVERITY_NAMES = frozenset(_SEVERITIES.values())
 
 
 def split_cves(text: str, fallback: str = "") -> list[str]:
@@ -284,10 +292,56 @@ def make_mapper(fmt: Format, vendor: str) -> Mapper:
         }
     else:
         raise FormatError(f"no mapper for format {fmt.name!r}")
-    return _vuln_mapper(fmt.name, {k: fmt.index.get(v, -1) if v else -1 for k, v in cols.items()}, vendor)
+    ix = {k: fmt.index.get(v, -1) if v else -1 for k, v in cols.items()}
+    names = {k: (fmt.header[i] if i >= 0 else k) for k, i in ix.items()}
+    return _vuln_mapper(fmt.name, ix, names, vendor)
 
 
-def _vuln_mapper(name: str, ix: Mapping[str, int], vendor: str) -> Mapper:
+_PLACEHOLDERS = frozenset({"n/a", "na", "-", "none", "null"})
+
+
+def _score_checker(column: str) -> Callable[[str], float | None]:
+    def check(text: str) -> float | None:
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            if text.strip().lower() in _PLACEHOLDERS:
+                return None
+            raise RowError(f"{column} {text[:40]!r} is not a number") from None
+        if not 0.0 <= value <= 10.0:  # also refuses nan and inf
+            raise RowError(f"{column} {text[:40]!r} is out of range (0 to 10)")
+        return value
+
+    return check
+
+
+def _date_checker(column: str) -> Callable[[str], str]:
+    good: set[str] = set()
+
+    def check(text: str) -> str:
+        if not text or text in good:
+            return text
+        head = text[:10]
+        try:
+            if len(head) != 10 or head[4] != "-" or head[7] != "-":
+                raise ValueError
+            _dt.date(int(head[:4]), int(head[5:7]), int(head[8:]))
+        except ValueError:
+            raise RowError(f"{column} {text[:40]!r} is not a date (YYYY-MM-DD)") from None
+        if len(good) < 100_000:
+            good.add(text)
+        return text
+
+    return check
+
+
+def _ip_ok(ip: str) -> bool:
+    return bool(_IP_RE.match(ip)) and all(int(part) <= 255 for part in ip.split("."))
+
+
+def _vuln_mapper(name: str, ix: Mapping[str, int], names: Mapping[str, str], vendor: str) -> Mapper:
     i_aid, i_host, i_ip, i_ips = ix["asset_id"], ix["hostname"], ix["ip"], ix["ips"]
     i_pid, i_name, i_cve, i_vpr, i_cvss = ix["plugin_id"], ix["plugin_name"], ix["cve"], ix["vpr"], ix["cvss"]
     i_desc, i_sol, i_sev, i_state = ix["description"], ix["solution"], ix["severity"], ix["state"]
@@ -300,6 +354,11 @@ def _vuln_mapper(name: str, ix: Mapping[str, int], vendor: str) -> Mapper:
         severities[v] = v
     ip_match = _IP_RE.match
     split = split_cves
+    vpr_of, cvss_of = _score_checker(names["vpr"]), _score_checker(names["cvss"])
+    first_of, last_of = _date_checker(names["first"]), _date_checker(names["last"])
+    ip_column = names["ip"] if i_ip >= 0 else names["ips"]
+    sev_column = names["severity"]
+    known_ips: set[str] = set()
 
     def map_row(row: list) -> list:
         if pad:
@@ -327,23 +386,26 @@ def _vuln_mapper(name: str, ix: Mapping[str, int], vendor: str) -> Mapper:
             desc = sol = ""
         else:
             desc, sol = row[i_desc], row[i_sol]
+        if ip and ip not in known_ips:
+            if not _ip_ok(ip):
+                raise RowError(f"{ip_column} {ip[:40]!r} is not an IPv4 address")
+            if len(known_ips) < 100_000:
+                known_ips.add(ip)
+        if not (host or ip or aid):
+            raise RowError(f"no host: {names['hostname']} and {ip_column} are both empty")
         sev_text = row[i_sev]
         sev = severities.get(sev_text)
         if sev is None:
             sev = normalize_severity(sev_text)
-        vpr_text = row[i_vpr]
-        try:
-            vpr = float(vpr_text) if vpr_text else None
-        except ValueError:
-            vpr = None
-        cvss_text = row[i_cvss]
-        try:
-            cvss = float(cvss_text) if cvss_text else None
-        except ValueError:
-            cvss = None
+            if sev and sev not in _SEVERITY_NAMES:
+                raise RowError(
+                    f"{sev_column} {sev_text[:40]!r} is not a severity (Critical, High, Medium, Low, Info)"
+                )
+        vpr = vpr_of(row[i_vpr])
+        cvss = cvss_of(row[i_cvss])
         state = row[i_state].strip().upper()
-        first = row[i_first].strip()
-        last = row[i_last].strip()
+        first = first_of(row[i_first].strip())
+        last = last_of(row[i_last].strip())
         cell = row[i_cve]
         if cell and cell[:4] == "CVE-" and "," not in cell and " " not in cell:
             cves: Sequence[str] = (cell,)

@@ -144,3 +144,29 @@ def test_scan_date_must_be_a_real_iso_date() -> None:
     for bad in ("2025-02-30", "20251120", "yesterday"):
         with pytest.raises(ValueError):
             parse_scan_date(bad)
+
+
+@pytest.mark.parametrize(
+    "values,words",
+    [
+        ({"ip_address": "999.1.1.1"}, "ip_address '999.1.1.1' is not an IPv4 address"),
+        ({"vpr_score": "11"}, "vpr_score '11' is out of range"),
+        ({"vpr_score": "-1"}, "out of range"),
+        ({"vpr_score": "nan"}, "out of range"),
+        ({"vpr_score": "high"}, "vpr_score 'high' is not a number"),
+        ({"first_seen": "2025-02-30"}, "first_seen '2025-02-30' is not a date"),
+        ({"last_seen": "yesterday"}, "last_seen 'yesterday' is not a date"),
+        ({"severity": "Apocalyptic"}, "severity 'Apocalyptic' is not a severity"),
+        ({"hostname": "", "ip_address": ""}, "no host"),
+    ],
+)
+def test_impossible_values_are_refused_naming_the_column(values: dict, words: str) -> None:
+    from hextrackr_cli.formats import RowError
+
+    mapper = make_mapper(detect_format(GENERIC_HEADER), "generic")
+    row = dict(zip(GENERIC_HEADER, ["h1", "10.0.0.1", "CVE-2020-1", "High", "5.5", "1", "n", "ACTIVE",
+                                     "2025-01-01", "2025-01-02T10:00:00Z"]))
+    assert mapper(list(row.values()))  # the base row is fine (timestamps are dates too)
+    row.update(values)
+    with pytest.raises(RowError, match=words):
+        mapper(list(row.values()))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +127,37 @@ def test_a_failed_import_is_recorded_with_its_error(live_server) -> None:
     (rec,) = db_rows(live_server.db_path, "imports")
     assert rec["status"] == "failed" and "row 2" in rec["error"] and rec["finished_at"]
     assert db_count(live_server.db_path, "vulnerabilities") == 0
+
+
+# --------------------------------------------------------------------------- the shared bad-input corpus
+CORPUS = Path(__file__).parent / "data" / "bad"
+MANIFEST = json.loads((CORPUS / "manifest.json").read_text()) if (CORPUS / "manifest.json").exists() else {}
+
+
+@pytest.fixture(scope="module")
+def corpus_server(tmp_path_factory: pytest.TempPathFactory):
+    from hextrackr_cli.server.app import start_background
+
+    srv = start_background(database=f"sqlite:///{tmp_path_factory.mktemp('corpus') / 'h.db'}",
+                           tokens=["corpus-token-0123456789"])
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_corpus_file_is_accepted_or_refused_as_the_manifest_says(corpus_server, name: str) -> None:
+    expect = MANIFEST[name]
+    r = post_import(corpus_server.url, corpus_server.token, (CORPUS / name).read_bytes(), filename=name)
+    if r.status_code == 202:
+        state = wait_for_outcome(corpus_server.url, corpus_server.token, r.json()["sessionId"])
+        outcome, message = state["outcome"], state["error"] or ""
+    else:
+        assert r.status_code == 422, r.text
+        outcome, message = "refused", r.json()["error"]
+    if expect["expect"] == "accept":
+        assert outcome == "completed", message
+    else:
+        assert outcome in ("failed", "refused")
+        for word in expect["words"]:
+            assert word.lower() in message.lower(), message
+        assert len(message) < 400 and "\n" not in message

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from hextrackr_cli import __version__, protocol
 from hextrackr_cli.formats import metadata_from_filename, parse_scan_date
 from hextrackr_cli.server.context import Principal, ServerContext
-from hextrackr_cli.server.pipeline import ImportProblem, Job, sniff
+from hextrackr_cli.server.pipeline import SNIFF_LIMIT, ImportProblem, Job, sniff
 from hextrackr_cli.server.tracker import PENDING
 
 log = logging.getLogger("hextrackr.server")
@@ -28,7 +28,6 @@ Send = Callable[[dict], Awaitable[None]]
 
 MAX_FIELD = 64 * 1024  # text form fields
 DRAIN_LIMIT = 16 * 1024 * 1024  # body read and discarded after a 413 so the client sees the answer
-SNIFF_BYTES = 64 * 1024
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _VENDOR_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._ -]{0,63}\Z")
 
@@ -431,7 +430,7 @@ class _Upload:
 
     def head(self) -> bytes:
         with open(self.path, "rb") as f:
-            return f.read(SNIFF_BYTES)
+            return f.read(SNIFF_LIMIT)
 
     def keep(self) -> Any:
         self._kept = True

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hextrackr_cli import protocol
-from hextrackr_cli.formats import FormatError, Format, detect_format, make_mapper
+from hextrackr_cli.formats import FormatError, Format, RowError, detect_format, make_mapper
 from hextrackr_cli.server.storage import Database, Staging, merge_tickets, merge_vulnerabilities
 from hextrackr_cli.server.tracker import ProgressTracker
 
@@ -29,8 +29,9 @@ log = logging.getLogger("hextrackr.server")
 
 BATCH_ROWS = 5000
 HEARTBEAT = 0.5  # seconds: report at least this often while work goes on
-FIELD_LIMIT = 8 * 1024 * 1024
+FIELD_LIMIT = 1024 * 1024  # one CSV field; Plugin Output can be long, never this long
 SCAN_CHUNK = 1 << 20
+SNIFF_LIMIT = 64 * 1024  # bytes the server reads synchronously to refuse obvious non-CSV
 csv.field_size_limit(FIELD_LIMIT)
 
 
@@ -90,7 +91,6 @@ def sniff(head: bytes, kind: str | None = None) -> Format:
         raise ImportProblem("the file is UTF-16 text; save it as UTF-8 CSV")
     if b"\x00" in head:
         raise ImportProblem("contains NUL bytes: this is a binary file, not a CSV text file")
-    first_line = head.split(b"\n", 1)[0]
     try:
         text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -103,15 +103,42 @@ def sniff(head: bytes, kind: str | None = None) -> Format:
         raise ImportProblem("looks like JSON, not CSV")
     if stripped[:15].lower().startswith(("<!doctype html", "<html")):
         raise ImportProblem("looks like an HTML page, not CSV")
-    if len(first_line) > FIELD_LIMIT:
-        raise ImportProblem("the header line is too long to be a CSV header")
+    if b"\n" not in head and len(head) >= SNIFF_LIMIT:
+        raise ImportProblem(f"the first line is longer than {SNIFF_LIMIT // 1024} KiB: not a CSV header")
     try:
         header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
     except csv.Error as exc:
         raise ImportProblem(f"the header row is not valid CSV: {exc}") from None
+    return check_header(header, kind)
+
+
+def check_header(header: list[str] | None, kind: str | None) -> Format:
+    """The format of a header row, or ImportProblem: empty, blank or duplicate names, tickets vs scans, unknown."""
+    if header is None or not any(h.strip() for h in header):
+        raise ImportProblem("the file is empty")
+    stripped = [h.lstrip("\ufeff").strip() for h in header]
+    if len(stripped) > 1 and "" in stripped:
+        raise ImportProblem(f"column {stripped.index('') + 1} of the header has a blank column name")
+    seen: set[str] = set()
+    for h in stripped:
+        if h.lower() in seen:
+            raise ImportProblem(f"duplicate column {h!r} in the header")
+        seen.add(h.lower())
     try:
         return detect_format(header, kind)
     except FormatError as exc:
+        other = {"vulnerabilities": "tickets", "tickets": "vulnerabilities"}.get(kind or "")
+        if other:
+            try:
+                detect_format(header, other)
+            except FormatError:
+                pass
+            else:
+                if other == "tickets":
+                    raise ImportProblem(
+                        "this is a ticket CSV; import it as tickets (--type tickets, POST /api/tickets/import)"
+                    ) from None
+                raise ImportProblem("this is a vulnerability scan, not a ticket CSV") from None
         raise ImportProblem(str(exc)) from None
 
 
@@ -322,29 +349,7 @@ class _Run:
             raise ImportProblem("is not UTF-8 text (invalid byte at line 1); save it as UTF-8") from None
         except csv.Error as exc:
             raise ImportProblem(f"the header row is not valid CSV: {exc}") from None
-        if header is None or not any(h.strip() for h in header):
-            raise ImportProblem("the file is empty")
-        stripped = [h.strip() for h in header]
-        if any(not h for h in stripped):
-            raise ImportProblem(f"column {stripped.index('') + 1} of the header has a blank column name")
-        seen: set[str] = set()
-        for h in stripped:
-            if h.lower() in seen:
-                raise ImportProblem(f"duplicate column {h!r} in the header")
-            seen.add(h.lower())
-        try:
-            return detect_format(header, self.job.kind)
-        except FormatError as exc:
-            if self.job.kind == "vulnerabilities":
-                try:
-                    detect_format(header, "tickets")
-                except FormatError:
-                    pass
-                else:
-                    raise ImportProblem(
-                        "this is a ticket CSV; import it with --type tickets (POST /api/tickets/import)"
-                    ) from None
-            raise ImportProblem(str(exc)) from None
+        return check_header(header, self.job.kind)
 
     def _scan(self) -> int:
         """Parsing stage: one fast pass over the bytes (NUL, UTF-8, line count). Returns the estimated row count."""
@@ -404,7 +409,10 @@ class _Run:
             done = 0
             number = 0
             for row in self._rows(reader, width):
-                batch.extend(mapper(row))
+                try:
+                    batch.extend(mapper(row))
+                except RowError as exc:
+                    raise ImportProblem(f"row {reader.line_num}: {exc}") from None
                 done += 1
                 if done % batch_rows == 0 or (done & 1023 == 0 and time.monotonic() - self.last_report >= HEARTBEAT):
                     self.check_cancel()

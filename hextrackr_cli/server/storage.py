@@ -118,8 +118,8 @@ class Database:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: a whole import's pages stay in the cache
-        conn.execute("PRAGMA temp_store=MEMORY")  # the staging table
+        conn.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache per connection
+        conn.execute("PRAGMA temp_store=FILE")  # the staging table: OS page cache, not our RSS
         # checkpoints run where we choose (after an import has reported completion), never inside a commit
         # that someone is waiting for
         conn.execute("PRAGMA wal_autocheckpoint=0")
