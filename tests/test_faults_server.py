@@ -1,0 +1,134 @@
+"""Server-side faults during a real import (issue 6): the server process killed (SIGKILL) and restarted
+mid-import, the database locked by another process, the disk full. Each ends with the final database checked
+against the expected rows (or proved unchanged)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from faults import support as S
+from faults.figures import record
+
+pytest_plugins = ["faults.plugin"]
+
+ROWS = 60_000
+
+
+@pytest.fixture(scope="module")
+def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return S.gen_csv(tmp_path_factory.mktemp("srv-big") / "srvscan_2025-11-20.csv", ROWS)
+
+
+def test_server_killed_mid_import_fails_cleanly_and_a_rerun_imports_everything(tmp_path, big_csv):
+    """SIGKILL the server mid-import and start it again: the CLI reconnects and reports the import failed
+    (exit 1, "stopped"), nothing of it was written, and running the same command again imports every row."""
+    from cli_support import ServerProcess, free_port
+
+    srv = ServerProcess(tmp_path / "killed.db", free_port(), token=S.TOKEN).start()
+    proc = None
+    try:
+        env = S.cli_env(tmp_path, srv.url)
+        base = S.gen_csv(tmp_path / "base_2025-11-01.csv", 100, offset=900_000)
+        assert S.run_cli(["-q", "import", str(base)], env).returncode == 0
+        before = S.fingerprint(srv.db_path)
+        proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], env)
+        S.read_json_until(proc, lambda o: o.get("type") == "loading")
+        srv.kill()
+        record(faults_injected=1)
+        srv.start()
+        out, err = proc.communicate(timeout=90)
+        lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        err_text = err.decode()
+        assert proc.returncode == 1, err_text
+        assert "Traceback" not in err_text
+        assert lines[-1]["outcome"] == "failed" and "stopped" in lines[-1]["message"], lines[-1]
+        assert S.fingerprint(srv.db_path) == before, "a killed import left rows behind"
+        rerun = S.run_cli(["-q", "import", str(big_csv)], env)
+        assert rerun.returncode == 0, rerun.stderr.decode()
+        got = S.count(srv.db_path)
+        record(rows_expected=ROWS + 100, rows_lost=max(0, ROWS + 100 - got))
+        assert got == ROWS + 100
+        record(faults_survived=1)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        srv.stop()
+
+
+def test_database_locked_briefly_by_another_process_the_import_waits_and_completes(server_factory, tmp_path):
+    """Another process holds an exclusive lock on the SQLite file for 2 s while an import starts: the import
+    waits for it and completes with every row (no 'database is locked' failure, nothing lost)."""
+    srv = server_factory(tokens=[S.TOKEN])
+    csv_path = S.gen_csv(tmp_path / "locked_2025-11-20.csv", 2000)
+    holder = sqlite3.connect(str(srv.db_path), timeout=5, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    record(faults_injected=1)
+    release = threading.Timer(2.0, holder.rollback)
+    release.start()
+    try:
+        r = S.run_cli(["-q", "import", str(csv_path)], S.cli_env(tmp_path, srv.url), timeout=120)
+    finally:
+        release.join()
+        holder.close()
+    assert r.returncode == 0, r.stderr.decode()
+    got = S.count(srv.db_path)
+    record(rows_expected=2000, rows_lost=max(0, 2000 - got))
+    assert got == 2000
+    record(faults_survived=1)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 3 MiB tmpfs (root only): a real 'No space left on device' for the server's database."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def disk_full_import(tiny_disk: Path, server_factory, tmp_path: Path):
+    """A server whose database lives on the tiny disk, a small baseline, then an import too big for the disk."""
+    srv = server_factory(tokens=[S.TOKEN], database=f"sqlite:///{tiny_disk / 'hextrackr.db'}")
+    env = S.cli_env(tmp_path, srv.url)
+    base = S.gen_csv(tmp_path / "base_2025-11-01.csv", 200, offset=500_000)
+    assert S.run_cli(["-q", "import", str(base)], env).returncode == 0
+    before = S.fingerprint(srv.db_path)
+    big = S.gen_csv(tmp_path / "big_2025-11-20.csv", 8000)
+    record(faults_injected=1)
+    r = S.run_cli(["-q", "import", str(big)], env, timeout=120)
+    return srv, r, before
+
+
+def test_disk_full_fails_the_import_cleanly_and_the_server_keeps_serving(tiny_disk, server_factory, tmp_path):
+    """The database's disk fills up during the import: the CLI exits 1 with one line, the existing data is
+    unchanged, the stored upload is removed, and the server still answers (health, a small import)."""
+    srv, r, before = disk_full_import(tiny_disk, server_factory, tmp_path)
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1 and "Traceback" not in err
+    assert S.fingerprint(srv.db_path) == before
+    assert not list((tiny_disk / "uploads").glob("*")), "the failed upload was left on the full disk"
+    import requests
+
+    assert requests.get(f"{srv.url}/health", timeout=10).status_code == 200
+    small = S.gen_csv(tmp_path / "after_2025-11-21.csv", 10, offset=700_000)
+    assert S.run_cli(["-q", "import", str(small)], S.cli_env(tmp_path, srv.url)).returncode == 0
+    got = S.count(srv.db_path)
+    record(rows_expected=210, rows_lost=max(0, 210 - got))
+    assert got == 210
+    record(faults_survived=1)
