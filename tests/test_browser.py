@@ -224,10 +224,11 @@ def generic_with_bad_row(path: Path, good_rows: int) -> Path:
 
 
 class BlockingProxy:
-    """A reverse proxy in front of the server that refuses /socket.io/ (403), like a proxy without WebSocket
-    or long-polling support; every other request is forwarded, one request per connection."""
+    """A reverse proxy in front of the server. While ``block`` is set it refuses /socket.io/ (403), like a proxy
+    without WebSocket or long-polling support; everything else is forwarded, one request per connection (a
+    WebSocket upgrade is passed through). ``cut()`` drops every open connection, like a network blip."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, block: bool = True) -> None:
         import socket
         import threading
 
@@ -235,6 +236,7 @@ class BlockingProxy:
         self._upstream = (parts.hostname, parts.port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.block = block
         self.refused: list[str] = []
         self._socks: list[Any] = []
         self._lock = threading.Lock()
@@ -267,15 +269,19 @@ class BlockingProxy:
             header, rest = head.split(b"\r\n\r\n", 1)
             lines = header.split(b"\r\n")
             target = lines[0].split(b" ")[1].decode("latin-1")
-            if target.startswith("/socket.io/"):
+            if target.startswith("/socket.io/") and self.block:
                 self.refused.append(target)
                 client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 return
-            kept = [ln for ln in lines[1:] if not ln.lower().startswith((b"connection:", b"keep-alive:"))]
-            upstream = socket.create_connection(self._upstream, timeout=30)
+            if any(ln.lower().startswith(b"upgrade:") for ln in lines[1:]):
+                kept = lines[1:]
+            else:
+                kept = [ln for ln in lines[1:] if not ln.lower().startswith((b"connection:", b"keep-alive:"))]
+                kept.append(b"Connection: close")
+            upstream = socket.create_connection(self._upstream)
             with self._lock:
                 self._socks.append(upstream)
-            upstream.sendall(b"\r\n".join([lines[0], *kept, b"Connection: close"]) + b"\r\n\r\n" + rest)
+            upstream.sendall(b"\r\n".join([lines[0], *kept]) + b"\r\n\r\n" + rest)
 
             def pump(src: Any, dst: Any) -> None:
                 try:
@@ -299,14 +305,22 @@ class BlockingProxy:
         finally:
             client.close()
 
+    def cut(self) -> None:
+        """Drop every open connection (the listener stays)."""
+        import socket
+
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            except OSError:
+                pass
+
     def close(self) -> None:
         self._listener.close()
-        with self._lock:
-            for sock in self._socks:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
+        self.cut()
 
 
 @pytest.fixture
@@ -450,6 +464,39 @@ def test_socketio_blocked_page_polls_http_and_still_finishes(page: Any, server: 
     assert len(delays) <= 5 and all(abs(d - e) <= 100 for d, e in zip(delays, expected)), (delays, expected)
     assert [u for u in urls if u.endswith(f"/api/import/progress/{sid}")], "the page did not poll"
     assert not [u for u in urls if TOKEN in u]
+
+
+def test_lost_socket_page_polls_then_reconnects_and_rejoins(page: Any, server: Any, csv_250k: Path,
+                                                           tmp_path: Path) -> None:
+    """The live connection drops mid-import and Socket.io is refused for a while: the page keeps the bar moving
+    by HTTP polling, reconnects with backoff once Socket.io is back, rejoins the session and finishes live."""
+    proxy = BlockingProxy(server.url, block=False)
+    try:
+        sign_in(page, proxy.url)
+        sid = str(uuid.uuid4())
+        start_cli_import(tmp_path, server.url, csv_250k, sid)
+        page.get(f"{proxy.url}/imports/{sid}")
+        wait_js(page, "WebSocketClient.joined && window.__hx.updates.some(u => u.progress >= 10)", 90, "live")
+        proxy.block = True
+        proxy.cut()
+        wait_js(page, "window.__hx.connection.some(c => c.endsWith('/http-polling'))", 30, "fell back to polling")
+        polled_from = len(recorded(page)["updates"])
+        wait_js(page, f"window.__hx.updates.length > {polled_from} || ProgressModal.isFinished()", 30,
+                "progress while polling")
+        proxy.block = False
+        wait_js(page, "WebSocketClient.joined && WebSocketClient.transport === 'websocket'", 60, "rejoined")
+        wait_js(page, "document.getElementById('progressModal').dataset.state === 'complete'", 120, "success")
+        hx = recorded(page)
+        shown = modal(page)
+    finally:
+        proxy.close()
+
+    assert proxy.refused, "no reconnect attempt was refused while Socket.io was blocked"
+    fell = next(i for i, c in enumerate(hx["connection"]) if c.endswith("/http-polling"))
+    assert any(c == "connected/websocket" for c in hx["connection"][fell:]), hx["connection"]
+    assert hx["retryDelays"] and hx["retryDelays"][0] == pytest.approx(1000, abs=100)
+    assert shown["connection"] == "Live (WebSocket)" and "bg-success" in shown["barClass"]
+    assert shown["message"] == wait_for_outcome(server.url, TOKEN, sid)["lastEvent"]["message"]
 
 
 def test_start_page_lists_imports_refuses_a_wrong_token_and_links_to_progress(page: Any, server: Any,
