@@ -61,21 +61,25 @@ def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "p
 def make_context(*, database: str | None, tokens: list[str], retention: float, max_upload: int) -> ServerContext:
     db = Database(parse_database_url(database or default_database_url()))
     db.initialize()
-    _fail_stale_imports(db)
+    db.fail_stale_imports()
+    _clean_uploads(db.path.parent / "uploads")
     return ServerContext(db=db, tokens=tokens, retention=retention, max_upload=max_upload,
                          upload_dir=db.path.parent / "uploads")
 
 
-def _fail_stale_imports(db: Database) -> None:
-    """Imports left 'running' by a server that died can never finish: record them as failed."""
-    conn = db.connect()
+def _clean_uploads(directory: Path) -> None:
+    """Remove uploads left by a server that died mid-import (older than a day, so a live neighbour's are kept)."""
     try:
-        conn.execute(
-            "UPDATE imports SET status = 'failed', error = 'the server stopped during the import; nothing was"
-            " changed' WHERE status = 'running'"
-        )
-    finally:
-        conn.close()
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    cutoff = time.time() - 86400
+    for entry in entries:
+        try:
+            if entry.name.startswith("upload-") and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+        except OSError:
+            pass
 
 
 class EmbeddedServer:

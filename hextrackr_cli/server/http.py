@@ -87,6 +87,16 @@ class HttpApp:
         except HttpError as exc:
             if not started:
                 await send_json(send, exc.status, {"error": exc.message, "code": exc.code}, exc.headers)
+        except sqlite3.OperationalError as exc:  # locked beyond the busy timeout, disk full, read-only...
+            log.error("database error on %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            if not started:
+                await send_json(send, 503, {"error": f"database unavailable: {exc}", "code": "database"},
+                                [("retry-after", "5")])
+        except OSError as exc:  # the upload could not be written (disk full, permissions)
+            log.error("storage error on %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            if not started:
+                await send_json(send, 503, {"error": f"cannot store the upload: {exc.strerror or exc}",
+                                            "code": "storage"}, [("retry-after", "5")])
         except Exception as exc:
             log.exception("request %s %s failed", scope.get("method"), scope.get("path"))
             if not started:

@@ -238,7 +238,17 @@ class _Run:
             self._fail(conn, f"{job.filename}: {exc}", rows)
             self._close(conn)
             return
-        except Exception as exc:  # a bug or an I/O failure: say what, log the details (no secrets here)
+        except sqlite3.Error as exc:  # locked, disk full, corrupt: the transaction is rolled back
+            log.error("import %s: database error: %s", job.import_id, exc)
+            self._fail(conn, f"{job.filename}: database error: {exc}; nothing was changed", rows)
+            self._close(conn)
+            return
+        except OSError as exc:
+            log.error("import %s: I/O error: %s", job.import_id, exc)
+            self._fail(conn, f"{job.filename}: cannot read the upload: {exc.strerror or exc}; nothing was changed", rows)
+            self._close(conn)
+            return
+        except Exception as exc:  # a bug: say what, log the details (no secrets here)
             log.exception("import %s failed", job.import_id)
             self._fail(conn, f"internal error: {type(exc).__name__}", rows)
             self._close(conn)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import socket
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS imports (
     sha256 TEXT,
     size INTEGER,
     status TEXT NOT NULL DEFAULT 'running',
+    runner TEXT,
     rows INTEGER NOT NULL DEFAULT 0,
     records INTEGER NOT NULL DEFAULT 0,
     inserted INTEGER NOT NULL DEFAULT 0,
@@ -80,6 +82,25 @@ CREATE TABLE IF NOT EXISTS tickets (
 """
 
 IMPORT_STATUSES = ("running", "completed", "failed", "cancelled")
+RUNNER = f"{socket.gethostname()}:{os.getpid()}"  # which server process runs an import
+
+
+def _runner_alive(runner: str | None) -> bool:
+    """False when ``runner`` is a process of this host that no longer exists (its imports can never finish)."""
+    if not runner or ":" not in runner:
+        return False
+    host, _, pid = runner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's server: not ours to judge
+    if int(pid) == os.getpid():
+        return False  # this process just started: whatever it ran before was another life
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def utc_now() -> str:
@@ -144,6 +165,20 @@ class Database:
         except OSError:
             pass
 
+    def fail_stale_imports(self) -> int:
+        """Imports left 'running' by a server process that died can never finish: record them as failed."""
+        conn = self.connect()
+        try:
+            stale = [r[0] for r in conn.execute("SELECT id, runner FROM imports WHERE status = 'running'")
+                     if not _runner_alive(r[1])]
+            for import_id in stale:
+                conn.execute(
+                    "UPDATE imports SET status = 'failed', finished_at = ?, error = 'the server stopped during the"
+                    " import; nothing was changed' WHERE id = ? AND status = 'running'", (utc_now(), import_id))
+            return len(stale)
+        finally:
+            conn.close()
+
     def healthy(self) -> bool:
         try:
             conn = self.connect()
@@ -162,8 +197,8 @@ class Database:
         try:
             cur = conn.execute(
                 "INSERT INTO imports (session_id, owner, type, filename, vendor, scan_date, sha256, size, status,"
-                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-                (session_id, owner, type_, filename, vendor, scan_date, sha256, size, utc_now()),
+                " runner, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                (session_id, owner, type_, filename, vendor, scan_date, sha256, size, RUNNER, utc_now()),
             )
             return int(cur.lastrowid)
         finally:
