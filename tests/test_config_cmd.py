@@ -162,7 +162,7 @@ def test_concurrent_writers_lose_no_profile(tmp_path: Path) -> None:
 _names = st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True)
 
 
-@hsettings(max_examples=150, deadline=None)
+@hsettings(max_examples=60, deadline=None)
 @given(profile=_names, username=st.text(min_size=1, max_size=60), token=st.text(min_size=1, max_size=60))
 def test_any_text_value_round_trips_through_the_toml_writer(tmp_path_factory: pytest.TempPathFactory, profile: str, username: str, token: str) -> None:
     """Quotes, backslashes, newlines, control characters and non-ASCII come back exactly as stored."""
