@@ -32,6 +32,9 @@ Environment:
   NO_COLOR. Precedence: flag > environment > config profile > default.
 """
 
+# Imported only by the embedded server (`serve`, `--server local`); installed by the `server` extra.
+SERVER_EXTRA_MODULES = frozenset({"uvicorn", "websockets", "multipart", "python_multipart"})
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -265,6 +268,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _fail("interrupted", ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         return ExitStatus.IMPORT_FAILED
+    except ImportError as exc:
+        missing = (exc.name or str(exc)).split(".")[0].split()[0]
+        if missing in SERVER_EXTRA_MODULES:
+            return _fail(
+                f"error: the embedded server needs the 'server' extra ({missing} is not installed): "
+                "pip install 'hextrackr[server]'",
+                ExitStatus.USAGE,
+            )
+        return _fail(f"internal error: {type(exc).__name__}: {exc}", ExitStatus.IMPORT_FAILED)
     except Exception as exc:  # a bug: say what, not where
         return _fail(f"internal error: {type(exc).__name__}: {exc}", ExitStatus.IMPORT_FAILED)
     if isinstance(rv, int):

@@ -201,3 +201,52 @@ def test_help_documents_exit_statuses_and_environment() -> None:
     res = run(sys.executable, "-m", "hextrackr_cli", "--help")
     assert res.returncode == 0
     assert "Exit status:" in res.stdout and "130" in res.stdout and "HEXTRACKR_SERVER" in res.stdout
+
+
+BLOCK_SERVER_DEPS = """
+import sys
+class _Block:
+    blocked = ("uvicorn", "websockets", "multipart", "python_multipart")
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.blocked:
+            raise ImportError(f"{name} is blocked: a client without the server extra")
+        return None
+sys.meta_path.insert(0, _Block())
+from hextrackr_cli.cli import run
+rc = run(sys.argv[1:])
+leaked = sorted(m for m in sys.modules if m.startswith("hextrackr_cli.server"))
+print("SERVER-MODULES:" + ",".join(leaked), file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def test_client_import_works_without_the_server_extra(tmp_path: Path, live_server) -> None:  # type: ignore[no-untyped-def]
+    """`pip install .` without [server]: an import to a remote server works with uvicorn/websockets/multipart
+    unimportable, and no hextrackr_cli.server module is loaded."""
+    csv_file = tmp_path / "generic_vulns_2025-11-20.csv"
+    rows = ["hostname,ip_address,cve,severity,plugin_id,plugin_name,description,solution,state,first_seen,last_seen"]
+    rows += [f"host{i:03d},10.0.0.{i},CVE-2024-{1000 + i},High,{5000 + i},Plugin {i},desc,fix,ACTIVE,2025-11-01,2025-11-20" for i in range(40)]
+    csv_file.write_text("\n".join(rows) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEXTRACKR_")}
+    env.update(HEXTRACKR_TOKEN=live_server.token, XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_DATA_HOME=str(tmp_path / "data"))
+    res = subprocess.run(
+        [sys.executable, "-c", BLOCK_SERVER_DEPS, "--server", live_server.url, "--output", "json", "import", str(csv_file)],
+        capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "SERVER-MODULES:\n" in res.stderr
+    assert '"outcome": "completed"' in res.stdout or '"outcome":"completed"' in res.stdout
+
+
+@pytest.mark.parametrize("args", [("--server", "local", "import", "{csv}"), ("serve", "--port", "0")], ids=["server-local", "serve"])
+def test_embedded_server_without_the_server_extra_says_what_to_install(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Without uvicorn & co., `--server local` and `serve` exit 2 naming `pip install 'hextrackr[server]'`."""
+    csv_file = tmp_path / "generic_vulns_2025-11-20.csv"
+    csv_file.write_text("hostname,ip_address,cve,severity\nh1,10.0.0.1,CVE-2024-1,High\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEXTRACKR_")}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_DATA_HOME=str(tmp_path / "data"))
+    argv = [a.format(csv=csv_file) for a in args]
+    res = subprocess.run([sys.executable, "-c", BLOCK_SERVER_DEPS, *argv], capture_output=True, text=True, timeout=60,
+                         env=env, stdin=subprocess.DEVNULL)
+    assert res.returncode == 2, res.stderr
+    assert "pip install 'hextrackr[server]'" in res.stderr and "Traceback" not in res.stderr
