@@ -281,8 +281,7 @@ class Watcher:
                 self._reconnecting = False
                 self._reconnect_attempt = 0
                 self.transport_name = self._current_transport(sio)
-                self.put(ev.Reconnected(self.transport_name))
-                self._need_rejoin = True
+                self._need_rejoin = True  # the supervisor re-joins, re-reads the state, then reports Reconnected
 
         def on_connect_error(data: Any = None) -> None:
             self._connect_error = data
@@ -383,6 +382,7 @@ class Watcher:
             self._join(reserve=self.reserved and not self.active, first=False)
         except HextrackrError as exc:
             self.put(ev.Notice(f"re-joining the session failed: {exc}", "warning"))
+        self.put(ev.Reconnected(self.transport_name))
         if self.active:
             self._poll_once(retries=1)
 
