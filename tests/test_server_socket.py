@@ -229,3 +229,29 @@ def test_after_cleanup_the_polling_endpoint_still_answers_the_final_outcome(serv
     assert sio.call("joinSession", sid, timeout=10)["ok"] is True
     assert log.wait(lambda l: any(d["type"] == "complete" for d in l.progress()), 10)
     assert sio.call("cancelImport", sid, timeout=10) == {"ok": False, "error": "Import already completed"}
+
+
+def test_stop_disconnects_clients_promptly_and_leaves_no_thread_behind(server_factory) -> None:
+    before = set(threading.enumerate())
+    srv = server_factory()
+    disconnected = threading.Event()
+    sios = []
+    for transport in TRANSPORTS:
+        sio = socket_client(srv.url, srv.token, transport)
+        sio.on("disconnect", lambda *a: disconnected.set())
+        sios.append(sio)
+    r = post_import(srv.url, srv.token, GENERIC_CSV)
+    wait_for_outcome(srv.url, srv.token, r.json()["sessionId"])
+    started = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - started < 5
+    assert disconnected.wait(10)
+    deadline = time.monotonic() + 10
+    while any(s.connected for s in sios) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(s.connected for s in sios)
+    for s in sios:
+        close_client(s)
+    time.sleep(0.2)
+    leftover = [t for t in set(threading.enumerate()) - before if t.is_alive() and not t.daemon or "hextrackr" in t.name or t.name.startswith("import-")]
+    assert leftover == []

@@ -24,7 +24,21 @@ def default_database_url() -> str:
     return f"sqlite:///{default_data_dir() / 'hextrackr.db'}"
 
 
-def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "polling")) -> Any:
+def _quiet_logger(name: str, log_level: str) -> logging.Logger:
+    """python-socketio/engineio's own chatter ("Invalid session ...") only when asked for (--log-level info)."""
+    logger = logging.getLogger(name)
+    if log_level.lower() in ("debug", "trace", "info"):
+        logger.setLevel(logging.INFO)
+    else:
+        logger.setLevel(logging.CRITICAL)
+        logger.propagate = False
+        if not logger.handlers:
+            logger.addHandler(logging.NullHandler())
+    return logger
+
+
+def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "polling"),
+              log_level: str = "warning") -> Any:
     """The ASGI app: engine.io at /socket.io/, everything else to the HTTP API."""
     import socketio
 
@@ -50,8 +64,8 @@ def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "p
         transports=list(transports),
         ping_timeout=protocol.PING_TIMEOUT,
         ping_interval=protocol.PING_INTERVAL,
-        logger=False,
-        engineio_logger=False,
+        logger=_quiet_logger("hextrackr.socketio", log_level),
+        engineio_logger=_quiet_logger("hextrackr.engineio", log_level),
     )
     sio.register_namespace(ImportNamespace(ctx))
     ctx.sio = sio
@@ -105,6 +119,13 @@ class EmbeddedServer:
                 return
             self._stopped = True
         self.ctx.importer.shutdown(timeout=10.0)
+        loop = self.ctx.loop
+        if loop is not None and self._thread.is_alive():
+            # tell every Socket.io client goodbye (CLOSE packet) so no long-poll holds up the shutdown
+            try:
+                asyncio.run_coroutine_threadsafe(self.ctx.close_clients(), loop).result(timeout=3.0)
+            except Exception:
+                pass
         self._server.should_exit = True
         self._thread.join(timeout=15.0)
 
@@ -139,7 +160,7 @@ def start_background(
 
     tokens = list(tokens) if tokens else [secrets.token_urlsafe(32)]
     ctx = make_context(database=database, tokens=tokens, retention=retention, max_upload=max_upload)
-    app = build_app(ctx, tuple(transports))
+    app = build_app(ctx, tuple(transports), log_level)
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

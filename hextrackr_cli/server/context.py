@@ -139,6 +139,17 @@ class ServerContext:
             except (asyncio.CancelledError, Exception):
                 pass
 
+    async def close_clients(self) -> None:
+        """Disconnect every Socket.io client (each gets a CLOSE packet) and stop engine.io's background task."""
+        if self.sio is None:
+            return
+        for sock in list(getattr(self.sio.eio, "sockets", {}).values()):
+            try:
+                await sock.close(wait=False)
+            except Exception:
+                pass
+        await self.sio.shutdown()
+
     def emit(self, event: str, data: dict, room: str | None = None, to: str | None = None) -> None:
         """Queue a Socket.io emit; safe from any thread. One consumer keeps the order events were queued in."""
         loop, queue = self.loop, self._queue

@@ -356,6 +356,8 @@
     state: null, // 'running' | 'cancelling' | 'complete' | 'error' | 'cancelled'
     lastEvent: null,
     onHidden: null,
+    visible: false, // true once Bootstrap finished showing it
+    _hideWhenShown: false,
 
     _el() { return doc.getElementById('progressModal'); },
     _q(sel) { const el = this._el(); return el ? el.querySelector(sel) : null; },
@@ -371,6 +373,10 @@
         el.querySelector('.btn-cancel').addEventListener('click', () => this.cancel());
         el.querySelector('.btn-close-modal').addEventListener('click', () => this.hide());
         el.addEventListener('hidden.bs.modal', () => this._removed());
+        el.addEventListener('shown.bs.modal', () => {
+          this.visible = true;
+          if (this._hideWhenShown) this.hide();
+        });
       }
       this.currentSessionId = sessionId;
       this.state = 'running';
@@ -532,8 +538,14 @@
 
     /** Close and remove the modal; resets currentSessionId. */
     hide() {
-      if (this.modal) this.modal.hide();
-      else this._removed();
+      if (!this.modal) {
+        this._removed();
+      } else if (!this.visible) { // Bootstrap ignores hide() while the modal is still fading in
+        this._hideWhenShown = true;
+      } else {
+        this._hideWhenShown = false;
+        this.modal.hide();
+      }
     },
 
     _removed() {
@@ -541,6 +553,8 @@
       if (this.modal) this.modal.dispose();
       if (el) el.remove();
       this.modal = null;
+      this.visible = false;
+      this._hideWhenShown = false;
       this.currentSessionId = null;
       WebSocketClient.stopPolling();
       if (typeof this.onHidden === 'function') this.onHidden();
