@@ -526,6 +526,13 @@ def test_start_page_lists_imports_refuses_a_wrong_token_and_links_to_progress(pa
     assert urlsplit(page.current_url).path == f"/imports/{sid}"
     assert "rows: 30" in modal(page)["summary"]
 
+    wait_js(page, "ProgressModal.visible", 20, "modal fully shown")
+    page.find_element("css selector", "#progressModal .btn-close-modal").click()  # hide(): modal removed
+    wait_js(page, "document.getElementById('progressModal') === null && ProgressModal.currentSessionId === null", 20)
+    page.find_element("id", "reopen").click()
+    wait_js(page, "document.getElementById('progressModal') &&"
+                  " document.getElementById('progressModal').dataset.state === 'complete'", 30, "shown again")
+
 
 def test_upload_form_starts_an_import_and_opens_its_progress(page: Any, server: Any, tmp_path: Path) -> None:
     """The start page's form uploads a file and opens its progress page; a refused file shows why."""
