@@ -52,6 +52,9 @@ def cancel(rows: int, points: tuple[int, ...] = (10, 50, 90), repeat: int = 1) -
                 unchanged_all &= unchanged
                 confirmed_all &= confirmed
                 record = _last_import(server.db)
+                sent = state.get("sent", float("nan"))
+                marks = {o.get("event") or o.get("type"): round((t - sent) * 1000) for t, o in run.lines if t >= sent}
+                log(f"  ms after SIGINT: {marks}, exit {round(seconds * 1000)}")
                 log(f"cancel at {point}% (sent at {state.get('at')}% {state.get('stage')}): exit {run.rc} after "
                     f"{seconds * 1000:.0f} ms, confirmed={summary.get('confirmed')}, data unchanged={unchanged}, "
                     f"import record status={record}")
@@ -59,7 +62,7 @@ def cancel(rows: int, points: tuple[int, ...] = (10, 50, 90), repeat: int = 1) -
                     times.append(seconds)
                 raw.append({"point": point, "sent_at_progress": state.get("at"), "stage": state.get("stage"),
                             "rc": run.rc, "seconds": seconds, "confirmed": summary.get("confirmed"),
-                            "outcome": summary.get("outcome"), "unchanged": unchanged, "record_status": record})
+                            "outcome": summary.get("outcome"), "unchanged": unchanged, "record_status": record, "ms_after_sigint": marks})
     finally:
         server.stop()
         home.cleanup()
