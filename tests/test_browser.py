@@ -150,6 +150,11 @@ def csv_100k(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def csv_30k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return gen_csv(tmp_path_factory.mktemp("browser-csv") / "generic_small_2025-11-20.csv", 30_000)
+
+
+@pytest.fixture(scope="module")
 def csv_250k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Long enough (several seconds of import) to click Cancel in the middle."""
     return gen_csv(tmp_path_factory.mktemp("browser-csv") / "generic_big_2025-11-20.csv", 250_000)
@@ -225,10 +230,11 @@ def generic_with_bad_row(path: Path, good_rows: int) -> Path:
 
 class BlockingProxy:
     """A reverse proxy in front of the server. While ``block`` is set it refuses /socket.io/ (403), like a proxy
-    without WebSocket or long-polling support; everything else is forwarded, one request per connection (a
+    without WebSocket or long-polling support (``block_websocket``: only WebSocket upgrades are refused); everything
+    else is forwarded, one request per connection (a
     WebSocket upgrade is passed through). ``cut()`` drops every open connection, like a network blip."""
 
-    def __init__(self, upstream: str, block: bool = True) -> None:
+    def __init__(self, upstream: str, block: bool = True, block_websocket: bool = False) -> None:
         import socket
         import threading
 
@@ -237,6 +243,7 @@ class BlockingProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self.block = block
+        self.block_websocket = block_websocket
         self.refused: list[str] = []
         self._socks: list[Any] = []
         self._lock = threading.Lock()
@@ -269,11 +276,12 @@ class BlockingProxy:
             header, rest = head.split(b"\r\n\r\n", 1)
             lines = header.split(b"\r\n")
             target = lines[0].split(b" ")[1].decode("latin-1")
-            if target.startswith("/socket.io/") and self.block:
+            upgrade = any(ln.lower().startswith(b"upgrade:") for ln in lines[1:])
+            if target.startswith("/socket.io/") and (self.block or (upgrade and self.block_websocket)):
                 self.refused.append(target)
                 client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 return
-            if any(ln.lower().startswith(b"upgrade:") for ln in lines[1:]):
+            if upgrade:
                 kept = lines[1:]
             else:
                 kept = [ln for ln in lines[1:] if not ln.lower().startswith((b"connection:", b"keep-alive:"))]
@@ -464,6 +472,30 @@ def test_socketio_blocked_page_polls_http_and_still_finishes(page: Any, server: 
     assert len(delays) <= 5 and all(abs(d - e) <= 100 for d, e in zip(delays, expected)), (delays, expected)
     assert [u for u in urls if u.endswith(f"/api/import/progress/{sid}")], "the page did not poll"
     assert not [u for u in urls if TOKEN in u]
+
+
+def test_websocket_refused_page_stays_live_over_engineio_long_polling(page: Any, server: Any, csv_30k: Path,
+                                                                      tmp_path: Path) -> None:
+    """Behind a proxy that refuses WebSocket upgrades only, socket.io-client falls back to Engine.IO long-polling
+    and the page still gets live events (no HTTP polling of the API needed)."""
+    proxy = BlockingProxy(server.url, block=False, block_websocket=True)
+    try:
+        sign_in(page, proxy.url)
+        sid = str(uuid.uuid4())
+        start_cli_import(tmp_path, server.url, csv_30k, sid)
+        page.get(f"{proxy.url}/imports/{sid}")
+        wait_js(page, "document.getElementById('progressModal').dataset.state === 'complete'", 90, "success state")
+        hx = recorded(page)
+        shown = modal(page)
+        urls = request_urls(page)
+    finally:
+        proxy.close()
+
+    assert proxy.refused and all("transport=websocket" in t for t in proxy.refused), proxy.refused
+    assert "connected/polling" in hx["connection"] and not any(c.endswith("/http-polling") for c in hx["connection"])
+    assert shown["connection"] == "Live (long-polling)" and "bg-success" in shown["barClass"]
+    assert not [u for u in urls if "/api/import/progress/" in u], "the page polled the API despite a live socket"
+    assert shown["message"] == wait_for_outcome(server.url, TOKEN, sid)["lastEvent"]["message"]
 
 
 def test_lost_socket_page_polls_then_reconnects_and_rejoins(page: Any, server: Any, csv_250k: Path,

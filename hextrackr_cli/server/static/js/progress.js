@@ -144,6 +144,7 @@
       }
       const socket = global.io({
         transports: ['websocket', 'polling'],
+        tryAllTransports: true, // WebSocket refused (e.g. by a proxy): Engine.IO long-polling is still live
         timeout: 20000,
         reconnection: false, // attemptReconnect() does the seed's backoff
         auth: (cb) => cb({ token: Auth.token() }),
