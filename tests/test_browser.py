@@ -462,6 +462,7 @@ def test_socketio_blocked_page_polls_http_and_still_finishes(page: Any, server: 
 
     assert proxy.refused, "the page never tried Socket.io"
     assert shown["message"] == final["lastEvent"]["message"] and "bg-success" in shown["barClass"]
+    assert shown["connection"].startswith("HTTP polling")
     assert not any(c.startswith("connected/") for c in hx["connection"]), hx["connection"]
     assert any(c.endswith("/http-polling") for c in hx["connection"])
     running = [u["progress"] for u in hx["updates"] if u["type"] not in ("complete", "error")]

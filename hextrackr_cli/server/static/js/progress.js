@@ -301,9 +301,9 @@
       this._polling = false;
       if (this._pollTimer) global.clearTimeout(this._pollTimer);
       this._pollTimer = null;
-      if (this.transport === 'http-polling') {
-        const engine = this.socket && this.socket.connected && this.socket.io.engine;
-        this.transport = engine && engine.transport ? engine.transport.name : null;
+      // Without a live socket the badge keeps saying how the last data came (HTTP polling).
+      if (this.transport === 'http-polling' && this.socket && this.socket.connected && this.socket.io.engine) {
+        this.transport = this.socket.io.engine.transport.name;
       }
       this._notify();
     },
