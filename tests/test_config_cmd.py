@@ -403,3 +403,148 @@ def test_token_login_to_a_hextrackr_11_server_points_to_the_user_login(tmp_path:
     res = hextrackr(tmp_path, "--server", hx11_server.url, "login", input=SECRET + "\n")
     assert res.returncode == 4
     assert "HexTrackr 1.1.x" in res.stderr and "--dialect hextrackr-1.1" in res.stderr
+
+
+# --------------------------------------------------------------------------- proxies from the environment
+class _Proxy:
+    """A minimal HTTP proxy on 127.0.0.1: absolute-URI requests are forwarded, CONNECT is tunnelled.
+    It records (method, target) of every request it relays."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str]] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accept = threading.Thread(target=self._serve, daemon=True)
+        self._accept.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            t = threading.Thread(target=self._handle, args=(conn,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        socks = [a, b]
+        try:
+            while True:
+                ready, _, _ = select.select(socks, [], [], 30)
+                if not ready:
+                    return
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (b if s is a else a).sendall(data)
+        except OSError:
+            return
+
+    def _handle(self, conn: socket.socket) -> None:
+        from urllib.parse import urlsplit
+
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            head, rest = head.split(b"\r\n\r\n", 1)
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, version = lines[0].split(" ", 2)
+            self.log.append((method, target))
+            if method == "CONNECT":
+                host, port = target.rsplit(":", 1)
+                with socket.create_connection((host, int(port)), timeout=10) as up:
+                    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    if rest:
+                        up.sendall(rest)
+                    self._pipe(conn, up)
+                return
+            url = urlsplit(target)
+            headers = [h for h in lines[1:] if not h.lower().startswith(("connection:", "proxy-connection:", "keep-alive:"))]
+            path = url.path + (f"?{url.query}" if url.query else "")
+            request = f"{method} {path} {version}\r\n" + "\r\n".join(headers + ["Connection: close"]) + "\r\n\r\n"
+            with socket.create_connection((url.hostname, url.port or 80), timeout=10) as up:
+                up.sendall(request.encode("latin-1") + rest)
+                self._pipe(conn, up)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+        self._accept.join(5)
+        for t in self._threads:
+            t.join(5)
+
+
+@pytest.fixture
+def http_proxy() -> Iterator[_Proxy]:
+    proxy = _Proxy()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def _proxy_env(tmp_path: Path, token: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in cli_env(tmp_path).items() if "proxy" not in k.lower()}
+    env.update(HEXTRACKR_TOKEN=token, **extra)
+    return env
+
+
+def _small_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "generic_vulns_2025-11-20.csv"
+    rows = ["hostname,ip_address,cve,severity,plugin_id,plugin_name,description,solution,state,first_seen,last_seen"]
+    rows += [f"host{i},10.0.0.{i},CVE-2024-{1000 + i},High,{5000 + i},P{i},d,f,ACTIVE,2025-11-01,2025-11-20" for i in range(30)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_http_proxy_from_the_environment_carries_http_and_socket_traffic(tmp_path: Path, live_server, http_proxy: _Proxy, transport: str) -> None:  # type: ignore[no-untyped-def]
+    """With http_proxy set, the upload and the Socket.io websocket (via CONNECT) or the HTTP progress polling all
+    go through the proxy, and the import completes."""
+    env = _proxy_env(tmp_path, live_server.token, http_proxy=http_proxy.url)
+    res = subprocess.run(
+        [sys.executable, "-m", "hextrackr_cli", "--server", live_server.url, "--output", "json", "import",
+         "--transport", transport, str(_small_csv(tmp_path))],
+        capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    host = live_server.url.split("://", 1)[1]
+    targets = [(m, t) for m, t in http_proxy.log]
+    assert ("POST", f"{live_server.url}/api/vulnerabilities/import") in targets, targets
+    if transport == "websocket":
+        assert ("CONNECT", host) in targets, targets
+    else:
+        assert any(t.startswith(f"{live_server.url}/api/import/progress/") for _, t in targets), targets
+
+
+def test_no_proxy_sends_everything_direct(tmp_path: Path, live_server, http_proxy: _Proxy) -> None:  # type: ignore[no-untyped-def]
+    """NO_PROXY naming the server's host keeps both requests and the socket away from the proxy."""
+    env = _proxy_env(tmp_path, live_server.token, http_proxy=http_proxy.url, HTTP_PROXY=http_proxy.url, NO_PROXY="127.0.0.1")
+    res = subprocess.run(
+        [sys.executable, "-m", "hextrackr_cli", "--server", live_server.url, "--output", "json", "import", str(_small_csv(tmp_path))],
+        capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert http_proxy.log == []
+
+
+def test_http_proxy_carries_engineio_long_polling(tmp_path: Path, server_factory, http_proxy: _Proxy) -> None:  # type: ignore[no-untyped-def]
+    """Against a server that offers only engine.io polling, the Socket.io polling requests use the proxy too."""
+    srv = server_factory(transports=("polling",))
+    env = _proxy_env(tmp_path, srv.token, http_proxy=http_proxy.url)
+    res = subprocess.run(
+        [sys.executable, "-m", "hextrackr_cli", "--server", srv.url, "--output", "json", "import", str(_small_csv(tmp_path))],
+        capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert any(t.startswith(f"{srv.url}/socket.io/") for _, t in http_proxy.log), http_proxy.log
