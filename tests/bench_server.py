@@ -28,11 +28,21 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    import os
+
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
+    import os
+
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         csv_path = write_tenable_csv(tmp_path / "tenable_vulns_2025-11-20.csv", args.rows)
@@ -45,6 +55,7 @@ def main() -> int:
             for run in range(args.runs):
                 sid = str(uuid.uuid4())
                 assert sio.call("joinSession", {"sessionId": sid, "reserve": True}, timeout=10)["ok"]
+                cpu0 = cpu_seconds(srv.proc.pid)
                 t0 = time.monotonic()
                 r = post_import(srv.url, srv.token, csv_path, filename=csv_path.name, session_id=sid)
                 t1 = time.monotonic()
@@ -52,6 +63,7 @@ def main() -> int:
                 ok = log.wait(lambda l: any(d["sessionId"] == sid and d["type"] in ("complete", "error")
                                             for d in l.progress()), 300)
                 t2 = time.monotonic()
+                cpu = cpu_seconds(srv.proc.pid) - cpu0
                 events = [(t, d) for t, n, d in log.events if n == "importProgress" and d["sessionId"] == sid]
                 last = events[-1][1]
                 assert ok and last["type"] == "complete", last
@@ -61,7 +73,7 @@ def main() -> int:
                 kind = "insert" if run == 0 else "update"
                 print(f"run {run + 1} ({kind}): upload {t1 - t0:.2f}s, import {t2 - t1:.2f}s, "
                       f"{args.rows / (t2 - t1):,.0f} rows/s, {len(events)} events, max gap {gap:.2f}s, "
-                      f"records {last['records']}, server peak RSS {peak_rss_mib(srv.proc.pid):.0f} MiB")
+                      f"records {last['records']}, server CPU {cpu:.2f}s (upload+import), server peak RSS {peak_rss_mib(srv.proc.pid):.0f} MiB")
         finally:
             close_client(sio)
             srv.stop()

@@ -163,3 +163,21 @@ def test_a_second_token_sees_only_its_own_imports(server_factory) -> None:
     assert get_json(srv.url, user, f"/api/import/progress/{theirs['sessionId']}").status_code == 404
     assert get_json(srv.url, user, f"/api/imports/{theirs['importId']}").status_code == 404
     assert get_json(srv.url, admin, "/api/imports").json()["total"] == 2
+
+
+def test_health_answers_503_when_the_database_is_gone(live_server) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path = live_server.db_path.with_name(live_server.db_path.name + suffix)
+        if path.exists():
+            path.unlink()
+    r = requests.get(live_server.url + "/health", timeout=10)
+    assert r.status_code == 503
+    assert r.json()["database"] == "unavailable" and r.json()["dialect"] == "seed"
+
+
+def test_progress_endpoint_accepts_upper_case_session_ids(live_server) -> None:
+    r = post_import(live_server.url, live_server.token, GENERIC_CSV)
+    sid = r.json()["sessionId"]
+    wait_for_outcome(live_server.url, live_server.token, sid)
+    state = get_json(live_server.url, live_server.token, f"/api/import/progress/{sid.upper()}").json()
+    assert state["outcome"] == "completed" and state["sessionId"] == sid

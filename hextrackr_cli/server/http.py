@@ -168,7 +168,7 @@ class HttpApp:
     async def progress(self, send: Send, principal: Principal, session_id: str) -> None:
         if not protocol.is_session_id(session_id):
             raise HttpError(400, f"invalid session id {session_id[:64]!r}: expected a UUID", "invalid_session_id")
-        state, _ = await asyncio.to_thread(self.ctx.state_for, session_id, principal)
+        state, _ = await asyncio.to_thread(self.ctx.state_for, session_id.lower(), principal)
         if state is None:
             raise HttpError(404, f"Session {session_id} not found", "not_found")
         await send_json(send, 200, state)

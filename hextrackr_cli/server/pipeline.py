@@ -28,7 +28,7 @@ from hextrackr_cli.server.tracker import ProgressTracker
 log = logging.getLogger("hextrackr.server")
 
 BATCH_ROWS = 5000
-HEARTBEAT = 0.5  # seconds: report at least this often while work goes on
+HEARTBEAT = 0.25  # seconds: report at least this often while work goes on (the tracker throttles to 2/s)
 FIELD_LIMIT = 1024 * 1024  # one CSV field; Plugin Output can be long, never this long
 SCAN_CHUNK = 1 << 20
 SNIFF_LIMIT = 64 * 1024  # bytes the server reads synchronously to refuse obvious non-CSV
@@ -226,10 +226,9 @@ class _Run:
         except Cancelled:
             self._rollback(conn)
             self._finish(conn, "cancelled", rows=rows, error="cancelled by request")
-            with self.tracker._lock:
-                session = self.tracker.get(self.sid)
-                if session is not None:
-                    session.error = "Import cancelled"
+            session = self.tracker.get(self.sid)
+            if session is not None:
+                session.error = "Import cancelled"
             self.tracker.emit_cancelled(self.sid)
             self.tracker.complete_session(self.sid, success=False)
             self._close(conn)
@@ -424,7 +423,7 @@ class _Run:
                 except RowError as exc:
                     raise ImportProblem(f"row {reader.line_num}: {exc}") from None
                 done += 1
-                if done % batch_rows == 0 or (done & 1023 == 0 and time.monotonic() - self.last_report >= HEARTBEAT):
+                if done % batch_rows == 0 or (done & 255 == 0 and time.monotonic() - self.last_report >= HEARTBEAT):
                     self.check_cancel()
                     staging.add(batch)
                     batch = []
