@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Protocol, Sequence, cast
 
 TENABLE = "tenable"
 NESSUS = "nessus"
@@ -54,7 +54,14 @@ TICKET_FIELDS: tuple[str, ...] = (
 )
 
 Record = tuple
-Mapper = Callable[[Sequence[str]], list]
+
+
+class Mapper(Protocol):
+    """Maps one CSV row to records; ``plugins`` collects {plugin_id: (name, description, solution)}."""
+
+    plugins: dict[str, tuple[str, str, str]]
+
+    def __call__(self, row: list[str]) -> list[tuple]: ...
 
 
 class FormatError(ValueError):
@@ -159,8 +166,8 @@ EXPECTED_COLUMNS = (
 
 
 def _locate(header: Sequence[str], columns: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
-    exact = {}
-    folded = {}
+    exact: dict[str, int] = {}
+    folded: dict[str, int] = {}
     for i, name in enumerate(header):
         exact.setdefault(name, i)
         folded.setdefault(name.strip().lower(), i)
@@ -426,7 +433,7 @@ def _vuln_mapper(name: str, ix: Mapping[str, int], names: Mapping[str, str], ven
         return out
 
     map_row.plugins = plugins  # type: ignore[attr-defined]
-    return map_row
+    return cast(Mapper, map_row)
 
 
 _DIGITS_RE = re.compile(r"\d+")
@@ -453,7 +460,7 @@ def _ticket_mapper(index: Mapping[str, int]) -> Mapper:
         return [tuple(values)]
 
     map_row.plugins = {}  # type: ignore[attr-defined]
-    return map_row
+    return cast(Mapper, map_row)
 
 
 # --------------------------------------------------------------------------- file name metadata

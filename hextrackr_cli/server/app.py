@@ -40,7 +40,7 @@ def _quiet_logger(name: str, log_level: str) -> logging.Logger:
 def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "polling"),
               log_level: str = "warning") -> Any:
     """The ASGI app: engine.io at /socket.io/, everything else to the HTTP API."""
-    import socketio
+    import socketio  # type: ignore[import-untyped]
 
     from hextrackr_cli.server.http import HttpApp
     from hextrackr_cli.server.sockets import ImportNamespace

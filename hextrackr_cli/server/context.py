@@ -180,7 +180,7 @@ class ServerContext:
             return session
         return None
 
-    def state_for(self, session_id: str, principal: Principal) -> tuple[dict | None, bool]:
+    def state_for(self, session_id: str, principal: Principal) -> tuple[Any, bool]:
         """(SessionState, from_memory) of a session the principal may see; DB after cleanup. Blocking (DB)."""
         session = self.visible_session(session_id, principal)
         if session is not None:

@@ -208,7 +208,7 @@ class HttpApp:
             raise HttpError(413, f"upload larger than the limit of {self.ctx.max_upload} bytes", "too_large")
 
         upload = _Upload(self.ctx, kind)
-        parser = MultipartParser(params[b"boundary"], upload.callbacks())
+        parser = MultipartParser(params[b"boundary"], upload.callbacks())  # type: ignore[arg-type]
         try:
             more = True
             while more:

@@ -295,12 +295,11 @@ class _Run:
     def _finish(self, conn: sqlite3.Connection | None, status: str, **kw: Any) -> None:
         duration = int((time.monotonic() - self.started) * 1000)
         try:
-            own = conn is None
-            c = self.importer.db.connect() if own else conn
+            c = self.importer.db.connect() if conn is None else conn
             try:
                 self.importer.db.finish_import(c, self.job.import_id, status=status, duration_ms=duration, **kw)
             finally:
-                if own:
+                if c is not conn:
                     c.close()
         except sqlite3.Error:
             log.exception("could not record the outcome of import %s", self.job.import_id)
@@ -322,13 +321,13 @@ class _Run:
                 pass
 
     # ------------------------------------------------------------------ stages
-    def _reader(self) -> tuple[Iterator[list[str]], Any, _Source, io.TextIOWrapper]:
+    def _reader(self) -> tuple[Any, Any, _Source, io.TextIOWrapper]:
         source = _Source(self.job.path)
         text = io.TextIOWrapper(io.BufferedReader(source, 1 << 16), encoding="utf-8-sig", newline="")
         reader = csv.reader(text, strict=True)
         return reader, reader, source, text
 
-    def _rows(self, reader: Any, width: int) -> Iterator[list[str]]:
+    def _rows(self, reader: Any, width: int) -> Iterator[list[str]]:  # reader: a csv.reader (has line_num)
         """Data rows with the header's width; blank lines skipped; problems name the row."""
         try:
             for row in reader:
@@ -457,12 +456,12 @@ class _Run:
         stage_pct = {"upsert": 82, "resolve": 88, "snapshot": 92}
         names = {"upsert": "Merging records", "resolve": "Resolving records absent from this scan",
                  "snapshot": "Saving the scan snapshot"}
-        current = {"pct": 80, "msg": "Merging records"}
+        current: list = [80, "Merging records"]  # percent, message of the running statement
 
         def check(stage: str) -> None:
             self.check_cancel()
-            current["pct"], current["msg"] = stage_pct[stage], names[stage]
-            self.report(protocol.PROCESSING, current["pct"], current["msg"], processedRows=rows, totalRows=rows)
+            current[:] = [stage_pct[stage], names[stage]]
+            self.report(protocol.PROCESSING, current[0], current[1], processedRows=rows, totalRows=rows)
 
         def heartbeat() -> int:
             # called by SQLite during long statements: keeps events flowing and lets cancel interrupt
@@ -472,7 +471,7 @@ class _Run:
             now = time.monotonic()
             if now - self.last_report >= HEARTBEAT:
                 secs = int(now - self.started)
-                self.report(protocol.PROCESSING, current["pct"], f"{current['msg']} ({secs}s)",
+                self.report(protocol.PROCESSING, current[0], f"{current[1]} ({secs}s)",
                             processedRows=rows, totalRows=rows)
             return 0
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-import socketio
+import socketio  # type: ignore[import-untyped]
 
 from hextrackr_cli import protocol
 from hextrackr_cli.server.context import Principal, ServerContext
@@ -83,7 +83,7 @@ class ImportNamespace(socketio.AsyncNamespace):
         if isinstance(data, dict):
             session_id = data.get("sessionId")
             reserve = bool(data.get("reserve"))
-        if not protocol.is_session_id(session_id):
+        if not isinstance(session_id, str) or not protocol.is_session_id(session_id):
             return {"ok": False, "error": "Invalid session id"}
         session_id = session_id.lower()
         ctx = self.ctx
@@ -124,7 +124,7 @@ class ImportNamespace(socketio.AsyncNamespace):
         if principal is None:
             return {"ok": False, "error": "unauthorized"}
         session_id = data.get("sessionId") if isinstance(data, dict) else data
-        if not protocol.is_session_id(session_id):
+        if not isinstance(session_id, str) or not protocol.is_session_id(session_id):
             return {"ok": False, "error": "Invalid session id"}
         session_id = session_id.lower()
         ctx = self.ctx

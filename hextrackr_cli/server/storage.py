@@ -200,6 +200,7 @@ class Database:
                 " runner, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
                 (session_id, owner, type_, filename, vendor, scan_date, sha256, size, RUNNER, utc_now()),
             )
+            assert cur.lastrowid is not None
             return int(cur.lastrowid)
         finally:
             conn.close()

@@ -140,6 +140,8 @@ class ProgressTracker:
             additional.setdefault("processedRows", session.processedRows)
             additional.setdefault("totalRows", session.totalRows)
             additional.setdefault("stage", type_)
+            if session.import_id is not None:
+                additional.setdefault("importId", session.import_id)
             eta = 0 if type_ == protocol.COMPLETE else (None if type_ == protocol.ERROR else self.calculate_eta(session, pct))
             event = protocol.progress_event(
                 session_id, type_, pct, message, eta=eta, timestamp=self._wall_ms(), **additional
