@@ -199,6 +199,7 @@ class CliRun:
     stderr: str = ""
     maxrss: int = 0  # bytes, from wait4
     ended: float = 0.0  # time.time() when the process had exited
+    cpu: float = 0.0  # user + system CPU seconds of the process (wait4)
 
     def progress(self) -> list[tuple[float, dict]]:
         return [(t, o) for t, o in self.lines if "type" in o and "progress" in o and "event" not in o]
@@ -243,7 +244,8 @@ def run_cli(args: list[str], env: dict[str, str], *, on_line: Callable[[float, d
     rc = proc.returncode
     if rc < 0:  # killed by a signal
         rc = 128 - rc
-    return CliRun(rc, seconds, lines, b"".join(err).decode("utf-8", "replace"), usage.ru_maxrss * 1024, ended)
+    return CliRun(rc, seconds, lines, b"".join(err).decode("utf-8", "replace"), usage.ru_maxrss * 1024, ended,
+                  usage.ru_utime + usage.ru_stime)
 
 
 # --------------------------------------------------------------------------- database

@@ -25,7 +25,7 @@ ALL = ("e2e", "scaling", "upload", "latency", "fanout", "cancel", "startup")
 QUICK = dict(e2e_rows=10_000, e2e_runs=3, serve_runs=1, scale=(1_000, 10_000, 100_000), scale_runs=(3, 1),
              upload=None, lat_rows=100_000, lat_runs=1, fan_rows=100_000, fan_clients=200, cancel_rows=100_000,
              startup_runs=10)
-FULL = dict(e2e_rows=100_000, e2e_runs=5, serve_runs=3, scale=(10_000, 100_000, 1_000_000), scale_runs=(3, 1),
+FULL = dict(e2e_rows=100_000, e2e_runs=5, serve_runs=2, scale=(10_000, 100_000, 1_000_000), scale_runs=(3, 1),
             upload=1 << 30, lat_rows=100_000, lat_runs=3, fan_rows=100_000, fan_clients=1000, cancel_rows=1_000_000,
             startup_runs=20)
 
