@@ -31,7 +31,7 @@ def run_status(settings: Settings, session_id: str, as_json: bool = False) -> in
 
     if not protocol.is_session_id(session_id):
         raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
-    conn = connect(settings)
+    conn = connect(settings, _err)
     try:
         body = conn.api.progress(session_id)
     finally:
@@ -77,7 +77,7 @@ def run_imports(settings: Settings, as_json: bool = False, limit: int = 20) -> i
     """The server's import history, newest first, as a table (or JSON)."""
     from hextrackr_cli.commands.importing import connect
 
-    conn = connect(settings)
+    conn = connect(settings, _err)
     try:
         body = conn.api.imports(limit=limit)
     finally:

@@ -267,8 +267,6 @@ def _adjust(outcome: Any, cancel_requested: bool) -> Any:
     """Exit status and wording of a server outcome, given whether we asked for a cancel."""
     from dataclasses import replace
 
-    from hextrackr_cli.client import events as ev
-
     if outcome.outcome == protocol.OUTCOME_CANCELLED:
         if cancel_requested:
             return replace(
@@ -279,8 +277,6 @@ def _adjust(outcome: Any, cancel_requested: bool) -> Any:
         return replace(outcome, exit_code=ExitStatus.IMPORT_FAILED, message="cancelled (by another client)")
     if outcome.outcome == protocol.OUTCOME_COMPLETED and cancel_requested:
         return replace(outcome, message="the import completed before the cancel took effect")
-    if outcome.outcome in (ev.OUTCOME_TIMEOUT,):
-        return outcome
     return outcome
 
 
@@ -464,15 +460,11 @@ def _detach_after_upload(watcher: Any, renderer: Any, sid: str, sigint: Sigint, 
                            message=f"import started (session {sid}, import {import_id}); "
                            f"follow it with: hextrackr watch {sid}")
             )
-            if settings_output_is_human(renderer):
+            if getattr(renderer, "emit", None) is None:  # human output: the id alone on stdout, for scripts
                 _print_stdout(sid)
             return ExitStatus.OK
         if event is not None:
             renderer.handle(event)
-
-
-def settings_output_is_human(renderer: Any) -> bool:
-    return getattr(renderer, "emit", None) is None
 
 
 def _print_stdout(text: str) -> None:
