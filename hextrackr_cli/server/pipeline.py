@@ -225,12 +225,15 @@ class _Run:
                 lock.release()
         except Cancelled:
             self._rollback(conn)
-            self._finish(conn, "cancelled", rows=rows, error="cancelled by request")
             session = self.tracker.get(self.sid)
             if session is not None:
                 session.error = "Import cancelled"
-            self.tracker.emit_cancelled(self.sid)
+            if conn is not None:  # it had started: record the outcome, then confirm (the room may poll at once)
+                self._finish(conn, "cancelled", rows=rows, error="cancelled by request")
             self.tracker.complete_session(self.sid, success=False)
+            self.tracker.emit_cancelled(self.sid)
+            if conn is None:  # it was still waiting: confirm first (recording may wait for the running import)
+                self._finish(conn, "cancelled", rows=rows, error="cancelled by request")
             self._close(conn)
             return
         except ImportProblem as exc:
@@ -284,12 +287,15 @@ class _Run:
             pass
 
     def _fail(self, conn: sqlite3.Connection | None, message: str, rows: int) -> None:
+        """Roll back, record the failure, then tell the room (so whoever reacts to the event finds it recorded)."""
         self._rollback(conn)
         session = self.tracker.get(self.sid)
+        pct = session.progress if session is not None else 0
         if session is not None:
             session.error = message
-        event = self.tracker.emit_progress(self.sid, protocol.ERROR, session.progress if session else 0, message)
-        self._finish(conn, "failed", rows=rows, error=message, last_event=event)
+        stored = protocol.progress_event(self.sid, protocol.ERROR, pct, message, importId=self.job.import_id)
+        self._finish(conn, "failed", rows=rows, error=message, last_event=stored)
+        self.tracker.emit_progress(self.sid, protocol.ERROR, pct, message)
         self.tracker.complete_session(self.sid, success=False)
 
     def _finish(self, conn: sqlite3.Connection | None, status: str, **kw: Any) -> None:
