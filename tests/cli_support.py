@@ -17,6 +17,7 @@ import pytest
 import requests
 
 TOKEN = "client-test-token"
+BIG_ROWS = 60_000
 HEADER = "hostname,ip_address,cve,severity,plugin_id,plugin_name,description,solution,state,first_seen,last_seen\n"
 ANSI_RE = r"\x1b\[[0-9;?]*[A-Za-z]"
 
@@ -36,8 +37,8 @@ def gen_csv(path: Path, rows: int, *, offset: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """100k rows: long enough (a few seconds on the server) to watch, interrupt and time out."""
-    return gen_csv(tmp_path_factory.mktemp("csv") / "generic_scan_2025-11-20.csv", 100_000)
+    """60k rows (BIG_ROWS): long enough (a few seconds on the server) to watch, interrupt and time out."""
+    return gen_csv(tmp_path_factory.mktemp("csv") / "generic_scan_2025-11-20.csv", BIG_ROWS)
 
 
 @pytest.fixture(scope="module")

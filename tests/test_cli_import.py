@@ -29,18 +29,18 @@ BAD = Path(__file__).parent / "data" / "bad"
 
 
 def test_full_import_exits_0_and_prints_the_summary(server, big_csv, tmp_path):
-    """A 100k-row import completes with exit 0 and a one-line summary with rows, counts, session and import id."""
+    """A 60k-row import completes with exit 0 and a one-line summary with rows, counts, session and import id."""
     env = cli_env(tmp_path, server.url)
     r = run_cli(["--output", "plain", "import", str(big_csv)], env)
     err = r.stderr.decode()
     assert r.returncode == 0, err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("completed generic_scan_2025-11-20.csv: 100,000 rows"), last
-    assert "inserted 100,000" in last and "updated 0" in last and "resolved 0" in last
+    assert last.startswith("completed generic_scan_2025-11-20.csv: 60,000 rows"), last
+    assert "inserted 60,000" in last and "updated 0" in last and "resolved 0" in last
     sid = re.search(r"session ([0-9a-f-]{36})", last).group(1)
     assert re.search(r"import \d+", last)
     assert status(server.url, sid)["outcome"] == "completed"
-    assert vuln_rows(Path(server.db_path)) == 100_000
+    assert vuln_rows(Path(server.db_path)) == 60_000
 
 
 def test_plain_output_has_no_carriage_returns_or_escape_codes(server, medium_csv, tmp_path):

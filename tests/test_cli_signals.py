@@ -72,7 +72,7 @@ def test_double_ctrl_c_detaches_and_the_import_completes(server, big_csv, tmp_pa
     summary = json.loads(out.decode().splitlines()[-1])
     assert summary["outcome"] == "detached" and summary["exitCode"] == 130
     assert wait_outcome(server.url, sid)["outcome"] == "completed"
-    assert vuln_rows(Path(server.db_path)) == 100_000
+    assert vuln_rows(Path(server.db_path)) == 60_000
 
 
 def test_ctrl_c_while_reading_stdin_exits_130_without_traceback(server, tmp_path):

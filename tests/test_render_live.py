@@ -47,12 +47,12 @@ def test_rich_view_on_a_terminal_shows_bar_percent_stage_rows_eta_and_transport(
     plain = re.sub(ANSI_RE, "", screen)
     assert "━" in plain  # the bar
     assert re.search(r"\d+% (parsing|loading|processing|finalizing)", plain)
-    assert re.search(r"rows [\d,]+/100,000", plain)
+    assert re.search(r"rows [\d,]+/60,000", plain)
     assert re.search(r"ETA \d+s", plain)
     assert "via websocket" in plain
     assert "elapsed 0:0" in plain
     assert "\x1b[" in screen  # it really is the rich (ANSI) view
-    assert "completed generic_scan_2025-11-20.csv: 100,000 rows" in plain
+    assert "completed generic_scan_2025-11-20.csv: 60,000 rows" in plain
 
 
 def test_no_color_keeps_the_live_view_but_drops_colours(server, small_csv, tmp_path):
