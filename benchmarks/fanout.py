@@ -28,6 +28,10 @@ from websockets.asyncio.client import connect
 END_MARKERS = ('"type":"complete"', '"type": "complete"', '"type":"error"', '"type": "error"', "importCancelled")
 
 
+def _text(frame: str | bytes) -> str:
+    return frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+
+
 async def client(i: int, url: str, token: str, session: str, joined: asyncio.Event, all_joined: asyncio.Event,
                  counter: list[int], first_done: asyncio.Event, events: dict[str, list[float]],
                  failures: list[str], done: list[int], gate: asyncio.Semaphore) -> None:
@@ -35,12 +39,12 @@ async def client(i: int, url: str, token: str, session: str, joined: asyncio.Eve
     try:
         async with gate:
             ws = await connect(ws_url, max_size=None, ping_interval=None, compression=None, open_timeout=60)
-            opened = await asyncio.wait_for(ws.recv(), 30)
+            opened = _text(await asyncio.wait_for(ws.recv(), 30))
             if not opened.startswith("0"):
                 raise RuntimeError(f"expected an open packet, got {opened[:40]!r}")
             await ws.send("40" + json.dumps({"token": token}))
             while True:
-                msg = await asyncio.wait_for(ws.recv(), 30)
+                msg = _text(await asyncio.wait_for(ws.recv(), 30))
                 if msg == "2":
                     await ws.send("3")
                     continue
@@ -51,7 +55,7 @@ async def client(i: int, url: str, token: str, session: str, joined: asyncio.Eve
                 await first_done.wait()
             await ws.send("421" + json.dumps(["joinSession", {"sessionId": session, "reserve": True}]))
             while True:
-                msg = await asyncio.wait_for(ws.recv(), 30)
+                msg = _text(await asyncio.wait_for(ws.recv(), 30))
                 if msg == "2":
                     await ws.send("3")
                     continue
@@ -65,8 +69,9 @@ async def client(i: int, url: str, token: str, session: str, joined: asyncio.Eve
         counter[0] += 1
         if counter[0] == counter[1]:
             all_joined.set()
-        async for msg in ws:
+        async for frame in ws:
             now = time.time()
+            msg = _text(frame)
             if msg == "2":
                 await ws.send("3")
                 continue

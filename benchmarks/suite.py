@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -22,10 +23,10 @@ from common import HERE, PY, RESULTS, figure, log, machine_info, write_json
 
 ALL = ("e2e", "scaling", "upload", "latency", "fanout", "cancel", "startup")
 
-QUICK = dict(e2e_rows=10_000, e2e_runs=3, serve_runs=1, scale=(1_000, 10_000, 100_000), scale_runs=(3, 1),
+QUICK: dict[str, Any] = dict(e2e_rows=10_000, e2e_runs=3, serve_runs=1, scale=(1_000, 10_000, 100_000), scale_runs=(3, 1),
              upload=None, lat_rows=100_000, lat_runs=1, fan_rows=100_000, fan_clients=200, cancel_rows=100_000,
              startup_runs=10)
-FULL = dict(e2e_rows=100_000, e2e_runs=5, serve_runs=2, scale=(10_000, 100_000, 1_000_000), scale_runs=(3, 1),
+FULL: dict[str, Any] = dict(e2e_rows=100_000, e2e_runs=5, serve_runs=2, scale=(10_000, 100_000, 1_000_000), scale_runs=(3, 1),
             upload=1 << 30, lat_rows=100_000, lat_runs=3, fan_rows=100_000, fan_clients=1000, cancel_rows=1_000_000,
             startup_runs=20)
 
@@ -103,6 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     mid_local: list[float] = []
     mid_rss: list[float] = []
 
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "latest" if mode == "full" else "quick"
+
+    def save(final: bool) -> str:
+        """Write the results so far (after every figure, so an interrupted run keeps what it measured)."""
+        elapsed = time.time() - started
+        info["loadavg_end"] = os.getloadavg()
+        ordered = sorted(sections, key=lambda s: s[0])
+        md = markdown(ordered, info, mode if final else f"{mode}, partial", elapsed)
+        write_json(RESULTS / f"{stem}.json", {"mode": mode, "complete": final, "machine": info, "config": cfg,
+                                               "elapsed_s": elapsed,
+                                               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                                               "figures": {t: rows for t, rows in ordered}, "raw": raw})
+        (RESULTS / f"{stem}.md").write_text(md)
+        return md
+
     def section(key: str, title: str, fn: Callable[[], tuple[list[dict], Any]]) -> None:
         if key not in only:
             return
@@ -115,66 +132,59 @@ def main(argv: list[str] | None = None) -> int:
             table, data = [figure(f"{title}: FAILED ({type(exc).__name__}: {str(exc)[:120]})", [], "", ok=False)], None
         sections.append((title, table))
         raw[key] = data
+        save(final=False)
 
-    if "e2e" in only or "scaling" in only:
-        from bench_e2e import end_to_end, liveness_rows
+    from bench_e2e import end_to_end, liveness_rows
 
-        def e2e() -> tuple[list[dict], Any]:
-            table, data = end_to_end(cfg["e2e_rows"], cfg["e2e_runs"], cfg["serve_runs"])
-            mid_local.extend(data["local_s"])
-            mid_rss.extend(data["serve_rss_mib"])
-            return table + liveness_rows(f"{cfg['e2e_rows'] // 1000}k rows", data["liveness"]), data
+    def e2e() -> tuple[list[dict], Any]:
+        table, data = end_to_end(cfg["e2e_rows"], cfg["e2e_runs"], cfg["serve_runs"])
+        mid_local.extend(data["local_s"])
+        mid_rss.extend(data["serve_rss_mib"])
+        return table + liveness_rows(f"{cfg['e2e_rows'] // 1000}k rows", data["liveness"]), data
 
-        section("e2e", "1,3,4 end to end", e2e)
-
-    if "scaling" in only:
-        from bench_e2e import end_to_end, liveness_rows, scaling
+    def scale() -> tuple[list[dict], Any]:
+        from bench_e2e import scaling
 
         small, mid, big = cfg["scale"]
+        if not mid_local or cfg["e2e_rows"] != mid:
+            _, d = end_to_end(mid, 2, 1)
+            mid_local[:] = d["local_s"]
+            mid_rss[:] = d["serve_rss_mib"]
+        table, data = scaling(small, mid, big, cfg["scale_runs"][0], cfg["scale_runs"][1], mid_local, mid_rss)
+        big_live = data["liveness"][-(cfg["scale_runs"][1] + 1):]
+        return table + liveness_rows(f"{big:,} rows", big_live), data
 
-        def scale() -> tuple[list[dict], Any]:
-            if not mid_local or cfg["e2e_rows"] != mid:
-                _, d = end_to_end(mid, 2, 1)
-                mid_local[:] = d["local_s"]
-                mid_rss[:] = d["serve_rss_mib"]
-            table, data = scaling(small, mid, big, cfg["scale_runs"][0], cfg["scale_runs"][1], mid_local, mid_rss)
-            big_live = [x for x in data["liveness"]][-(cfg["scale_runs"][1] + 1):]
-            return table + liveness_rows(f"{big:,} rows", big_live), data
-
-        section("scaling", "2,4 scaling", scale)
-
-    if "upload" in only and cfg["upload"]:
+    def upload() -> tuple[list[dict], Any]:
         from bench_e2e import cli_upload_memory
 
-        section("upload", "3 CLI memory", lambda: cli_upload_memory(cfg["upload"]))
+        return cli_upload_memory(cfg["upload"])
 
-    if "latency" in only:
+    def lat() -> tuple[list[dict], Any]:
         from latency import latency
 
-        section("latency", "5 latency", lambda: latency(cfg["lat_rows"], cfg["lat_runs"]))
+        return latency(cfg["lat_rows"], cfg["lat_runs"])
 
-    if "fanout" in only:
+    def fan() -> tuple[list[dict], Any]:
         from bench_fanout import fanout
 
-        section("fanout", "6 fan-out", lambda: fanout(cfg["fan_rows"], cfg["fan_clients"]))
+        return fanout(cfg["fan_rows"], cfg["fan_clients"])
 
-    if "cancel" in only:
+    def cxl() -> tuple[list[dict], Any]:
         from bench_cancel import cancel
 
-        section("cancel", "7 cancel", lambda: cancel(cfg["cancel_rows"]))
+        return cancel(cfg["cancel_rows"])
 
-    if "startup" in only:
-        section("startup", "8 start-up", lambda: startup(cfg["startup_runs"]))
+    # shorter figures first, so a run cut short still has most of the table
+    section("e2e", "1,3,4 end to end", e2e)
+    section("startup", "8 start-up", lambda: startup(cfg["startup_runs"]))
+    section("latency", "5 latency", lat)
+    section("fanout", "6 fan-out", fan)
+    if cfg["upload"]:
+        section("upload", "3 CLI memory", upload)
+    section("scaling", "2,4 scaling", scale)
+    section("cancel", "7 cancel", cxl)
 
-    elapsed = time.time() - started
-    info["loadavg_end"] = __import__("os").getloadavg()
-    md = markdown(sections, info, mode, elapsed)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "latest" if mode == "full" else "quick"
-    write_json(RESULTS / f"{stem}.json", {"mode": mode, "machine": info, "config": cfg, "elapsed_s": elapsed,
-                                           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                                           "figures": {t: rows for t, rows in sections}, "raw": raw})
-    (RESULTS / f"{stem}.md").write_text(md)
+    md = save(final=True)
     print(md)
     log(f"wrote {RESULTS / (stem + '.json')} and {RESULTS / (stem + '.md')}")
     missed = [r["name"] for _, rows in sections for r in rows if r.get("ok") is False]
