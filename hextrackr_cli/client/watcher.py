@@ -25,6 +25,16 @@ LIVENESS = 10.0  # seconds of socket silence before the status endpoint is asked
 GIVE_UP_AFTER = 30.0  # seconds of failing status polls (without a socket) before the watch is declared broken
 
 
+def _quiet_logger(name: str) -> Any:
+    import logging
+
+    log = logging.getLogger(name)
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+    log.propagate = False
+    return log
+
+
 class _Failure:
     """An exception raised in a background thread, re-raised by :meth:`Watcher.get` in the caller's thread."""
 
@@ -207,8 +217,10 @@ class Watcher:
             reconnection_delay=protocol.RECONNECT_DELAY,
             reconnection_delay_max=protocol.RECONNECT_DELAY_MAX,
             randomization_factor=0.5,
-            logger=False,
-            engineio_logger=False,
+            # Our own silent loggers: with logger=False the libraries attach a stderr handler that would print
+            # their errors (and handler tracebacks) into the user's terminal. The watcher reports, never prints.
+            logger=_quiet_logger("hextrackr.socketio"),
+            engineio_logger=_quiet_logger("hextrackr.engineio"),
             handle_sigint=False,
             ssl_verify=bool(self.verify),
             http_session=http,
