@@ -7,6 +7,7 @@ emitted it (``benchEmitMs``, added by the benchmark's server wrapper, see common
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import uuid
@@ -28,7 +29,8 @@ def upload(url: str, path: Any, session_id: str) -> dict:
     return r.json()
 
 
-def fanout(rows: int, clients: int, runs: int = 1) -> tuple[list[dict], dict[str, Any]]:
+def fanout(rows: int, clients: int, runs: int = 1, spy: str | None = None) -> tuple[list[dict], dict[str, Any]]:
+    """``spy``: also record py-spy samples of the server (raw format) into this file while events fan out."""
     limit = raise_nofile(max(4096, clients * 2 + 256))
     path = data_file(rows)
     spreads: list[float] = []
@@ -51,8 +53,17 @@ def fanout(rows: int, clients: int, runs: int = 1) -> tuple[list[dict], dict[str
             joined = int(line.split()[1])
             log(f"fan-out: {joined}/{clients} clients joined in {time.perf_counter() - t0:.1f}s "
                 f"(open-files limit {limit}); uploading {rows:,} rows")
+            sampler = None
+            if spy:
+                from profile_import import py_spy
+
+                sampler = subprocess.Popen([py_spy(), "record", "--threads", "--rate", "200", "--format", "raw",
+                                            "-o", spy, "--pid", str(server.pid)], stdout=subprocess.DEVNULL)
             upload(server.url, path, sid)
             proc.wait(300)
+            if sampler is not None:
+                sampler.send_signal(signal.SIGINT)
+                sampler.wait(60)
             data = json.loads(out.read_text())
         finally:
             server.stop()
@@ -90,8 +101,18 @@ def fanout(rows: int, clients: int, runs: int = 1) -> tuple[list[dict], dict[str
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
+    from pathlib import Path
 
-    t, raw = fanout(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000, int(sys.argv[2]) if len(sys.argv) > 2 else 100)
+    ap = argparse.ArgumentParser(description="fan-out figure alone; --py-spy also profiles the server")
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument("--py-spy", dest="spy", metavar="RAW_OUT")
+    a = ap.parse_args()
+    t, raw = fanout(a.rows, a.clients, spy=a.spy)
     for row in t:
         print(row["name"], round(row["value"], 1), row["unit"], row["ok"], row["note"])
+    if a.spy:
+        from profile_import import summarise
+
+        print(summarise(Path(a.spy), 25))
