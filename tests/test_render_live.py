@@ -114,3 +114,13 @@ def test_on_a_terminal_without_a_server_the_embedded_one_is_used_and_said_so(sma
     assert code == 0, plain
     assert "no server configured: using the embedded server" in plain
     assert "completed small.csv: 50 rows" in plain
+
+
+def test_term_dumb_on_a_terminal_gets_plain_lines(server, small_csv, tmp_path):
+    """TERM=dumb: even on a TTY the output is plain lines, without any escape sequence."""
+    env = cli_env(tmp_path, server.url, TERM="dumb")
+    code, screen = _run_in_pty(["-m", "hextrackr_cli", "import", str(small_csv)], env)
+    assert code == 0, screen
+    assert "\x1b" not in screen
+    assert re.search(r"\d\d:\d\d:\d\d transport: websocket", screen)
+    assert "completed small.csv: 50 rows" in screen

@@ -179,3 +179,16 @@ def test_reconnect_rejoins_the_room_so_later_events_still_arrive(tmp_path, small
     progress = [e for e in got if isinstance(e, ev.Progress)]
     assert progress and progress[-1].type == "complete" and progress[-1].source == ev.WEBSOCKET
     assert got[-1].outcome == "completed" and got[-1].summary.get("rows") == 50
+
+
+def test_forced_websocket_against_a_server_without_it_exits_3(tmp_path, small_csv):
+    """--transport websocket when the server refuses websockets: exit 3 (no silent fallback), nothing imported."""
+    from hextrackr_cli.server.app import start_background
+
+    with start_background(database=f"sqlite:///{tmp_path / 'w.db'}", tokens=[TOKEN], transports=("polling",)) as srv:
+        env = cli_env(tmp_path, srv.url)
+        r = run_cli(["import", "--transport", "websocket", str(small_csv)], env)
+        err = r.stderr.decode()
+        assert r.returncode == 3, err
+        assert "socket.io connection" in err and "Traceback" not in err
+        assert requests.get(f"{srv.url}/api/imports", headers={"Authorization": f"Bearer {TOKEN}"}).json()["total"] == 0
