@@ -192,3 +192,26 @@ def test_forced_websocket_against_a_server_without_it_exits_3(tmp_path, small_cs
         assert r.returncode == 3, err
         assert "socket.io connection" in err and "Traceback" not in err
         assert requests.get(f"{srv.url}/api/imports", headers={"Authorization": f"Bearer {TOKEN}"}).json()["total"] == 0
+
+
+def test_server_gone_for_good_while_polling_raises_unreachable(tmp_path, big_csv):
+    """Polling and the server never comes back: after the give-up bound the watch breaks with
+    ServerUnreachable (exit 3), whose hint says how to re-attach."""
+    from hextrackr_cli.errors import ServerUnreachable
+
+    srv = ServerProcess(tmp_path / "gone.db", free_port()).start()
+    api = SeedApi(srv.url, TOKEN, retries=0)
+    w = Watcher(api, server_url=srv.url, token=TOKEN, transport="polling", poll_interval=0.1, give_up_after=1.0)
+    sid = str(uuid.uuid4())
+    try:
+        _post(srv.url, big_csv, sid)
+        w.start(sid)  # like `hextrackr watch` over HTTP polling
+        assert isinstance(w.get(5), ev.TransportChanged)
+        srv.kill()
+        with pytest.raises(ServerUnreachable) as info:
+            _follow(w, timeout=30)
+    finally:
+        w.close()
+        api.close()
+        srv.stop()
+    assert f"hextrackr watch {sid}" in str(info.value)
