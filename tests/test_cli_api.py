@@ -110,3 +110,11 @@ def test_upload_aborted_mid_stream_leaves_nothing_on_the_server(server, big_csv)
         api.upload(big_csv, session_id=str(uuid.uuid4()), on_progress=on_progress, abort=abort)
     assert sent and sent[-1] < big_csv.stat().st_size
     assert imports_total(server.url) == 0
+
+
+def test_https_url_to_a_plain_http_server_is_unreachable_with_a_hint(scripted):
+    """https:// to a plain-HTTP port: exit-3 error saying the TLS handshake failed and suggesting http://."""
+    url, _ = scripted
+    with pytest.raises(ServerUnreachable) as info:
+        SeedApi(url.replace("http://", "https://"), TOKEN, retries=0).health()
+    assert "TLS handshake" in str(info.value) and "http://" in str(info.value)

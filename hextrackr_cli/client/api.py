@@ -126,9 +126,14 @@ class SeedApi:
 
     def _unreachable(self, exc: Exception) -> ServerUnreachable:
         if isinstance(exc, requests.exceptions.SSLError):
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate" in str(exc).lower():
+                return ServerUnreachable(
+                    f"TLS certificate verification failed for {self.base_url}",
+                    hint="pass --ca-bundle PATH for a private CA, or --insecure to skip verification",
+                )
             return ServerUnreachable(
-                f"TLS verification failed for {self.base_url}",
-                hint="pass --ca-bundle PATH for a private CA, or --insecure to skip verification",
+                f"TLS handshake with {self.base_url} failed",
+                hint="does the server speak https on that port? try http:// if it is plain HTTP",
             )
         if isinstance(exc, requests.exceptions.Timeout):
             return ServerUnreachable(
@@ -210,7 +215,8 @@ class SeedApi:
             try:
                 data, headers = body_factory() if body_factory else (None, {})
                 resp = self.session.request(
-                    method, self.url(path), data=data, headers=headers, params=params, timeout=self.timeout
+                    method, self.url(path), data=data, headers=headers, params=params, timeout=self.timeout,
+                    verify=self.verify,  # explicit, so REQUESTS_CA_BUNDLE cannot override --ca-bundle
                 )
             except _Aborted:
                 raise UploadAborted("upload aborted; nothing was imported") from None
