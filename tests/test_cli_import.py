@@ -268,3 +268,15 @@ def test_timeout_during_the_upload_stops_it_and_imports_nothing(server, tmp_path
     assert summary["outcome"] == "timeout" and "during the upload" in summary["message"]
     assert imports_total(server.url) == 0
     assert vuln_rows(Path(server.db_path)) == 0
+
+
+def test_open_without_a_graphical_browser_names_the_progress_page(server, small_csv, tmp_path):
+    """--open on a machine without a display: one line with the page URL, and the import still completes."""
+    env = cli_env(tmp_path, server.url)
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    r = run_cli(["--output", "plain", "import", "--open", str(small_csv)], env)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    sid = re.search(r"session ([0-9a-f-]{36})", err).group(1)
+    assert f"{server.url}/imports/{sid}" in err

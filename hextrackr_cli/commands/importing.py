@@ -350,14 +350,12 @@ def run_import(
         try:
             if detach and conn.embedded is not None:
                 raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
-            if open_browser:
-                notice("--open: this server has no browser progress view; progress is shown here")
             worst = 0
             for lf in checked:
                 code = _import_one(
                     conn, settings, renderer, lf,
                     import_type=import_type, vendor=vendor, scan_date=scan_date, session_id=session_id,
-                    detach=detach, timeout=timeout, transport=transport,
+                    detach=detach, timeout=timeout, transport=transport, open_browser=open_browser,
                 )
                 worst = max(worst, int(code))
                 if code in (ExitStatus.INTERRUPTED, ExitStatus.CONNECTION, ExitStatus.AUTH):
@@ -393,6 +391,7 @@ def _import_one(
     detach: bool,
     timeout: float | None,
     transport: str,
+    open_browser: bool = False,
 ) -> int:
     from hextrackr_cli.client import events as ev
 
@@ -407,6 +406,8 @@ def _import_one(
             renderer.handle(ev.Started(f"Importing {import_type}", sid, lf.name, lf.size, conn.url))
             if not detach:
                 watcher.start(sid, reserve=True)
+            if open_browser:
+                _open_progress_page(conn, sid, renderer)
 
             def do_upload() -> None:
                 try:
@@ -437,6 +438,37 @@ def _import_one(
         raise
     finally:
         watcher.close()
+
+
+def progress_page_url(base_url: str, session_id: str) -> str:
+    """The server's browser progress view of a session (``hextrackr serve`` serves it at /imports/ID)."""
+    return f"{base_url.rstrip('/')}/imports/{session_id}"
+
+
+def _open_progress_page(conn: Connection, sid: str, renderer: Any) -> None:
+    """--open: the browser progress view, in a graphical browser only (a text browser would take the terminal)."""
+    from hextrackr_cli.client import events as ev
+
+    url = progress_page_url(conn.url, sid)
+    graphical = sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    if not graphical:
+        renderer.handle(ev.Notice(f"--open: no graphical browser here; open {url} yourself (it asks for the token)"))
+        return
+
+    def launch() -> None:
+        import webbrowser
+
+        try:
+            ok = webbrowser.open_new_tab(url)
+        except Exception:
+            ok = False
+        if not ok:
+            renderer.handle(ev.Notice(f"--open: could not start a browser; open {url} yourself", "warning"))
+
+    threading.Thread(target=launch, name="hextrackr-browser", daemon=True).start()
+    renderer.handle(ev.Notice(f"opening the progress page {url} (it asks for the API token once)"))
 
 
 def _detach_after_upload(watcher: Any, renderer: Any, sid: str, sigint: Sigint, abort: threading.Event) -> int:
