@@ -280,3 +280,12 @@ def test_open_without_a_graphical_browser_names_the_progress_page(server, small_
     assert r.returncode == 0, err
     sid = re.search(r"session ([0-9a-f-]{36})", err).group(1)
     assert f"{server.url}/imports/{sid}" in err
+
+
+def test_json_output_ends_with_a_summary_even_for_a_bad_file(server, tmp_path):
+    """--output json and a refused local file: stdout still ends with a summary object (exitCode 2)."""
+    env = cli_env(tmp_path, server.url)
+    r = run_cli(["--output", "json", "import", str(BAD / "empty.csv")], env)
+    assert r.returncode == 2
+    summary = json.loads(r.stdout.decode().splitlines()[-1])
+    assert summary["event"] == "summary" and summary["exitCode"] == 2 and "empty" in summary["message"]

@@ -343,7 +343,12 @@ def run_import(
     checked: list[Any] = []
     try:
         for f in files:
-            checked.append(check_file(f, import_type=import_type))
+            try:
+                checked.append(check_file(f, import_type=import_type))
+            except HextrackrError as exc:
+                if settings.output == "json":  # the NDJSON stream still ends with its summary
+                    _json_error(_renderer(settings), exc, None, f)
+                raise
         renderer = _renderer(settings)
         notice = _notice_fn(renderer)
         conn = connect(settings, notice)
@@ -407,7 +412,7 @@ def _import_one(
             if not detach:
                 watcher.start(sid, reserve=True)
             if open_browser:
-                _open_progress_page(conn, sid, renderer)
+                _open_progress_page(conn, sid, watcher.put)
 
             def do_upload() -> None:
                 try:
@@ -445,7 +450,7 @@ def progress_page_url(base_url: str, session_id: str) -> str:
     return f"{base_url.rstrip('/')}/imports/{session_id}"
 
 
-def _open_progress_page(conn: Connection, sid: str, renderer: Any) -> None:
+def _open_progress_page(conn: Connection, sid: str, report: Any) -> None:
     """--open: the browser progress view, in a graphical browser only (a text browser would take the terminal)."""
     from hextrackr_cli.client import events as ev
 
@@ -454,7 +459,7 @@ def _open_progress_page(conn: Connection, sid: str, renderer: Any) -> None:
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     )
     if not graphical:
-        renderer.handle(ev.Notice(f"--open: no graphical browser here; open {url} yourself (it asks for the token)"))
+        report(ev.Notice(f"--open: no graphical browser here; open {url} yourself (it asks for the token)"))
         return
 
     def launch() -> None:
@@ -465,10 +470,10 @@ def _open_progress_page(conn: Connection, sid: str, renderer: Any) -> None:
         except Exception:
             ok = False
         if not ok:
-            renderer.handle(ev.Notice(f"--open: could not start a browser; open {url} yourself", "warning"))
+            report(ev.Notice(f"--open: could not start a browser; open {url} yourself", "warning"))
 
     threading.Thread(target=launch, name="hextrackr-browser", daemon=True).start()
-    renderer.handle(ev.Notice(f"opening the progress page {url} (it asks for the API token once)"))
+    report(ev.Notice(f"opening the progress page {url} (it asks for the API token once)"))
 
 
 def _detach_after_upload(watcher: Any, renderer: Any, sid: str, sigint: Sigint, abort: threading.Event) -> int:
