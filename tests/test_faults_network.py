@@ -183,3 +183,33 @@ def test_server_slower_than_timeout_exits_5_and_the_import_completes(server, pro
     assert S.wait_outcome(server.url, sid)["outcome"] == "completed"
     expect_rows(server.db_path, BIG)
     record(faults_survived=1)
+
+
+def test_connection_cut_mid_upload_is_retried_and_imported_exactly_once(server, proxy, tmp_path):
+    """The TCP connection is reset while the file is still being uploaded (slow uplink): the half-sent upload
+    is discarded by the server, the CLI sends it again, and the file is imported exactly once."""
+    rows = 12_000
+    path = S.gen_csv(tmp_path / "uplink_2025-11-20.csv", rows)  # ~1.3 MB: ~20 chunks of 64 KiB
+    proxy.upload_delay = 0.1
+    proc = S.spawn_cli(["--output", "json", "import", str(path)], S.cli_env(tmp_path, proxy.url))
+    try:
+        deadline = time.monotonic() + 30
+        while not any(r.startswith("POST /api/vulnerabilities/import") for r in proxy.requests):
+            assert time.monotonic() < deadline and proc.poll() is None, "the upload never started"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proxy.cut_all() >= 1
+        record(faults_injected=1)
+        proxy.upload_delay = 0.0
+        lines, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    posts = [r for r in proxy.requests if r.startswith("POST /api/vulnerabilities/import")]
+    assert len(posts) >= 2, "the upload was not sent again"
+    assert lines[-1]["outcome"] == "completed" and lines[-1]["rows"] == rows
+    assert S.imports_total(server.url) == 1, "the cut upload became an import"
+    assert not list((server.db_path.parent / "uploads").glob("*")), "the half upload was left on disk"
+    expect_rows(server.db_path, rows)
+    record(faults_survived=1)

@@ -5,7 +5,7 @@ Modes (switchable at any time, from the test's thread):
 - ``refuse``: every new connection is reset at once (as if nothing listened);
 - ``blackhole``: new connections are accepted and never answered;
 - ``cut_all()``: reset every live connection (mid-upload, mid-long-poll, mid-websocket);
-- ``delay``: seconds to hold each server->client chunk;
+- ``delay``: seconds to hold each server->client chunk; ``upload_delay``: the same for request bodies;
 - ``ws``: ``pass`` | ``reject`` (websocket upgrade requests are reset: engine.io must use polling) |
   ``silent`` (websocket connections stay open but, once ``silence_ws()`` is called, no byte crosses either way);
 - ``inject(...)``: answer the next N HTTP requests whose path starts with a prefix with a canned response
@@ -87,6 +87,7 @@ class TcpProxy:
         self.mode = "pass"
         self.ws = "pass"
         self.delay = 0.0
+        self.upload_delay = 0.0  # seconds to hold each client->server chunk (a slow uplink)
         self._ws_silent = threading.Event()
         self._canned: list[Canned] = []
         self._conns: set[_Conn] = set()
@@ -297,6 +298,8 @@ class _RequestFramer:
                 self.buf = self.buf[len(take):]
                 self.body_left -= len(take)
                 if self.canned is None:
+                    if self.proxy.upload_delay:
+                        time.sleep(self.proxy.upload_delay)
                     upstream.sendall(take)
                 if self.body_left == 0 and self.canned is not None:
                     return self._answer()
