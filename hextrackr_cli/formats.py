@@ -366,6 +366,9 @@ def _vuln_mapper(name: str, ix: Mapping[str, int], names: Mapping[str, str], ven
     ip_column = names["ip"] if i_ip >= 0 else names["ips"]
     sev_column = names["severity"]
     known_ips: set[str] = set()
+    # values repeat a lot (scores, dates): each distinct text is checked once
+    scores: dict[str, float | None] = {"": None}
+    dates: dict[str, str] = {"": ""}  # raw cell -> checked, stripped value
 
     def map_row(row: list) -> list:
         if pad:
@@ -408,11 +411,28 @@ def _vuln_mapper(name: str, ix: Mapping[str, int], names: Mapping[str, str], ven
                 raise RowError(
                     f"{sev_column} {sev_text[:40]!r} is not a severity (Critical, High, Medium, Low, Info)"
                 )
-        vpr = vpr_of(row[i_vpr])
-        cvss = cvss_of(row[i_cvss])
+        text = row[i_vpr]
+        vpr = scores[text] if text in scores else vpr_of(text)
+        text = row[i_cvss]
+        cvss = scores[text] if text in scores else cvss_of(text)
+        if len(scores) < 10_000:
+            if vpr is not None:
+                scores[row[i_vpr]] = vpr
+            if cvss is not None:
+                scores[row[i_cvss]] = cvss
         state = row[i_state].strip().upper()
-        first = first_of(row[i_first].strip())
-        last = last_of(row[i_last].strip())
+        raw = row[i_first]
+        first = dates.get(raw)
+        if first is None:
+            first = first_of(raw.strip())
+            if len(dates) < 10_000:
+                dates[raw] = first
+        raw = row[i_last]
+        last = dates.get(raw)
+        if last is None:
+            last = last_of(raw.strip())
+            if len(dates) < 10_000:
+                dates[raw] = last
         cell = row[i_cve]
         if cell and cell[:4] == "CVE-" and "," not in cell and " " not in cell:
             cves: Sequence[str] = (cell,)

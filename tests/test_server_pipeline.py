@@ -65,6 +65,9 @@ def test_each_scan_keeps_its_own_snapshot(live_server) -> None:
     assert len(by_import[a["importId"]]) == 3 and len(by_import[b["importId"]]) == 1
     assert by_import[b["importId"]][0]["severity"] == "Critical"
     assert {s["severity"] for s in by_import[a["importId"]]} == {"High", "Low"}
+    # a snapshot row names its current record
+    keys = {v["dedup_key"] for v in db_rows(live_server.db_path, "vulnerabilities")}
+    assert {s["dedup_key"] for s in snaps} <= keys
 
 
 def test_tenable_plugin_text_is_stored_once_per_plugin(live_server) -> None:

@@ -12,7 +12,6 @@ import csv
 import io
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
@@ -31,6 +30,7 @@ BATCH_ROWS = 5000
 HEARTBEAT = 0.25  # seconds: report at least this often while work goes on (the tracker throttles to 2/s)
 FIELD_LIMIT = 1024 * 1024  # one CSV field; Plugin Output can be long, never this long
 SCAN_CHUNK = 1 << 20
+IMPORT_CACHE_KIB = 32 * 1024  # page cache of the import's connection (the server's RSS budget is 150 MiB)
 SNIFF_LIMIT = 64 * 1024  # bytes the server reads synchronously to refuse obvious non-CSV
 csv.field_size_limit(FIELD_LIMIT)
 
@@ -220,6 +220,7 @@ class _Run:
             try:
                 self.check_cancel()
                 conn = self.importer.db.connect()
+                conn.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
                 counts, rows, fmt, vendor = self._work(conn)
             finally:
                 lock.release()
@@ -418,7 +419,7 @@ class _Run:
 
             # ---- loading: parse, map and stage rows in batches (each batch = progress + cancel point)
             mapper = make_mapper(fmt, vendor)
-            staging = _Stager(Staging(conn, job.kind))
+            staging = Staging(conn, job.kind)
             batch: list = []
             done = 0
             number = 0
@@ -441,12 +442,8 @@ class _Run:
                     )
             if batch:
                 staging.add(batch)
-            staging.finish()
             self.check_cancel()
         finally:
-            staging_done = locals().get("staging")
-            if isinstance(staging_done, _Stager):
-                staging_done.close()
             text.close()
         rows = done
         if rows == 0:
@@ -485,10 +482,10 @@ class _Run:
         try:
             self.report(protocol.PROCESSING, 80, "Merging records", processedRows=rows, totalRows=rows)
             if job.kind == "vulnerabilities":
-                counts = merge_vulnerabilities(conn, staging.staging, import_id=job.import_id, vendor=vendor,
+                counts = merge_vulnerabilities(conn, staging, import_id=job.import_id, vendor=vendor,
                                                scan_date=job.scan_date, plugins=mapper.plugins, check=check)
             else:
-                counts = merge_tickets(conn, staging.staging, import_id=job.import_id, check=check)
+                counts = merge_tickets(conn, staging, import_id=job.import_id, check=check)
             self.check_cancel()
             # ---- finalizing: the import record commits with the data
             self.report(protocol.FINALIZING, 95, "Committing", processedRows=rows, totalRows=rows)
@@ -505,47 +502,9 @@ class _Run:
             raise
         finally:
             conn.set_progress_handler(None, 0)
-        staging.staging.drop()
+        staging.drop()
         self.report(protocol.FINALIZING, 99, "Committed", processedRows=rows, totalRows=rows)
         return counts, rows, fmt.name, vendor
-
-
-class _Stager:
-    """Stages batches in a helper thread so SQLite's inserts (which release the GIL) overlap the CSV parsing."""
-
-    def __init__(self, staging: Staging) -> None:
-        self.staging = staging
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="stager", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            if self._error is None:
-                try:
-                    self.staging.add(batch)
-                except BaseException as exc:  # re-raised in the worker thread
-                    self._error = exc
-
-    def add(self, batch: list) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(batch)
-
-    def finish(self) -> None:
-        """Wait until every batch is staged; re-raise a staging failure."""
-        self.close()
-        if self._error is not None:
-            raise self._error
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
 
 
 def _json(value: Any) -> str:

@@ -65,10 +65,13 @@ CREATE TABLE IF NOT EXISTS plugins (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (vendor, plugin_id)
 ) WITHOUT ROWID;
+-- open records by vendor and last import: counts and resolve without scanning the whole table
+CREATE INDEX IF NOT EXISTS vulnerabilities_open ON vulnerabilities (vendor, import_id) WHERE status = 'open';
+-- what each scan contained, row for row (the record is vulnerabilities(vendor of the import, dedup_key))
 CREATE TABLE IF NOT EXISTS vulnerability_snapshots (
     import_id INTEGER NOT NULL,
-    vulnerability_id INTEGER NOT NULL,
-    scan_date TEXT, severity TEXT, state TEXT, vpr_score REAL
+    dedup_key TEXT NOT NULL,
+    severity TEXT, state TEXT, vpr_score REAL
 );
 CREATE TABLE IF NOT EXISTS tickets (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -321,6 +324,8 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
     now = utc_now()
     t = f"temp.{staging.table}"
     check("upsert")
+    id_before = conn.execute("SELECT coalesce(max(id), 0) FROM vulnerabilities").fetchone()[0]
+    # key order: the unique index is walked sequentially, which keeps big tables out of random I/O
     conn.execute(
         f"INSERT INTO vulnerabilities ({_V_COLS}, vendor, scan_date, status, resolved_at, import_id,"
         " created_import_id, created_at, updated_at)"
@@ -328,7 +333,7 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
         " cvss_score, state, description, solution,"
         " CASE WHEN first_seen = '' THEN ? ELSE first_seen END,"
         " CASE WHEN last_seen = '' THEN ? ELSE last_seen END,"
-        f" ?, ?, 'open', NULL, ?, ?, ?, ? FROM {t} WHERE true"
+        f" ?, ?, 'open', NULL, ?, ?, ?, ? FROM {t} WHERE true ORDER BY dedup_key, seq"
         " ON CONFLICT (vendor, dedup_key) DO UPDATE SET"
         " hostname = excluded.hostname, ip_address = excluded.ip_address, asset_id = excluded.asset_id,"
         " plugin_id = excluded.plugin_id, plugin_name = excluded.plugin_name, severity = excluded.severity,"
@@ -341,11 +346,12 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
         " import_id = excluded.import_id, updated_at = excluded.updated_at",
         (scan_date, scan_date, vendor, scan_date, import_id, import_id, now, now),
     )
-    # records of this scan carry import_id; the ones it created also carry created_import_id
-    records, inserted = conn.execute(
-        "SELECT count(*), coalesce(sum(created_import_id = ?), 0) FROM vulnerabilities WHERE import_id = ?",
-        (import_id, import_id),
-    ).fetchone()
+    # every record of this scan now carries import_id (and is open); the new ones have ids above id_before
+    records = conn.execute(
+        "SELECT count(*) FROM vulnerabilities WHERE vendor = ? AND status = 'open' AND import_id = ?",
+        (vendor, import_id),
+    ).fetchone()[0]
+    inserted = conn.execute("SELECT count(*) FROM vulnerabilities WHERE id > ?", (id_before,)).fetchone()[0]
     if plugins:
         conn.executemany(
             "INSERT INTO plugins (vendor, plugin_id, name, description, solution, updated_at)"
@@ -354,18 +360,17 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
             ((vendor, pid, name, desc, sol, now) for pid, (name, desc, sol) in plugins.items()),
         )
     check("resolve")
-    # every record of this scan now carries import_id: the vendor's other open records were absent from it
+    # the vendor's other open records were absent from this scan
     resolved = conn.execute(
         "UPDATE vulnerabilities SET status = 'resolved', resolved_at = ?, updated_at = ?"
-        " WHERE vendor = ? AND import_id != ? AND status = 'open'",
+        " WHERE vendor = ? AND status = 'open' AND import_id != ?",
         (now, now, vendor, import_id),
     ).rowcount
     check("snapshot")
     conn.execute(
-        "INSERT INTO vulnerability_snapshots (import_id, vulnerability_id, scan_date, severity, state, vpr_score)"
-        " SELECT import_id, id, scan_date, severity, state, vpr_score FROM vulnerabilities"
-        " WHERE vendor = ? AND import_id = ?",
-        (vendor, import_id),
+        "INSERT INTO vulnerability_snapshots (import_id, dedup_key, severity, state, vpr_score)"
+        f" SELECT ?, dedup_key, severity, state, vpr_score FROM {t}",
+        (import_id,),
     )
     return LoadCounts(records=records, inserted=inserted, updated=records - inserted, resolved=resolved)
 
