@@ -293,14 +293,25 @@ def test_malformed_session_ids_are_refused_everywhere(server_factory, tmp_path):
 
 
 def test_static_paths_cannot_escape_the_asset_directory(server_factory):
-    """Browser asset routes need no token but serve only their own files: traversal attempts are 404 and no
-    page carries import data."""
+    """Browser asset routes need no token but serve only their own files: traversal attempts (sent raw, without
+    the client library's dot-segment normalisation) are refused and no page carries import data."""
+    import http.client
+
     srv = server_factory(tokens=[ADMIN])
-    for path in ("/static/../../server/http.py", "/static/%2e%2e/%2e%2e/server/http.py",
-                 "/static/..%2f..%2fstorage.py", "/static//etc/passwd", "/imports/../api/imports"):
-        r = requests.get(srv.url + path, timeout=10)
-        assert r.status_code in (400, 401, 404), (path, r.status_code)
-        assert "import asyncio" not in r.text and "root:" not in r.text
+    host, port = srv.url.rsplit("/", 1)[1].split(":")
+    probes = ("/static/../../server/http.py", "/static/%2e%2e/%2e%2e/server/http.py",
+              "/static/..%2f..%2fstorage.py", "/static/....//....//server/http.py", "/static//etc/passwd",
+              "/static/%2fetc%2fpasswd", "/imports/../api/imports", "/static/..\\..\\server\\http.py")
+    for path in probes:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+        assert resp.status in (400, 401, 404), (path, resp.status)
+        assert "import asyncio" not in text and "root:" not in text and '"imports"' not in text, path
 
 
 # --------------------------------------------------------------------------- rate limiting
