@@ -95,3 +95,4 @@ def test_pending_format_error_messages_are_one_line():
             formats.detect_format(header)
         except formats.FormatError as exc:
             assert "\n" not in str(exc) and "\r" not in str(exc) and "\x1b" not in str(exc), str(exc)
+
