@@ -85,11 +85,62 @@ def check_cli_refusal(name: str, corpus: dict[str, Path], server, tmp_path: Path
     record(bad_inputs_refused_cleanly=1)
 
 
-@pytest.mark.parametrize("name", [n for n in REFUSE if n not in PENDING_CLI])
-def test_cli_refuses_bad_file_with_one_line_and_leaves_data_unchanged(name, corpus, baseline_server, tmp_path):
-    """`hextrackr import BAD` exits 2 (refused locally, nothing sent) or 1 (refused by the server), prints one
-    line naming the problem, and the data already in the database is unchanged."""
-    check_cli_refusal(name, corpus, baseline_server, tmp_path)
+CLI_CASES = [n for n in REFUSE if n not in PENDING_CLI]
+
+
+def neutral_name(name: str) -> str:
+    return f"input{CLI_CASES.index(name):02d}_2025-11-20.dat"
+
+
+@pytest.fixture(scope="module")
+def cli_batch(corpus, baseline_server, tmp_path_factory):
+    """Every refused corpus file through `hextrackr -q import`, four CLI processes at a time (the suite must stay
+    fast); each file under its own neutral name so its import record, if any, can be told apart."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = baseline_server
+    root = tmp_path_factory.mktemp("cli-batch")
+    before = S.fingerprint(srv.db_path)
+
+    def one(name: str):
+        d = root / name.replace(".", "_")
+        d.mkdir()
+        shutil.copy(corpus[name], d / neutral_name(name))
+        return S.run_cli(["-q", "import", neutral_name(name)], S.cli_env(d, srv.url), cwd=d, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(zip(CLI_CASES, pool.map(one, CLI_CASES)))
+    records = {r["filename"]: r for r in S.db_rows_all(srv.db_path, "imports")}
+    return {"results": results, "records": records, "before": before, "after": S.fingerprint(srv.db_path)}
+
+
+@pytest.mark.parametrize("name", CLI_CASES)
+def test_cli_refuses_bad_file_with_one_line_and_imports_nothing(name, cli_batch):
+    """`hextrackr import BAD` exits 2 (refused locally: the server never saw it) or 1 (refused by the server:
+    its import record failed), printing one line that names the problem; the file never becomes a completed
+    import."""
+    r = cli_batch["results"][name]
+    err = r.stderr.decode("utf-8", "replace")
+    record(bad_inputs_tried=1)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert r.returncode in (1, 2), f"exit {r.returncode}, expected a refusal: {err}"
+    assert len(lines) == 1, f"expected a one-line message, got: {err!r}"
+    missing = message_words_missing(lines[0].replace(neutral_name(name), ""), MANIFEST[name]["words"])
+    assert not missing, f"message {lines[0]!r} does not say {missing}"
+    rec = cli_batch["records"].get(neutral_name(name))
+    if r.returncode == 2:
+        assert rec is None, f"exit 2 promises nothing was sent, but the server has {rec}"
+    else:
+        assert rec is None or rec["status"] == "failed", rec
+    record(bad_inputs_refused_cleanly=1)
+
+
+def test_cli_refusals_left_the_existing_data_unchanged(cli_batch, baseline_server):
+    """After every refused file went through the CLI, the baseline data (vulnerabilities, snapshots, tickets,
+    plugins) is byte-for-byte what it was, and the baseline rows are all there."""
+    assert cli_batch["after"] == cli_batch["before"]
+    assert S.count(baseline_server.db_path) == 40
 
 
 def check_http_refusal(name: str, corpus: dict[str, Path], server) -> None:
