@@ -96,3 +96,25 @@ def test_pending_format_error_messages_are_one_line():
         except formats.FormatError as exc:
             assert "\n" not in str(exc) and "\r" not in str(exc) and "\x1b" not in str(exc), str(exc)
 
+
+
+def test_pending_hung_server_is_given_up_within_the_timeout(server, tmp_path):
+    """Defect: a server that accepts connections but never answers (a hung process or proxy) keeps
+    `hextrackr import --timeout 2` busy for ~165 s before exit 3: every request waits the 30 s read timeout and
+    is retried 4 times (health check included), and --timeout only applies to the watch. A pipeline must get
+    its answer within about --timeout (exit 5, or 3 'did not answer'). Fix: hextrackr_cli/commands/importing.py
+    (an overall deadline from --timeout for the health check/upload) and hextrackr_cli/client/api.py
+    SeedApi.health (no retries on a read timeout)."""
+    import time
+
+    from faults.proxy import TcpProxy
+
+    big = S.gen_csv(tmp_path / "hung_2025-11-20.csv", 100)
+    port = int(server.url.rsplit(":", 1)[1])
+    with TcpProxy(port) as proxy:
+        proxy.mode = "blackhole"
+        started = time.monotonic()
+        r = S.run_cli(["-q", "import", "--timeout", "2", str(big)], S.cli_env(tmp_path, proxy.url), timeout=300)
+        took = time.monotonic() - started
+    assert r.returncode in (3, 5), r.stderr.decode()
+    assert took < 20, f"took {took:.0f}s with --timeout 2"

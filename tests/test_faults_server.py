@@ -132,3 +132,36 @@ def test_disk_full_fails_the_import_cleanly_and_the_server_keeps_serving(tiny_di
     record(rows_expected=210, rows_lost=max(0, 210 - got))
     assert got == 210
     record(faults_survived=1)
+
+
+def test_server_restarted_with_another_token_mid_import_exits_4(tmp_path, big_csv):
+    """The server is killed mid-import and comes back with a rotated token: the CLI's reconnect is refused and
+    it exits 4 at once with one line about the credentials (no endless retry); nothing of the import was
+    written."""
+    from cli_support import ServerProcess, free_port
+
+    srv = ServerProcess(tmp_path / "rotated.db", free_port(), token=S.TOKEN).start()
+    proc = None
+    try:
+        env = S.cli_env(tmp_path, srv.url)
+        proc = S.spawn_cli(["-q", "import", str(big_csv)], env)
+        deadline = time.monotonic() + 30
+        while S.count(srv.db_path, "imports") == 0:
+            assert time.monotonic() < deadline and proc.poll() is None, "the import never started"
+            time.sleep(0.05)
+        srv.kill()
+        record(faults_injected=1)
+        srv.token = "rotated-token-the-cli-does-not-know"
+        srv.start()
+        out, err = proc.communicate(timeout=90)
+        text = err.decode()
+        assert proc.returncode == 4, text
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert len(lines) == 1 and "credentials" in lines[0] and "HEXTRACKR_TOKEN" in lines[0], text
+        assert S.count(srv.db_path) == 0, "the killed import left rows behind"
+        assert S.db_rows_all(srv.db_path, "imports")[0]["status"] == "failed"
+        record(faults_survived=1)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        srv.stop()
