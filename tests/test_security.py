@@ -216,6 +216,43 @@ def test_upload_over_the_size_limit_is_413_and_nothing_is_stored(server_factory,
     assert S.run_cli(["-q", "import", str(small)], S.cli_env(tmp_path, srv.url)).returncode == 0
 
 
+def test_upload_limit_holds_for_chunked_bodies_without_content_length(server_factory, tmp_path):
+    """A chunked upload (no Content-Length to check up front) is cut off at the limit while streaming: 413,
+    no import, no stored file."""
+    from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+    srv = server_factory(tokens=[ADMIN], max_upload=4096)
+    data = S.gen_csv(tmp_path / "chunked_2025-11-20.csv", 800).read_bytes()
+    enc = MultipartEncoder(fields=[("sessionId", S.new_sid()), ("csvFile", ("c.csv", data, "text/csv"))])
+    body = enc.to_string()
+
+    def chunks():
+        for i in range(0, len(body), 8192):
+            yield body[i:i + 8192]
+
+    r = requests.post(f"{srv.url}/api/vulnerabilities/import", data=chunks(),
+                      headers={**S.auth(), "Content-Type": enc.content_type}, timeout=30)
+    assert r.status_code == 413 and r.json()["code"] == "too_large", r.text
+    assert S.count(srv.db_path, "imports") == 0 and S.count(srv.db_path) == 0
+    assert not list((srv.db_path.parent / "uploads").glob("*"))
+
+
+def test_token_in_the_url_is_not_accepted(server_factory):
+    """A token in the query string (where it would end up in proxy and access logs) is refused over HTTP and on
+    the Socket.io connect."""
+    import socketio
+
+    srv = server_factory(tokens=[ADMIN])
+    for q in (f"token={ADMIN}", f"access_token={ADMIN}", f"auth={ADMIN}"):
+        r = requests.get(f"{srv.url}/api/imports?{q}", timeout=10)
+        note_unauthorized(r.status_code == 401)
+        assert r.status_code == 401, (q, r.status_code)
+    sio = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        sio.connect(f"{srv.url}?token={ADMIN}", transports=["websocket"], wait_timeout=10)
+    note_unauthorized(True)
+
+
 @pytest.mark.parametrize("ctype", ["application/json", "text/csv", "application/x-www-form-urlencoded",
                                    "multipart/form-data", "multipart/mixed; boundary=xyz", ""])
 def test_upload_with_the_wrong_content_type_is_415(server_factory, ctype):
