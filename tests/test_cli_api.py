@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from cli_support import TOKEN, big_csv, cli_env, imports_total, run_cli, server  # noqa: F401  (fixtures)
+from cli_support import TOKEN, big_csv, cli_env, imports_total, run_cli, server, small_csv  # noqa: F401  (fixtures)
 from hextrackr_cli.client.api import SeedApi, UploadAborted
 from hextrackr_cli.errors import AuthError, ServerError, ServerUnreachable
 
@@ -118,3 +118,53 @@ def test_https_url_to_a_plain_http_server_is_unreachable_with_a_hint(scripted):
     with pytest.raises(ServerUnreachable) as info:
         SeedApi(url.replace("http://", "https://"), TOKEN, retries=0).health()
     assert "TLS handshake" in str(info.value) and "http://" in str(info.value)
+
+
+def test_500_is_retried_for_an_idempotent_get_but_not_forever(scripted):
+    """GET answered 500 once: retried and the next answer used; 500 every time: an error after 3 attempts."""
+    url, h = scripted
+    body = json.dumps({"sessionId": SID, "outcome": "completed"}).encode()
+    h.script = [(500, JSON, b'{"error":"internal error: RuntimeError","code":"internal"}'), (200, JSON, body)]
+    assert SeedApi(url, TOKEN).progress(SID)["outcome"] == "completed"
+    h.script = [(500, JSON, b'{"error":"internal error: X","code":"internal"}')] * 5
+    h.seen.clear()
+    with pytest.raises(ServerError) as info:
+        SeedApi(url, TOKEN).progress(SID)
+    assert len(h.seen) == 3 and "internal error" in str(info.value)
+
+
+def test_hung_server_is_given_up_within_the_timeout(tmp_path, small_csv):
+    """A server that accepts connections and never answers: `import --timeout 2` ends within seconds, exit 3."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        t0 = time.monotonic()
+        r = run_cli(["import", "--timeout", "2", str(small_csv)], cli_env(tmp_path, url), timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join(2)
+        for c in held:
+            c.close()
+        listener.close()
+    assert r.returncode == 3, r.stderr.decode()
+    assert "did not answer" in r.stderr.decode()
+    assert took < 15

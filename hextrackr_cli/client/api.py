@@ -204,9 +204,17 @@ class SeedApi:
         params: Mapping[str, Any] | None = None,
         retry_connect: bool = True,
         retries: int | None = None,
+        timeout: tuple[float, float] | None = None,
+        retry_timeouts: bool = True,
+        idempotent: bool | None = None,
     ) -> Any:
         """One JSON request with transient-failure retries; returns the decoded JSON body."""
         max_retries = self.retries if retries is None else retries
+        # A 500 is retried (twice at most) only when repeating the request cannot do anything twice: a GET, or
+        # an upload carrying its sessionId (the server answers a repeat of the same file idempotently).
+        if idempotent is None:
+            idempotent = method == "GET"
+        retry_500 = min(2, max_retries) if idempotent else 0
         delay = 1.0
         attempt = 0
         while True:
@@ -215,7 +223,7 @@ class SeedApi:
             try:
                 data, headers = body_factory() if body_factory else (None, {})
                 resp = self.session.request(
-                    method, self.url(path), data=data, headers=headers, params=params, timeout=self.timeout,
+                    method, self.url(path), data=data, headers=headers, params=params, timeout=timeout or self.timeout,
                     verify=self.verify,  # explicit, so REQUESTS_CA_BUNDLE cannot override --ca-bundle
                 )
             except _Aborted:
@@ -224,7 +232,8 @@ class SeedApi:
                 raise self._unreachable(exc) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 refused = "refused" in str(exc) or "resolve" in str(exc) or "not known" in str(exc)
-                if attempt > max_retries or (refused and not retry_connect):
+                timed_out = isinstance(exc, requests.exceptions.Timeout)
+                if attempt > max_retries or (refused and not retry_connect) or (timed_out and not retry_timeouts):
                     raise self._unreachable(exc) from None
                 if abort is not None and abort.is_set():
                     raise UploadAborted("upload aborted; nothing was imported") from None
@@ -236,7 +245,9 @@ class SeedApi:
                     if body is None:
                         raise ServerError(f"{what}: {self._describe_non_json(resp)}")
                     return body
-                if resp.status_code not in TRANSIENT_STATUS or attempt > max_retries:
+                if resp.status_code == 500 and attempt <= retry_500:
+                    pass
+                elif resp.status_code not in TRANSIENT_STATUS or attempt > max_retries:
                     raise self._error_from(resp, what)
             wait = min(self.max_backoff, _retry_after(resp, delay))
             delay = min(self.max_backoff, delay * 2)
@@ -247,9 +258,14 @@ class SeedApi:
                 time.sleep(wait)
 
     # ------------------------------------------------------------------ endpoints
-    def health(self) -> dict[str, Any]:
-        """GET /health (no auth). Fails fast when the server is not there."""
-        body = self.request("GET", protocol.PATH_HEALTH, what="health check", ok=(200, 503), retry_connect=False)
+    def health(self, timeout: float | None = None) -> dict[str, Any]:
+        """GET /health (no auth). Fails fast when the server is not there or does not answer (a hung server
+        or proxy): no retry on refusal or read timeout, and the read timeout is at most 10 s (or ``timeout``)."""
+        read = min(10.0, timeout) if timeout else 10.0
+        body = self.request(
+            "GET", protocol.PATH_HEALTH, what="health check", ok=(200, 503), retry_connect=False,
+            timeout=(min(self.timeout[0], read), read), retry_timeouts=False,
+        )
         if not isinstance(body, dict):
             raise ServerError(f"health check: unexpected answer {_short(json.dumps(body))}")
         return body
@@ -292,7 +308,8 @@ class SeedApi:
 
         try:
             answer = self.request(
-                "POST", endpoint, what=f"upload of {name}", ok=(200, 201, 202), abort=abort, body_factory=body
+                "POST", endpoint, what=f"upload of {name}", ok=(200, 201, 202), abort=abort, body_factory=body,
+                idempotent=bool(session_id),
             )
         finally:
             for h in handles:

@@ -75,7 +75,7 @@ class Connection:
             self.embedded = None
 
 
-def connect(settings: Settings, notice: Any = None) -> Connection:
+def connect(settings: Settings, notice: Any = None, timeout: float | None = None) -> Connection:
     """Resolve the server (URL, embedded, or refuse), check it answers, pick the dialect."""
     from hextrackr_cli.client.api import SeedApi
 
@@ -105,7 +105,7 @@ def connect(settings: Settings, notice: Any = None) -> Connection:
     api = SeedApi(server, token, verify=settings.verify, token_hint=token_hint)
     conn = Connection(url=server, token=token, api=api, dialect=protocol.SEED, embedded=embedded)
     try:
-        conn.dialect = pick_dialect(settings, api)
+        conn.dialect = pick_dialect(settings, api, timeout)
     except BaseException:
         conn.close()
         raise
@@ -125,14 +125,14 @@ def start_embedded() -> Any:
     return start_background(database=f"sqlite:///{data_dir / 'hextrackr.db'}")
 
 
-def pick_dialect(settings: Settings, api: Any) -> protocol.Dialect:
+def pick_dialect(settings: Settings, api: Any, timeout: float | None = None) -> protocol.Dialect:
     """``--dialect``: seed (ours) or auto-detected from /health. Health also fails fast on a dead server."""
     if settings.dialect == "hextrackr-1.1":
         raise UsageError(
             "the hextrackr-1.1 dialect is not supported by import/watch/cancel in this build yet",
             hint="use --dialect seed against a hextrackr serve server",
         )
-    health = api.health()
+    health = api.health(timeout)
     if health.get("status") not in (None, "ok"):
         raise ServerError(f"the server reports it is not healthy: {health.get('database') or health.get('status')}")
     found = health.get("dialect")
@@ -193,6 +193,7 @@ def follow(
     deadline = started + timeout if timeout else None
     held: Any = None  # an outcome seen before our upload was accepted (a re-used session id)
     timed_out_uploading = False
+    upload_abort_grace = 3.0  # an upload blocked on a silent server cannot see the abort: stop waiting
 
     def finish(outcome: Any) -> Any:
         renderer.handle(outcome)
@@ -252,6 +253,12 @@ def follow(
                            message=f"the server did not confirm the cancel within {cancel_wait:g}s; "
                            f"{_watch_hint(conn, sid)}")
             )
+        if timed_out_uploading and deadline is not None and now >= deadline + upload_abort_grace:
+            return finish(
+                ev.Outcome(ev.OUTCOME_TIMEOUT, sid, ExitStatus.TIMEOUT,
+                           message=f"--timeout {timeout:g}s reached during the upload and the server did not "
+                           f"answer; check it with: hextrackr status {sid}")
+            )
         if deadline is not None and now >= deadline and cancel_at is None and not timed_out_uploading:
             if uploading is not None and uploading.is_set() and abort is not None:
                 timed_out_uploading = True
@@ -291,7 +298,7 @@ def _json_error(renderer: Any, exc: HextrackrError, sid: str | None, filename: s
     emit(obj)
 
 
-def _make_watcher(conn: Connection, settings: Settings, transport: str) -> Any:
+def _make_watcher(conn: Connection, settings: Settings, transport: str, timeout: float | None = None) -> Any:
     from hextrackr_cli.client.watcher import Watcher
 
     return Watcher(
@@ -303,6 +310,8 @@ def _make_watcher(conn: Connection, settings: Settings, transport: str) -> Any:
         poll_interval=settings.poll_interval,
         liveness=_liveness(),
         verify=settings.verify,
+        # --timeout bounds the whole command: a hung server must not hold the socket connect for long
+        connect_timeout=min(10.0, max(1.0, timeout)) if timeout else 10.0,
     )
 
 
@@ -351,7 +360,7 @@ def run_import(
                 raise
         renderer = _renderer(settings)
         notice = _notice_fn(renderer)
-        conn = connect(settings, notice)
+        conn = connect(settings, notice, timeout)
         try:
             if detach and conn.embedded is not None:
                 raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
@@ -402,7 +411,7 @@ def _import_one(
 
     sid = session_id or str(uuid.uuid4())
     started = time.monotonic()
-    watcher = _make_watcher(conn, settings, transport)
+    watcher = _make_watcher(conn, settings, transport, timeout)
     abort = threading.Event()
     uploading = threading.Event()
     uploading.set()
@@ -523,10 +532,10 @@ def run_watch(settings: Settings, session_id: str, timeout: float | None = None,
     from hextrackr_cli.client import events as ev
 
     _check_session_id(session_id)
-    renderer = _renderer(settings)
-    conn = connect(settings, _notice_fn(renderer))
-    watcher = _make_watcher(conn, settings, transport)
     started = time.monotonic()
+    renderer = _renderer(settings)
+    conn = connect(settings, _notice_fn(renderer), timeout)
+    watcher = _make_watcher(conn, settings, transport, timeout)
     try:
         with Sigint() as sigint:
             renderer.handle(ev.Started("Watching import", session_id, None, None, conn.url))
@@ -549,11 +558,11 @@ def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> in
 
     _check_session_id(session_id)
     renderer = _renderer(settings)
-    conn = connect(settings, _notice_fn(renderer))
+    conn = connect(settings, _notice_fn(renderer), timeout)
     if conn.dialect.cancel_event is None:
         conn.close()
         raise ServerError("this server has no cancel (HexTrackr 1.1.x); the import runs to its end")
-    watcher = _make_watcher(conn, settings, "auto")
+    watcher = _make_watcher(conn, settings, "auto", timeout)
     try:
         renderer.handle(ev.Started("Cancelling import", session_id, None, None, conn.url))
         watcher.start(session_id)
