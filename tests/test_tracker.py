@@ -206,3 +206,13 @@ def test_events_for_unknown_sessions_are_ignored(setup) -> None:
     tracker, _, sent = setup
     assert tracker.emit_progress(SID, "loading", 10, "x") is None
     assert sent == []
+
+
+def test_after_the_point_of_no_return_cancel_is_refused(setup) -> None:
+    tracker, _, _ = setup
+    tracker.create_session(SID)
+    assert tracker.try_commit(SID) is True
+    assert tracker.request_cancel(SID) is False and tracker.sessions[SID].cancelled is False
+    tracker.create_session(SID)
+    assert tracker.request_cancel(SID) is True
+    assert tracker.try_commit(SID) is False

@@ -494,7 +494,8 @@ class _Run:
                 inserted=counts.inserted, updated=counts.updated, resolved=counts.resolved,
                 duration_ms=int((time.monotonic() - self.started) * 1000), fmt=fmt.name, vendor=vendor,
             )
-            self.check_cancel()
+            if not self.tracker.try_commit(self.sid):  # from here on a cancel is refused, not half-done
+                raise Cancelled()
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):

@@ -137,6 +137,8 @@ class ImportNamespace(socketio.AsyncNamespace):
             if session.status == protocol.ACTIVE:
                 if ctx.tracker.request_cancel(session_id):
                     return {"ok": True}
+                if session.committing:
+                    return {"ok": False, "error": "Import is committing; too late to cancel"}
             return {"ok": False, "error": _finished_message(session.status, session.cancelled)}
         if ctx.tracker.get(session_id) is None:
             row = await asyncio.to_thread(ctx.db.import_by_session, session_id)

@@ -37,6 +37,7 @@ class Session:
     processedRows: int = 0
     cancelled: bool = False
     endTime: int | None = None
+    committing: bool = False  # past the point of no return: the commit has started
     # server-side bookkeeping (not part of the seed object)
     owner: str = ""
     import_id: int | None = None
@@ -224,9 +225,20 @@ class ProgressTracker:
         """Set the cancel flag of an active session; False when it is not running."""
         with self._lock:
             session = self.sessions.get(session_id)
-            if session is None or session.status not in (protocol.ACTIVE, PENDING):
+            if session is None or session.status not in (protocol.ACTIVE, PENDING) or session.committing:
                 return False
             session.cancelled = True
+            return True
+
+    def try_commit(self, session_id: str) -> bool:
+        """The import's point of no return: False if it was cancelled; afterwards cancel requests are refused."""
+        with self._lock:
+            session = self.sessions.get(session_id)
+            if session is None:
+                return True
+            if session.cancelled:
+                return False
+            session.committing = True
             return True
 
     def complete_session(self, session_id: str, success: bool = True) -> None:
