@@ -218,5 +218,6 @@ def _detect(header: list[str], label: str, import_type: str) -> str | None:
                 raise BadInputError(
                     f"{label}: this is a vulnerability scan ({other.title}), not a ticket CSV; drop --type tickets"
                 ) from None
-        raise BadInputError(f"{label}: {exc}") from None
+        text = "".join(ch if ch.isprintable() else "?" for ch in str(exc))  # header cells: no ESC/CR in a message
+        raise BadInputError(f"{label}: {text}") from None
     return getattr(fmt, "title", None)
