@@ -420,6 +420,7 @@ class _Run:
             # ---- loading: parse, map and stage rows in batches (each batch = progress + cancel point)
             mapper = make_mapper(fmt, vendor)
             staging = Staging(conn, job.kind)
+            staging.begin()
             batch: list = []
             done = 0
             number = 0
@@ -442,6 +443,7 @@ class _Run:
                     )
             if batch:
                 staging.add(batch)
+            staging.end()
             self.check_cancel()
         finally:
             text.close()

@@ -298,13 +298,14 @@ class Staging:
         conn.execute(f"CREATE TEMP TABLE {self.table} (seq INTEGER PRIMARY KEY, {', '.join(fields)})")
         self._insert = f"INSERT INTO temp.{self.table} ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})"
 
-    def add(self, records: Iterable[tuple]) -> None:
+    def begin(self) -> None:
+        """One transaction for the whole load: it writes only the temp database, so it locks nothing shared."""
         self.conn.execute("BEGIN")
-        try:
-            self.conn.executemany(self._insert, records)
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+
+    def add(self, records: Iterable[tuple]) -> None:
+        self.conn.executemany(self._insert, records)
+
+    def end(self) -> None:
         self.conn.execute("COMMIT")
 
     def drop(self) -> None:
