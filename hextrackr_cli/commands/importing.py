@@ -199,9 +199,11 @@ def follow(
         renderer.handle(outcome)
         return outcome
 
+    wait = 0.0  # first pass: check the deadline and Ctrl-C before blocking
     while True:
         try:
-            event = watcher.get(0.1)
+            event = watcher.get(wait)
+            wait = 0.1
         except UploadAborted:
             if timed_out_uploading:
                 return finish(
@@ -216,6 +218,11 @@ def follow(
         if isinstance(event, ev.Uploaded) and uploading is not None:
             uploading.clear()
             renderer.handle(event)
+            if timed_out_uploading:  # the upload finished before it could be stopped: the import runs
+                return finish(
+                    ev.Outcome(ev.OUTCOME_TIMEOUT, sid, ExitStatus.TIMEOUT,
+                               message=f"stopped watching after {timeout:g}s (--timeout); {_watch_hint(conn, sid)}")
+                )
             if held is not None:
                 return finish(_adjust(held, cancel_at is not None))
             event = None
