@@ -185,6 +185,15 @@ def _locate(header: Sequence[str], columns: Mapping[str, tuple[str, ...]]) -> di
     return index
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(cell: str, limit: int = 40) -> str:
+    """A header cell as it may appear in a one-line message: control characters shown as '?', cut to ``limit``."""
+    text = _CONTROL_RE.sub("?", cell)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def detect_format(header: Sequence[str], kind: str | None = None) -> Format:
     """The format of a CSV whose first row is ``header``; ``kind`` limits it to vulnerabilities or tickets.
 
@@ -206,7 +215,7 @@ def detect_format(header: Sequence[str], kind: str | None = None) -> Format:
         index = _locate(cleaned, columns)
         if all(any(f in index for f in alternative) for alternative in required):
             return Format(name, fkind, title, tuple(cleaned), index)
-    shown = ", ".join(h if len(h) <= 40 else h[:37] + "..." for h in cleaned[:8]) + (", ..." if len(cleaned) > 8 else "")
+    shown = ", ".join(printable(h) for h in cleaned[:8]) + (", ..." if len(cleaned) > 8 else "")
     expected = EXPECTED_COLUMNS if kind is None else (
         "tickets (xt_number, date_submitted, status, ...)" if kind == TICKETS
         else EXPECTED_COLUMNS.rsplit(", tickets", 1)[0]

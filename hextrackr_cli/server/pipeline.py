@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hextrackr_cli import protocol
-from hextrackr_cli.formats import FormatError, Format, RowError, detect_format, make_mapper
+from hextrackr_cli.formats import FormatError, Format, RowError, detect_format, make_mapper, printable
 from hextrackr_cli.server.storage import Database, Staging, merge_tickets, merge_vulnerabilities
 from hextrackr_cli.server.tracker import ProgressTracker
 
@@ -122,7 +122,7 @@ def check_header(header: list[str] | None, kind: str | None) -> Format:
     seen: set[str] = set()
     for h in stripped:
         if h.lower() in seen:
-            raise ImportProblem(f"duplicate column {h!r} in the header")
+            raise ImportProblem(f"duplicate column '{printable(h)}' in the header")
         seen.add(h.lower())
     try:
         return detect_format(header, kind)

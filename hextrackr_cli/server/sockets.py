@@ -74,10 +74,12 @@ class ImportNamespace(socketio.AsyncNamespace):
             return None
         return data.get("principal")
 
-    async def on_joinSession(self, sid: str, data: Any = None) -> dict:
+    async def on_joinSession(self, sid: str, data: Any = None, *extra: Any) -> dict:
         principal = await self._principal(sid)
         if principal is None:
             return {"ok": False, "error": "unauthorized"}
+        if extra:
+            return {"ok": False, "error": "joinSession takes one argument: the session id"}
         reserve = False
         session_id = data
         if isinstance(data, dict):
@@ -119,10 +121,12 @@ class ImportNamespace(socketio.AsyncNamespace):
         if state.get("cancelled"):
             self.ctx.emit(protocol.IMPORT_CANCELLED, {"sessionId": state["sessionId"]}, to=sid)
 
-    async def on_cancelImport(self, sid: str, data: Any = None) -> dict:
+    async def on_cancelImport(self, sid: str, data: Any = None, *extra: Any) -> dict:
         principal = await self._principal(sid)
         if principal is None:
             return {"ok": False, "error": "unauthorized"}
+        if extra:
+            return {"ok": False, "error": "cancelImport takes one argument: the session id"}
         session_id = data.get("sessionId") if isinstance(data, dict) else data
         if not isinstance(session_id, str) or not protocol.is_session_id(session_id):
             return {"ok": False, "error": "Invalid session id"}
