@@ -191,11 +191,31 @@ class _Run:
         self.sid = job.session_id
         self.started = time.monotonic()
         self.last_report = 0.0
+        self._last: tuple[str, float, str, dict] | None = None
+        self._watchdog_stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name=f"import-{job.import_id}-heartbeat", daemon=True)
 
     # progress helpers
     def report(self, type_: str, progress: float, message: str, **extra: Any) -> None:
         self.last_report = time.monotonic()
+        self._last = (type_, progress, message, extra)
         self.tracker.emit_progress(self.sid, type_, progress, message, **extra)
+
+    def _watch(self) -> None:
+        """Whatever blocks the worker (a big COMMIT, a lock wait, a slow disk), the room hears every ~0.5 s."""
+        while not self._watchdog_stop.wait(HEARTBEAT):
+            last = self._last
+            if last is None or time.monotonic() - self.last_report < 2 * HEARTBEAT:
+                continue
+            type_, progress, message, extra = last
+            self.last_report = time.monotonic()
+            secs = int(self.last_report - self.started)
+            self.tracker.emit_progress(self.sid, type_, progress, f"{message} ({secs}s)", **extra)
+
+    def _stop_watchdog(self) -> None:
+        self._watchdog_stop.set()
+        if self._watchdog.is_alive() and self._watchdog is not threading.current_thread():
+            self._watchdog.join()
 
     def check_cancel(self) -> None:
         session = self.tracker.get(self.sid)
@@ -207,16 +227,14 @@ class _Run:
         lock = self.importer._lock
         conn: sqlite3.Connection | None = None
         rows = 0
+        self._watchdog.start()
         try:
             self.report(protocol.PARSING, 0, f"Queued {job.filename}")
             if not lock.acquire(blocking=False):
-                waited = 0
+                # the heartbeat repeats this with the seconds waited
+                self.report(protocol.PARSING, 0, "Waiting for another import to finish", waiting=True)
                 while not lock.acquire(timeout=0.25):
                     self.check_cancel()
-                    waited_now = int(time.monotonic() - self.started)
-                    if waited_now != waited:
-                        waited = waited_now
-                        self.report(protocol.PARSING, 0, f"Waiting for another import to finish ({waited}s)", waiting=True)
             try:
                 self.check_cancel()
                 conn = self.importer.db.connect()
@@ -225,6 +243,7 @@ class _Run:
             finally:
                 lock.release()
         except Cancelled:
+            self._stop_watchdog()
             self._rollback(conn)
             session = self.tracker.get(self.sid)
             if session is not None:
@@ -256,6 +275,7 @@ class _Run:
             self._fail(conn, f"internal error: {type(exc).__name__}", rows)
             self._close(conn)
             return
+        self._stop_watchdog()
         duration = int((time.monotonic() - self.started) * 1000)
         summary = {
             "importId": job.import_id,
@@ -289,6 +309,7 @@ class _Run:
 
     def _fail(self, conn: sqlite3.Connection | None, message: str, rows: int) -> None:
         """Roll back, record the failure, then tell the room (so whoever reacts to the event finds it recorded)."""
+        self._stop_watchdog()
         self._rollback(conn)
         session = self.tracker.get(self.sid)
         pct = session.progress if session is not None else 0
@@ -461,24 +482,15 @@ class _Run:
         stage_pct = {"upsert": 82, "resolve": 88, "snapshot": 92}
         names = {"upsert": "Merging records", "resolve": "Resolving records absent from this scan",
                  "snapshot": "Saving the scan snapshot"}
-        current: list = [80, "Merging records"]  # percent, message of the running statement
 
         def check(stage: str) -> None:
             self.check_cancel()
-            current[:] = [stage_pct[stage], names[stage]]
-            self.report(protocol.PROCESSING, current[0], current[1], processedRows=rows, totalRows=rows)
+            self.report(protocol.PROCESSING, stage_pct[stage], names[stage], processedRows=rows, totalRows=rows)
 
         def heartbeat() -> int:
-            # called by SQLite during long statements: keeps events flowing and lets cancel interrupt
+            # called by SQLite during long statements: a cancel interrupts the statement (then rolls back)
             session = self.tracker.get(self.sid)
-            if session is not None and session.cancelled:
-                return 1
-            now = time.monotonic()
-            if now - self.last_report >= HEARTBEAT:
-                secs = int(now - self.started)
-                self.report(protocol.PROCESSING, current[0], f"{current[1]} ({secs}s)",
-                            processedRows=rows, totalRows=rows)
-            return 0
+            return 1 if session is not None and session.cancelled else 0
 
         conn.set_progress_handler(heartbeat, 20000)
         try:
