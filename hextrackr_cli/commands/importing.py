@@ -109,6 +109,10 @@ def connect(settings: Settings, notice: Any = None, timeout: float | None = None
     except BaseException:
         conn.close()
         raise
+    if settings.verbose and notice is not None:
+        where = "embedded" if embedded is not None else settings.source_of("server")
+        token_from = "embedded server" if embedded is not None else settings.source_of("token")
+        notice(f"server {server} ({where}), token from {token_from}, dialect {conn.dialect.name}")
     return conn
 
 
