@@ -17,7 +17,7 @@ from typing import Any, Callable
 from hextrackr_cli import protocol
 from hextrackr_cli.server.pipeline import Importer
 from hextrackr_cli.server.storage import Database
-from hextrackr_cli.server.tracker import PENDING, ProgressTracker, Session, session_state
+from hextrackr_cli.server.tracker import ProgressTracker, Session, session_state
 
 log = logging.getLogger("hextrackr.server")
 
@@ -234,5 +234,3 @@ def state_from_record(row: dict) -> dict:
         "finishedAt": row["finished_at"],
     }
 
-
-__all__ = ["ServerContext", "Principal", "token_id", "state_from_record", "PENDING"]

@@ -114,8 +114,8 @@ class ImportNamespace(socketio.AsyncNamespace):
         """The joiner (only) gets the current state at once, through the ordered emit queue."""
         event = state.get("lastEvent")
         if event is None and state.get("status") != PENDING:
-            latest = ctx_latest(self.ctx, state["sessionId"])
-            event = latest
+            session = self.ctx.tracker.get(state["sessionId"])
+            event = session.latest if session is not None else None
         if event is not None:
             self.ctx.emit(protocol.IMPORT_PROGRESS, event, to=sid)
         if state.get("cancelled"):
@@ -151,11 +151,6 @@ class ImportNamespace(socketio.AsyncNamespace):
                     return {"ok": False, "error": "Import is not running on this server"}
                 return {"ok": False, "error": _finished_message(row["status"], row["status"] == "cancelled")}
         return {"ok": False, "error": f"Session {session_id} not found"}
-
-
-def ctx_latest(ctx: ServerContext, session_id: str) -> dict | None:
-    session = ctx.tracker.get(session_id)
-    return session.latest if session is not None else None
 
 
 def _finished_message(status: str, cancelled: bool) -> str:
