@@ -213,3 +213,37 @@ def test_connection_cut_mid_upload_is_retried_and_imported_exactly_once(server, 
     assert not list((server.db_path.parent / "uploads").glob("*")), "the half upload was left on disk"
     expect_rows(server.db_path, rows)
     record(faults_survived=1)
+
+
+def test_upload_answered_500_once_is_retried_and_imported_once(server, proxy, mid_csv, tmp_path):
+    """A 500 on the upload (which carries a reserved sessionId, so repeating it is safe) is retried; the file is
+    imported exactly once."""
+    proxy.inject(500, count=1, body='{"error": "internal error: RuntimeError", "code": "internal"}',
+                 path_prefix="/api/vulnerabilities/import")
+    r = S.run_cli(["-q", "import", str(mid_csv)], S.cli_env(tmp_path, proxy.url))
+    record(faults_injected=proxy.injected)
+    assert proxy.injected == 1
+    assert r.returncode == 0, r.stderr.decode()
+    assert S.imports_total(server.url) == 1
+    expect_rows(server.db_path, MID)
+    record(faults_survived=1)
+
+
+def test_hung_server_is_given_up_within_the_timeout(server, tmp_path):
+    """A server that accepts connections but never answers (a hung process or proxy): `import --timeout 2`
+    gives up within seconds (exit 3 or 5) instead of waiting out every read timeout and retry; nothing is
+    imported."""
+    big = S.gen_csv(tmp_path / "hung_2025-11-20.csv", 100)
+    port = int(server.url.rsplit(":", 1)[1])
+    with TcpProxy(port) as proxy:
+        proxy.mode = "blackhole"
+        record(faults_injected=1)
+        started = time.monotonic()
+        r = S.run_cli(["-q", "import", "--timeout", "2", str(big)], S.cli_env(tmp_path, proxy.url), timeout=300)
+        took = time.monotonic() - started
+    err = r.stderr.decode()
+    assert r.returncode in (3, 5), err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1 and "Traceback" not in err, err
+    assert took < 20, f"took {took:.0f}s with --timeout 2"
+    assert S.count(server.db_path, "imports") == 0
+    record(faults_survived=1)

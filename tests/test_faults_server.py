@@ -115,12 +115,14 @@ def disk_full_import(tiny_disk: Path, server_factory, tmp_path: Path):
 
 
 def test_disk_full_fails_the_import_cleanly_and_the_server_keeps_serving(tiny_disk, server_factory, tmp_path):
-    """The database's disk fills up during the import: the CLI exits 1 with one line, the existing data is
-    unchanged, the stored upload is removed, and the server still answers (health, a small import)."""
+    """The database's disk fills up during the import: the CLI exits 1 with one line saying the disk is full,
+    the existing data is unchanged, the stored upload is removed, and the server still answers (health, a small import)."""
     srv, r, before = disk_full_import(tiny_disk, server_factory, tmp_path)
     err = r.stderr.decode()
     assert r.returncode == 1, err
     assert len([line for line in err.splitlines() if line.strip()]) == 1 and "Traceback" not in err
+    said = err.lower().replace("big_2025-11-20.csv", "")
+    assert "full" in said or "no space" in said, f"the message does not say the disk is full: {err}"
     assert S.fingerprint(srv.db_path) == before
     assert not list((tiny_disk / "uploads").glob("*")), "the failed upload was left on the full disk"
     import requests
@@ -165,3 +167,30 @@ def test_server_restarted_with_another_token_mid_import_exits_4(tmp_path, big_cs
         if proc is not None and proc.poll() is None:
             proc.kill()
         srv.stop()
+
+
+def test_database_locked_longer_than_the_busy_timeout_is_a_clean_503_saying_locked(server_factory, tmp_path):
+    """Another process keeps the database locked past the server's busy timeout (~30 s): the upload answers 503
+    JSON saying the database is locked/busy (never a bare 500), nothing is imported, and once the lock is gone
+    the same upload succeeds."""
+    srv = server_factory(tokens=[S.TOKEN])
+    csv_path = S.gen_csv(tmp_path / "locked_2025-11-20.csv", 50)
+    holder = sqlite3.connect(str(srv.db_path), timeout=5)
+    holder.execute("BEGIN EXCLUSIVE")
+    record(faults_injected=1)
+    try:
+        r = S.post_file(srv.url, csv_path, timeout=120)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert r.status_code == 503, r.text
+    message = r.json()["error"].lower()
+    assert "lock" in message or "busy" in message, message
+    assert S.count(srv.db_path) == 0
+    sid = S.new_sid()
+    assert S.post_file(srv.url, csv_path, session_id=sid).status_code == 202
+    assert S.wait_outcome(srv.url, sid)["outcome"] == "completed"
+    got = S.count(srv.db_path)
+    record(rows_expected=50, rows_lost=max(0, 50 - got))
+    assert got == 50
+    record(faults_survived=1)
