@@ -325,3 +325,87 @@ def test_socketio_handlers_refuse_extra_arguments_with_an_ack(socket_server):
         assert sio.call("joinSession", "not-a-uuid", timeout=10) == {"ok": False, "error": "Invalid session id"}
     finally:
         close_client(sio)
+
+
+# --------------------------------------------------------------------------- HTTP routes
+route_path = st.one_of(
+    st.sampled_from(["/api/imports", "/api/imports/", "/api/import/progress/", "/api/vulnerabilities/import",
+                     "/api/tickets/import", "/health", "/api/", "/api"]),
+    st.builds(lambda base, seg: base + seg,
+              st.sampled_from(["/api/imports/", "/api/import/progress/", "/api/", "/api/imports/1/"]),
+              st.one_of(st.text(alphabet=string.ascii_letters + string.digits + "-._~%!$&'()*+,;=:@", max_size=60),
+                        st.uuids().map(str), st.integers().map(str))),
+)
+query = st.one_of(st.just(""), st.builds(lambda k, v: f"?{k}={v}", st.sampled_from(["limit", "offset", "x", ""]),
+                                         st.one_of(st.integers().map(str), st.text(alphabet=string.printable.strip(
+                                             "\r\n\t\x0b\x0c #"), max_size=20))))
+
+
+@two_runs("sniff", 150)
+def test_fuzz_http_routes_never_answer_500_or_non_json(request, examples, socket_server):
+    """Random methods, API paths, path segments and query strings (sent raw, with the right token): never a 500,
+    and every /api answer is JSON with an error code when it is an error."""
+    import http.client
+    import json as _json
+    from urllib.parse import quote
+
+    host, port = socket_server.url.rsplit("/", 1)[1].split(":")
+
+    @settings(max_examples=examples, **FUZZ)
+    @given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]), path=route_path,
+           q=query)
+    def run(method, path, q):
+        record(fuzz_cases=1)
+        target = quote(path, safe="/%!$&'()*+,;=:@-._~") + quote(q, safe="?=&%")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            conn.request(method, target, headers={"Authorization": f"Bearer {S.TOKEN}"})
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        assert resp.status < 500, (method, target, resp.status, body[:200])
+        if method != "HEAD" and (path.startswith("/api") or path == "/health"):
+            assert resp.getheader("content-type", "").startswith("application/json"), (method, target)
+            if resp.status >= 400:
+                data = _json.loads(body)
+                assert isinstance(data.get("error"), str) and isinstance(data.get("code"), str), data
+
+    run()
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "fuzzBOUNDARY") -> bytes:
+    out = b""
+    for name, filename, data in parts:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disp}\r\n\r\n".encode("utf-8", "surrogatepass") + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+part = st.tuples(st.sampled_from(["csvFile", "sessionId", "vendor", "scanDate", "other", ""]),
+                 st.one_of(st.none(), st.text(max_size=30)),
+                 st.one_of(st.binary(max_size=200), st.just(S.HEADER.encode() + b"h1,10.0.0.1,CVE-2024-1,High,1,p,d,s,"
+                                                                                b"ACTIVE,2025-10-01,2025-11-20\n")))
+
+
+@two_runs("sniff", 60)
+def test_fuzz_multipart_uploads_never_answer_500(request, examples, socket_server):
+    """Random multipart bodies (odd field names and orders, missing/duplicate csvFile, junk values, truncated
+    bodies, raw bytes): the upload answers 2xx or a JSON 4xx, never 500, and the server keeps serving."""
+    @settings(max_examples=examples, **FUZZ)
+    @given(parts=st.lists(part, max_size=4), cut=st.one_of(st.none(), st.integers(min_value=0, max_value=400)),
+           raw=st.one_of(st.none(), st.binary(max_size=300)))
+    def run(parts, cut, raw):
+        record(fuzz_cases=1)
+        body = raw if raw is not None else multipart(parts)
+        if cut is not None:
+            body = body[:cut]
+        r = requests.post(f"{socket_server.url}/api/vulnerabilities/import", data=body, timeout=30,
+                          headers={**S.auth(), "Content-Type": "multipart/form-data; boundary=fuzzBOUNDARY"})
+        assert r.status_code < 500, (r.status_code, r.text[:200], body[:120])
+        assert r.headers["content-type"].startswith("application/json")
+        if r.status_code == 202:
+            S.wait_outcome(socket_server.url, r.json()["sessionId"], timeout=60)
+
+    run()
+    assert requests.get(socket_server.url + "/health", timeout=10).status_code == 200
