@@ -194,3 +194,72 @@ def test_database_locked_longer_than_the_busy_timeout_is_a_clean_503_saying_lock
     record(rows_expected=50, rows_lost=max(0, 50 - got))
     assert got == 50
     record(faults_survived=1)
+
+
+def test_server_killed_mid_upload_and_restarted_the_upload_is_sent_again(tmp_path):
+    """SIGKILL the server while the file is still uploading (slow uplink through a proxy) and start it again:
+    the CLI sends the upload again to the new process and the file is imported exactly once."""
+    from cli_support import ServerProcess, free_port
+    from faults.proxy import TcpProxy
+
+    rows = 12_000
+    path = S.gen_csv(tmp_path / "uplink_2025-11-20.csv", rows)
+    srv = ServerProcess(tmp_path / "upkill.db", free_port(), token=S.TOKEN).start()
+    proc = None
+    try:
+        with TcpProxy(srv.port) as proxy:
+            proxy.upload_delay = 0.1
+            proc = S.spawn_cli(["-q", "import", str(path)], S.cli_env(tmp_path, proxy.url))
+            deadline = time.monotonic() + 30
+            while not any(r.startswith("POST /api/vulnerabilities/import") for r in proxy.requests):
+                assert time.monotonic() < deadline and proc.poll() is None, "the upload never started"
+                time.sleep(0.05)
+            time.sleep(0.5)
+            srv.kill()
+            record(faults_injected=1)
+            proxy.upload_delay = 0.0
+            srv.start()
+            out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        got = S.count(srv.db_path)
+        record(rows_expected=rows, rows_lost=max(0, rows - got))
+        assert got == rows
+        statuses = [r["status"] for r in S.db_rows_all(srv.db_path, "imports")]
+        assert statuses.count("completed") == 1, statuses
+        record(faults_survived=1)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        srv.stop()
+
+
+def graceful_stop_mid_import(tmp_path, big_csv):
+    """`hextrackr serve` gets SIGTERM while an import is loading; returns (server, CLI process, stdout lines, stderr)."""
+    from helpers import spawn_server
+
+    srv = spawn_server(tmp_path, token=S.TOKEN)
+    proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], S.cli_env(tmp_path, srv.url))
+    try:
+        S.read_json_until(proc, lambda o: o.get("type") == "loading")
+        assert srv.stop() == 0, srv.stderr
+        record(faults_injected=1)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        srv.stop()
+    return srv, proc, [json.loads(line) for line in out.decode().splitlines() if line.strip()], err.decode()
+
+
+def test_server_stopped_gracefully_mid_import_rolls_back_and_the_cli_exits_1(tmp_path, big_csv):
+    """SIGTERM to `hextrackr serve` mid-import: it rolls the import back (no row written) and records it, the
+    CLI is told at once and exits 1 with one line and no traceback (not a 30 s wait for a dead server)."""
+    srv, proc, lines, err = graceful_stop_mid_import(tmp_path, big_csv)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and len([line for line in err.splitlines() if line.strip()]) == 1, err
+    assert lines[-1]["outcome"] in ("failed", "cancelled"), lines[-1]
+    assert S.count(srv.db_path) == 0, "a stopped import left rows behind"
+    statuses = [r["status"] for r in S.db_rows_all(srv.db_path, "imports")]
+    assert statuses and all(s in ("failed", "cancelled") for s in statuses), statuses
+    assert "Traceback" not in srv.stderr
+    record(faults_survived=1)
