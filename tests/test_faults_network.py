@@ -6,7 +6,6 @@ expected rows."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 

@@ -169,10 +169,13 @@ def test_server_restarted_with_another_token_mid_import_exits_4(tmp_path, big_cs
         srv.stop()
 
 
-def test_database_locked_longer_than_the_busy_timeout_is_a_clean_503_saying_locked(server_factory, tmp_path):
+@pytest.mark.slow
+def test_database_locked_longer_than_the_busy_timeout_is_a_clean_503_saying_locked(server_factory, tmp_path, request):
     """Another process keeps the database locked past the server's busy timeout (~30 s): the upload answers 503
     JSON saying the database is locked/busy (never a bare 500), nothing is imported, and once the lock is gone
-    the same upload succeeds."""
+    the same upload succeeds. Marked slow (the busy timeout is 30 s): run with -m slow."""
+    if not S.slow_enabled(request.config):
+        pytest.skip("30 s busy-timeout wait: use -m slow or HEXTRACKR_FUZZ_SLOW=1")
     srv = server_factory(tokens=[S.TOKEN])
     csv_path = S.gen_csv(tmp_path / "locked_2025-11-20.csv", 50)
     holder = sqlite3.connect(str(srv.db_path), timeout=5)

@@ -14,7 +14,6 @@ The default run keeps a few hundred cases. The ≥10,000-case run is marked ``sl
 
 from __future__ import annotations
 
-import os
 import string
 import threading
 
@@ -31,8 +30,7 @@ pytest_plugins = ["faults.plugin"]
 SLOW_FACTOR = {"formats": 20, "sniff": 20, "socket": 20, "server": 10}
 
 
-def slow_enabled(config) -> bool:
-    return "slow" in (config.getoption("markexpr") or "") or os.environ.get("HEXTRACKR_FUZZ_SLOW") == "1"
+slow_enabled = S.slow_enabled
 
 
 def two_runs(name: str, default: int):

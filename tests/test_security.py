@@ -5,7 +5,6 @@ limiting. All against the real server (in-process or as a `hextrackr serve` proc
 
 from __future__ import annotations
 
-import os
 import socket
 import stat
 import time

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import threading
-from typing import Any
 
 FIGURES: dict[str, int] = {
     "faults_injected": 0,

@@ -211,3 +211,8 @@ def is_uuid(text: str) -> bool:
         return str(uuid.UUID(text)) == text.lower()
     except ValueError:
         return False
+
+
+def slow_enabled(config: Any) -> bool:
+    """Long runs (marked ``slow``) only when asked for: ``-m slow`` or HEXTRACKR_FUZZ_SLOW=1."""
+    return "slow" in (config.getoption("markexpr") or "") or os.environ.get("HEXTRACKR_FUZZ_SLOW") == "1"
