@@ -36,13 +36,18 @@ $(VENV)/.test-installed: setup.cfg pyproject.toml | $(BIN)/python
 	@rm -f $(VENV)/.demo-installed
 	@touch $@
 
+# Two corpus files are too big to commit (see .gitignore); the deterministic generator writes them.
+BIG_CORPUS := tests/data/bad/huge_field.csv tests/data/bad/single_line_10mb.csv
+$(BIG_CORPUS) &: | $(BIN)/python
+	$(BIN)/python tests/data/make_bad_corpus.py
+
 install-demo: $(VENV)/.demo-installed
-install-test: $(VENV)/.test-installed
+install-test: $(VENV)/.test-installed $(BIG_CORPUS)
 
 demo: $(VENV)/.demo-installed
 	$(BIN)/hextrackr --server local import $(SAMPLE)
 
-test: $(VENV)/.test-installed
+test: $(VENV)/.test-installed $(BIG_CORPUS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 artifacts: $(VENV)/.test-installed
