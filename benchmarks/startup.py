@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = max(10, args.runs)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEXTRACKR_")}
+    # PYTHONDONTWRITEBYTECODE would make every run recompile whatever changed since the last .pyc was written;
+    # an installed hextrackr has its .pyc files, so let the warm-up runs write them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEXTRACKR_") and k != "PYTHONDONTWRITEBYTECODE"}
     hx = hextrackr_command()
     commands = {
         'python -c "import click"': [sys.executable, "-c", "import click"],
