@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -40,9 +41,16 @@ def test_server_killed_mid_import_fails_cleanly_and_a_rerun_imports_everything(t
         assert S.run_cli(["-q", "import", str(base)], env).returncode == 0
         before = S.fingerprint(srv.db_path)
         proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], env)
-        S.read_json_until(proc, lambda o: o.get("type") == "loading")
-        srv.kill()
-        record(faults_injected=1)
+        # another process holds the write lock from the accepted upload on: the import is still running when killed
+        holder = sqlite3.connect(str(srv.db_path), timeout=5, isolation_level=None)
+        try:
+            S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
+            holder.execute("BEGIN IMMEDIATE")
+            S.read_json_until(proc, lambda o: o.get("type") == "loading")
+            srv.kill()
+            record(faults_injected=1)
+        finally:
+            holder.close()
         srv.start()
         out, err = proc.communicate(timeout=90)
         lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
@@ -237,17 +245,30 @@ def test_server_killed_mid_upload_and_restarted_the_upload_is_sent_again(tmp_pat
 
 
 def graceful_stop_mid_import(tmp_path, big_csv):
-    """`hextrackr serve` gets SIGTERM while an import is loading; returns (server, CLI process, stdout lines, stderr)."""
+    """`hextrackr serve` gets SIGTERM while an import is loading; returns (server, CLI process, stdout lines, stderr).
+
+    Once the upload is accepted another process holds the database's write lock, so the import is certainly still
+    running (waiting to merge) when the server is told to stop, however fast the import is; the lock is released
+    once the server says it is stopping."""
     from helpers import spawn_server
 
     srv = spawn_server(tmp_path, token=S.TOKEN)
+    holder = sqlite3.connect(str(srv.db_path), timeout=5, isolation_level=None, check_same_thread=False)
     proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], S.cli_env(tmp_path, srv.url))
     try:
+        S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
+        holder.execute("BEGIN IMMEDIATE")
         S.read_json_until(proc, lambda o: o.get("type") == "loading")
-        assert srv.stop() == 0, srv.stderr
+        srv.proc.send_signal(signal.SIGTERM)
         record(faults_injected=1)
+        deadline = time.monotonic() + 20
+        while "stopping" not in srv.stderr and time.monotonic() < deadline:
+            time.sleep(0.05)
+        holder.rollback()
+        assert srv.stop() == 0, srv.stderr
         out, err = proc.communicate(timeout=120)
     finally:
+        holder.close()
         if proc.poll() is None:
             proc.kill()
         srv.stop()
@@ -266,3 +287,15 @@ def test_server_stopped_gracefully_mid_import_rolls_back_and_the_cli_exits_1(tmp
     assert statuses and all(s in ("failed", "cancelled") for s in statuses), statuses
     assert "Traceback" not in srv.stderr
     record(faults_survived=1)
+
+
+def test_server_stopped_gracefully_mid_import_says_the_server_stopped_and_a_rerun_is_safe(tmp_path, big_csv):
+    """SIGTERM to `hextrackr serve` mid-import is not a cancel someone asked for: the CLI (exit 1) and the import
+    record say the server stopped and that running the import again is safe, never 'cancelled by another client'."""
+    srv, proc, lines, err = graceful_stop_mid_import(tmp_path, big_csv)
+    assert proc.returncode == 1, err
+    assert "another client" not in err and "server stopped" in err and "safe to run the import again" in err, err
+    assert lines[-1]["outcome"] == "failed" and lines[-1]["exitCode"] == 1, lines[-1]
+    (rec,) = S.db_rows_all(srv.db_path, "imports")
+    assert rec["status"] == "failed" and "server stopped" in rec["error"], rec
+    assert S.count(srv.db_path) == 0

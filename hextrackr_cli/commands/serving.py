@@ -103,7 +103,7 @@ def run_serve(
         while not stop.is_set() and server._thread.is_alive():
             stop.wait(0.5)
     finally:
-        _say("hextrackr serve: stopping (running imports are cancelled and rolled back)")
+        _say("hextrackr serve: stopping (running imports are rolled back and recorded as failed: safe to run again)")
         server.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -32,6 +32,7 @@ FIELD_LIMIT = 1024 * 1024  # one CSV field; Plugin Output can be long, never thi
 SCAN_CHUNK = 1 << 20
 IMPORT_CACHE_KIB = 32 * 1024  # page cache of the import's connection (the server's RSS budget is 150 MiB)
 SNIFF_LIMIT = 64 * 1024  # bytes the server reads synchronously to refuse obvious non-CSV
+SERVER_STOPPED = "the server stopped during the import; nothing was changed, so it is safe to run the import again"
 csv.field_size_limit(FIELD_LIMIT)
 
 
@@ -165,7 +166,7 @@ class Importer:
         with self._threads_lock:
             threads = list(self._threads)
         for sid in list(self.tracker.sessions):
-            self.tracker.request_cancel(sid)
+            self.tracker.request_cancel(sid, reason=SERVER_STOPPED)
         deadline = time.monotonic() + timeout
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -243,9 +244,15 @@ class _Run:
             finally:
                 lock.release()
         except Cancelled:
+            session = self.tracker.get(self.sid)
+            if session is not None and session.stop_reason:
+                # the server is stopping: a failure the user can simply re-run, not a cancel anyone asked for
+                session.cancelled = False
+                self._fail(conn, f"{job.filename}: {session.stop_reason}", rows)
+                self._close(conn)
+                return
             self._stop_watchdog()
             self._rollback(conn)
-            session = self.tracker.get(self.sid)
             if session is not None:
                 session.error = "Import cancelled"
             if conn is not None:  # it had started: record the outcome, then confirm (the room may poll at once)

@@ -38,6 +38,7 @@ class Session:
     cancelled: bool = False
     endTime: int | None = None
     committing: bool = False  # past the point of no return: the commit has started
+    stop_reason: str | None = None  # why the server itself stopped the import (shutdown), not a cancel request
     # server-side bookkeeping (not part of the seed object)
     owner: str = ""
     import_id: int | None = None
@@ -221,13 +222,19 @@ class ProgressTracker:
                         timing.timer = None
             self._emit(protocol.IMPORT_CANCELLED, {"sessionId": session_id}, session_id)
 
-    def request_cancel(self, session_id: str) -> bool:
-        """Set the cancel flag of an active session; False when it is not running."""
+    def request_cancel(self, session_id: str, reason: str | None = None) -> bool:
+        """Set the cancel flag of an active session; False when it is not running.
+
+        ``reason``: the server itself stops the import (shutdown); the import then fails with that message
+        instead of being reported as cancelled by a client.
+        """
         with self._lock:
             session = self.sessions.get(session_id)
             if session is None or session.status not in (protocol.ACTIVE, PENDING) or session.committing:
                 return False
             session.cancelled = True
+            if reason is not None:
+                session.stop_reason = reason
             return True
 
     def try_commit(self, session_id: str) -> bool:
