@@ -210,8 +210,10 @@ class _Run:
                 continue
             type_, progress, message, extra = last
             self.last_report = time.monotonic()
-            secs = int(self.last_report - self.started)
-            self.tracker.emit_progress(self.sid, type_, progress, f"{message} ({secs}s)", **extra)
+            # tenths: each beat says something new, so the tracker's trailing flush (which drops a state identical
+            # to the last one sent) never holds the room silent for a whole second
+            secs = self.last_report - self.started
+            self.tracker.emit_progress(self.sid, type_, progress, f"{message} ({secs:.1f}s)", **extra)
 
     def _stop_watchdog(self) -> None:
         self._watchdog_stop.set()
