@@ -115,6 +115,8 @@ class Settings:
     stdin_isatty: bool = False
     # HexTrackr 1.1.x session cookie kept by `hextrackr login --save-cookie` (profile) or HEXTRACKR_COOKIE.
     cookie: str | None = None
+    # HexTrackr 1.1.x: read the password from stdin (--password-stdin); never a flag value.
+    password_stdin: bool = False
     # Where each value came from ("flag", "env", "profile", "default"), for -v and the error hints.
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -252,5 +254,6 @@ def resolve(
         stderr_isatty=stderr_isatty,
         stdin_isatty=stdin_isatty,
         cookie=_pick("cookie", None, env, profile, None, sources),
+        password_stdin=bool(flags.get("password_stdin")),
         sources=sources,
     )

@@ -237,6 +237,7 @@ class HX11Double:
         self.history: list[dict[str, Any]] = []
         self.emitted: list[tuple[str, str, dict[str, Any]]] = []  # (event, room, payload)
         self.joins: list[str] = []
+        self.leaves: list[str] = []
         self.timeline: list[tuple[str, str]] = []  # ("emit <event>" | "answer", session id), in order
         self.resets = 0
         self.stalling = False  # True while the event loop is blocked by the stall
@@ -770,6 +771,7 @@ class HX11Double:
 
     async def _on_leave(self, sid: str, session_id: Any = None) -> Any:
         if isinstance(session_id, str):
+            self.leaves.append(session_id)
             await self.sio.leave_room(sid, f"progress-{session_id}")
         return self.sio.not_handled
 

@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 import requests
 
 from hextrackr_cli import __version__, protocol
+from hextrackr_cli.client.api import UploadAborted
+from hextrackr_cli.client.strategy import VerifyingSession as _Session
 from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerUnreachable, UsageError
 
 COOKIE_NAME = "hextrackr.sid"
@@ -62,10 +64,6 @@ class RateLimited(ServerError):
     def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
-
-
-class UploadAborted(HextrackrError):
-    """The upload was stopped (Ctrl-C) before the server answered."""
 
 
 class _Aborted(Exception):
@@ -169,16 +167,6 @@ class _Reader:
         return chunk
 
 
-class _Session(requests.Session):
-    """A Session whose ``verify`` is honoured: plain requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
-    override ``Session.verify``, which would silently ignore ``--ca-bundle`` / ``--insecure``."""
-
-    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if kwargs.get("verify") is None:
-            kwargs["verify"] = self.verify
-        return super().request(method, url, *args, **kwargs)
-
-
 class Hx11Api:
     """HTTP client for a HexTrackr 1.1.x server (cookie session + CSRF)."""
 
@@ -232,6 +220,12 @@ class Hx11Api:
         self.cookie = value
         self.csrf_token = None
         self.session.headers["Cookie"] = f"{COOKIE_NAME}={value}"
+
+    def forget_cookie(self) -> None:
+        """Stop sending the session cookie (it was refused or expired)."""
+        self.cookie = None
+        self.csrf_token = None
+        self.session.headers.pop("Cookie", None)
 
     def _use_forwarded_proto(self) -> None:
         self.forwarded_proto = True
@@ -387,9 +381,7 @@ class Hx11Api:
         try:
             self._call("POST", PATH_LOGOUT, what="logout", headers=self._post_headers())
         finally:
-            self.cookie = None
-            self.csrf_token = None
-            self.session.headers.pop("Cookie", None)
+            self.forget_cookie()
 
     def csrf(self, refresh: bool = False) -> str:
         """The CSRF token for POSTs (fetched once per login)."""
@@ -444,6 +436,7 @@ class Hx11Api:
         path: str | os.PathLike[str],
         *,
         session_id: str,
+        import_type: str = "vulnerabilities",
         vendor: str | None = None,
         scan_date: str | None = None,
         filename: str | None = None,
@@ -459,6 +452,9 @@ class Hx11Api:
 
         if not protocol.is_session_id(session_id):
             raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
+        if import_type != "vulnerabilities":
+            raise UsageError(f"HexTrackr 1.1.x servers import vulnerability scans only, not --type {import_type}",
+                             hint="import tickets through the HexTrackr web UI")
         name = csv_upload_name(filename or Path(path).name)
         what = f"upload of {name}"
         for attempt in (1, 2):

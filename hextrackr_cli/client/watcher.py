@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 from hextrackr_cli import protocol
 from hextrackr_cli.client import events as ev
 from hextrackr_cli.client.api import SeedApi, SessionNotFound
+from hextrackr_cli.client.strategy import Fetched, OutcomeUnknown, SeedStrategy
 from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError, ServerUnreachable
 
 LIVENESS = 10.0  # seconds of socket silence before the status endpoint is asked whether it moved on
@@ -68,10 +69,10 @@ class Watcher:
         give_up_after: float = GIVE_UP_AFTER,
         verify: bool | str = True,
         connect_timeout: float = 10.0,
-        translate: Callable[[str, Any], dict[str, Any] | None] | None = None,
+        strategy: Any = None,
     ) -> None:
-        """``translate(event_name, data)`` maps another dialect's socket events to seed ProgressEvents
-        (None = ignore); without it events are validated as seed ProgressEvents."""
+        """``strategy`` carries the dialect's wire details (``client.strategy``); the default speaks the seed
+        protocol with ``token``."""
         if transport not in ("auto", "websocket", "polling"):
             raise ValueError(f"unknown transport {transport!r}")
         self.api = api
@@ -84,7 +85,9 @@ class Watcher:
         self.give_up_after = give_up_after
         self.verify = verify
         self.connect_timeout = connect_timeout
-        self.translate = translate
+        self.strategy = strategy if strategy is not None else SeedStrategy(api, token, verify)
+        if strategy is not None:
+            self.dialect = strategy.dialect
 
         self.session_id: str | None = None
         self.mode: str | None = None  # "socket" | "polling"
@@ -101,6 +104,8 @@ class Watcher:
         self._last_socket_msg = time.monotonic()
         self._last_liveness_check = 0.0
         self._last_poll = 0.0
+        self._polls = 0  # polls since the last mode change (a dialect may space them out)
+        self._poll_not_before = 0.0  # a 429's Retry-After
         self._poll_fail_since: float | None = None
         self._sio: Any = None
         self._connected = threading.Event()
@@ -146,6 +151,7 @@ class Watcher:
         self.session_id = session_id
         self.reserved = reserve
         self.active = not reserve
+        self.strategy.start(session_id)
         if self.transport == "polling":
             self._switch_to_polling("--transport polling")
         else:
@@ -160,11 +166,14 @@ class Watcher:
             else:
                 self._join(reserve=reserve, first=True)
                 self.put(ev.TransportChanged(self.transport_name, "connected"))
+        if self.strategy.checks_on_start and not reserve:
+            self._poll_once(retries=0)  # raises SessionNotFound for an id the server does not know
         self._supervisor = threading.Thread(target=self._supervise, name="hextrackr-watcher", daemon=True)
         self._supervisor.start()
 
     def mark_posted(self, answer: Mapping[str, Any] | None = None) -> None:
         """The POST was accepted: the session exists, polling may start."""
+        self.strategy.posted(answer)
         self.active = True
         self._last_socket_msg = time.monotonic()
 
@@ -196,6 +205,11 @@ class Watcher:
         self._stop.set()
         sio = self._sio
         self._sio = None
+        if sio is not None and self.session_id and self._connected.is_set():
+            try:
+                self.strategy.leave(sio, self.session_id)
+            except Exception:
+                pass
         if sio is not None:
             t = threading.Thread(target=self._close_socket, args=(sio,), daemon=True)
             t.start()
@@ -204,13 +218,10 @@ class Watcher:
     # ------------------------------------------------------------------ socket
     def _new_client(self) -> Any:
         import engineio.payload
-        import requests
         import socketio
 
         # A polling response may carry more than engine.io's default 16 packets when events burst.
         engineio.payload.Payload.max_decode_packets = max(engineio.payload.Payload.max_decode_packets, 512)
-        http = requests.Session()
-        http.verify = self.verify
         return socketio.Client(
             reconnection=True,
             reconnection_attempts=protocol.MAX_RECONNECT_ATTEMPTS,
@@ -223,8 +234,8 @@ class Watcher:
             engineio_logger=_quiet_logger("hextrackr.engineio"),
             handle_sigint=False,
             ssl_verify=bool(self.verify),
-            http_session=http,
             request_timeout=self.connect_timeout,
+            **self.strategy.client_kwargs(),
         )
 
     def _connect_socket(self) -> None:
@@ -239,9 +250,9 @@ class Watcher:
             try:
                 sio.connect(
                     self.server_url,
-                    auth={"token": self.token or ""},
                     transports=transports,
                     wait_timeout=self.connect_timeout,
+                    **self.strategy.connect_kwargs(),
                 )
             except (socketio.exceptions.ConnectionError, ValueError, OSError) as exc:
                 self._raise_if_auth(exc)
@@ -280,7 +291,7 @@ class Watcher:
             if "unauthorized" in low or "forbidden" in low or " 401" in low or " 403" in low or "token" in low:
                 raise AuthError(
                     f"the server refused the socket.io connection ({self._describe_connect_error(exc)})",
-                    hint=self.api.token_hint,
+                    hint=self.strategy.auth_hint,
                 ) from None
 
     def _register(self, sio: Any) -> None:
@@ -300,7 +311,7 @@ class Watcher:
             if self._reconnecting and not self._closing:
                 text = str(data.get("message") if isinstance(data, Mapping) else data)
                 if "unauthorized" in text.lower():
-                    self.fail(AuthError("the server refused the socket.io reconnection", hint=self.api.token_hint))
+                    self.fail(AuthError("the server refused the socket.io reconnection", hint=self.strategy.auth_hint))
                     return
                 self._reconnect_attempt += 1
                 if self._reconnect_attempt < protocol.MAX_RECONNECT_ATTEMPTS:
@@ -329,7 +340,7 @@ class Watcher:
             def on_progress(data: Any = None, *_: Any) -> None:
                 self._last_socket_msg = time.monotonic()
                 try:
-                    event = self.translate(name, data) if self.translate else protocol.validate_progress_event(data)
+                    event = self.strategy.translate(name, data)
                 except (protocol.ProtocolError, ValueError, TypeError):
                     return
                 if event is None or event.get("sessionId") != self.session_id:
@@ -367,26 +378,10 @@ class Watcher:
         sio = self._sio
         if sio is None:
             return
-        import socketio
-
-        payload: Any = {"sessionId": self.session_id, "reserve": True} if reserve else self.session_id
-        try:
-            ack = sio.call(self.dialect.join_event, payload, timeout=self.connect_timeout)
-        except socketio.exceptions.TimeoutError:
-            if first:
-                raise ServerError(f"the server did not acknowledge joining session {self.session_id}") from None
-            return
-        except socketio.exceptions.SocketIOError:
-            if first:
-                raise ServerUnreachable("the socket.io connection dropped while joining the session") from None
-            return
-        if isinstance(ack, Mapping) and ack.get("ok") is False:
-            error = str(ack.get("error") or "refused")
-            if "not found" in error.lower():
-                raise SessionNotFound(f"session {self.session_id}: {error}")
-            raise ServerError(f"joining session {self.session_id}: {error}")
-        if isinstance(ack, Mapping) and isinstance(ack.get("session"), Mapping):
-            self._on_status(ack["session"], source="join")
+        state = self.strategy.join(sio, self.session_id or "", reserve=reserve, first=first,
+                                   timeout=self.connect_timeout)
+        if state is not None:
+            self._on_status(state, source="join")
 
     def _rejoin(self) -> None:
         self._need_rejoin = False
@@ -402,7 +397,7 @@ class Watcher:
         try:
             sio = self._new_client()
             sio.reconnection = False
-            sio.connect(self.server_url, auth={"token": self.token or ""}, wait_timeout=5)
+            sio.connect(self.server_url, wait_timeout=5, **self.strategy.connect_kwargs())
         except Exception as exc:
             self.put(ev.Notice(f"could not send the cancel (no socket.io connection: {exc})", "warning"))
             return
@@ -569,6 +564,7 @@ class Watcher:
             self.mode = "polling"
             self.transport_name = ev.POLLING
             self._last_poll = 0.0
+            self._polls = 0
             self._poll_fail_since = None
         sio = self._sio
         self._sio = None
@@ -588,11 +584,11 @@ class Watcher:
                     continue
                 now = time.monotonic()
                 if self.mode == "polling":
-                    if now - self._last_poll >= self.poll_interval:
+                    if self._poll_due(now, self.poll_interval):
                         self._poll_once(retries=0)
                 elif not self._connected.is_set():
                     # reconnecting: the status endpoint keeps the outcome from being missed
-                    if now - self._last_poll >= max(self.poll_interval, 1.0):
+                    if self._poll_due(now, max(self.poll_interval, 1.0)):
                         self._poll_once(retries=0, quiet=True)
                 elif now - self._last_socket_msg >= self.liveness and now - self._last_liveness_check >= self.liveness:
                     self._last_liveness_check = now
@@ -602,18 +598,40 @@ class Watcher:
         except Exception as exc:  # a bug in here must not hang the command
             self.fail(ServerError(f"watcher failed: {type(exc).__name__}: {exc}"))
 
+    def _poll_due(self, now: float, base: float) -> bool:
+        if now < self._poll_not_before:
+            return False
+        return now - self._last_poll >= self.strategy.poll_gap(base, self._polls)
+
+    def _apply(self, fetched: Fetched, source: str) -> None:
+        if fetched.state is not None:
+            self._on_status(fetched.state, source=source)
+        elif fetched.event is not None:
+            self._on_progress(fetched.event, source)
+        elif fetched.outcome is not None:
+            if fetched.outcome.message:  # how it was decided (e.g. from the import history)
+                self.put(ev.Notice(fetched.outcome.message))
+            self._finish(fetched.outcome)
+
     def _poll_once(self, *, retries: int | None = None, quiet: bool = False) -> None:
         self._last_poll = time.monotonic()
+        self._polls += 1
         sid = self.session_id or ""
         try:
-            body = self.api.progress(sid, retries=retries)
+            fetched = self.strategy.poll(sid, retries=retries)
         except SessionNotFound:
             if self._last is None and not quiet:
                 raise
             return
         except (AuthError, ServerUnreachable, ServerError) as exc:
-            if isinstance(exc, AuthError):
+            if isinstance(exc, (AuthError, OutcomeUnknown)):
                 raise
+            wait = getattr(exc, "retry_after", None)
+            if isinstance(wait, (int, float)):
+                # 429: the server's rate limit; waiting it out is not a failure (--timeout still bounds it)
+                self._poll_not_before = time.monotonic() + wait
+                self.put(ev.Notice(f"the server's rate limit was reached; next status poll in {wait:g}s", "warning"))
+                return
             if quiet:
                 return
             now = time.monotonic()
@@ -630,22 +648,31 @@ class Watcher:
             self._poll_fail_since = None
             self.put(ev.Notice("status polling recovered"))
         source = ev.POLLING if self.mode == "polling" else "status"
-        self._on_status(body, source=source)
+        self._apply(fetched, source)
 
     def _check_liveness(self) -> None:
         """The socket has been silent: if the status endpoint has moved on, stop trusting the socket."""
         sid = self.session_id or ""
         try:
-            body = self.api.progress(sid, retries=0)
+            fetched = self.strategy.poll(sid, retries=0)
+        except OutcomeUnknown:
+            raise
         except HextrackrError:
             return
-        event = self._event_from_status(body)
+        body = fetched.state
+        if body is not None:
+            event = self._event_from_status(body)
+            outcome = body.get("outcome") or protocol.outcome_of(body.get("status"), bool(body.get("cancelled")))
+        else:
+            event = fetched.event
+            outcome = protocol.OUTCOME_RUNNING if fetched.outcome is None else fetched.outcome.outcome
+            if event is not None and event.get("type") in protocol.TERMINAL_TYPES:
+                outcome = protocol.OUTCOME_COMPLETED
         last = self._last
-        outcome = body.get("outcome") or protocol.outcome_of(body.get("status"), bool(body.get("cancelled")))
         moved = outcome != protocol.OUTCOME_RUNNING or (
             event is not None
             and (last is None or (_event_key(event) != _event_key(last) and event["progress"] >= last.get("progress", 0)))
         )
         if moved:
             self._switch_to_polling(f"socket.io silent for {int(self.liveness)}s while the server reports progress")
-            self._on_status(body, source=ev.POLLING)
+            self._apply(fetched, ev.POLLING)

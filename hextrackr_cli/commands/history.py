@@ -33,7 +33,10 @@ def run_status(settings: Settings, session_id: str, as_json: bool = False) -> in
         raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
     conn = connect(settings, _err)
     try:
-        body = conn.api.progress(session_id)
+        if conn.dialect is protocol.HEXTRACKR_11:
+            body = _hx11_status(conn.api, session_id)
+        else:
+            body = conn.api.progress(session_id)
     finally:
         conn.close()
     if as_json or settings.output == "json":
@@ -42,6 +45,41 @@ def run_status(settings: Settings, session_id: str, as_json: bool = False) -> in
     sys.stdout.write(format_status(body) + "\n")
     sys.stdout.flush()
     return ExitStatus.OK
+
+
+def _hx11_status(api: Any, session_id: str) -> dict[str, Any]:
+    """One look at a HexTrackr 1.1.x session: the server's answer plus the seed fields ``format_status`` reads."""
+    from hextrackr_cli.client import events as ev
+    from hextrackr_cli.client import hx11_api
+    from hextrackr_cli.client.api import SessionNotFound
+    from hextrackr_cli.dialects.hx11 import Translator
+
+    result = api.progress(session_id)
+    if result.status == hx11_api.POLL_NOT_FOUND:
+        raise SessionNotFound(
+            f"session {session_id} is not known to the server",
+            hint="HexTrackr 1.1.x forgets a session 5 s after it completes (10 s after an error): look for the import "
+                 "in `hextrackr imports`; otherwise check the id",
+        )
+    if result.status == hx11_api.POLL_RATE_LIMITED:
+        wait = result.retry_after or 60.0
+        raise hx11_api.RateLimited(f"status of session {session_id}: the server's rate limit was reached (429)",
+                                   retry_after=wait, hint=f"retry in {int(wait + 0.999)} s")
+    if result.status != hx11_api.POLL_OK or result.body is None:
+        from hextrackr_cli.errors import ServerUnreachable
+
+        raise ServerUnreachable(f"status of session {session_id}: the server did not answer ({result.detail})",
+                                hint="HexTrackr stops answering for a while on large files; retry shortly")
+    event = Translator(session_id).poll(result.body) or {}
+    kind = event.get("type")
+    outcome = {protocol.COMPLETE: protocol.OUTCOME_COMPLETED, protocol.ERROR: protocol.OUTCOME_FAILED}.get(
+        kind, protocol.OUTCOME_RUNNING)
+    extra = {k: event[k] for k in ("type", "totalRows", "processedRows", "importId", "eta") if k in event}
+    if outcome == protocol.OUTCOME_COMPLETED:
+        extra["summary"] = ev.summary_from(event)
+    if outcome == protocol.OUTCOME_FAILED:
+        extra["error"] = event.get("message")
+    return {**dict(result.body), **extra, "outcome": outcome}
 
 
 def format_status(body: Mapping[str, Any]) -> str:
@@ -117,7 +155,7 @@ def format_table(records: list[Mapping[str, Any]]) -> str:
                 _num(r.get("updated")),
                 _num(r.get("resolved")),
                 duration_text(r.get("durationMs")),
-                str(r.get("sessionId", "")),
+                str(r.get("sessionId") or ""),
             )
         )
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]

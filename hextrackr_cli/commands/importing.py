@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from hextrackr_cli import protocol
-from hextrackr_cli.errors import ExitStatus, HextrackrError, ServerError, UsageError
+from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError, UsageError
 from hextrackr_cli.settings import LOCAL, Settings, default_data_dir
 
 CANCEL_WAIT = 15.0  # seconds to wait for importCancelled after the first Ctrl-C
@@ -98,21 +98,30 @@ def connect(settings: Settings, notice: Any = None, timeout: float | None = None
                 hint="set HEXTRACKR_SERVER=URL or pass --server URL; --server local uses the embedded server",
             )
     if server == LOCAL:
+        if settings.dialect == protocol.HEXTRACKR_11.name:
+            raise UsageError("the embedded server (--server local) speaks the seed protocol, not hextrackr-1.1",
+                             hint="drop --dialect / HEXTRACKR_DIALECT, or pass --server URL of the HexTrackr 1.1.x server")
         embedded = start_embedded()
         server = embedded.url
         token = embedded.token
         token_hint = "the embedded server's generated token was refused (a bug: please report it)"
     api = SeedApi(server, token, verify=settings.verify, token_hint=token_hint)
     conn = Connection(url=server, token=token, api=api, dialect=protocol.SEED, embedded=embedded)
+    why = who = ""
     try:
-        conn.dialect = pick_dialect(settings, api, timeout)
+        conn.dialect, why = pick_dialect(settings, api, timeout)
+        if conn.dialect is protocol.HEXTRACKR_11:
+            conn.api, who = hx11_session(settings, server, timeout)
+            conn.token = None
+            api.close()
     except BaseException:
         conn.close()
         raise
     if settings.verbose and notice is not None:
         where = "embedded" if embedded is not None else settings.source_of("server")
         token_from = "embedded server" if embedded is not None else settings.source_of("token")
-        notice(f"server {server} ({where}), token from {token_from}, dialect {conn.dialect.name}")
+        creds = who if conn.dialect is protocol.HEXTRACKR_11 else f"token from {token_from}"
+        notice(f"server {server} ({where}), {creds}, dialect {conn.dialect.name} ({why})")
     return conn
 
 
@@ -129,22 +138,118 @@ def start_embedded() -> Any:
     return start_background(database=f"sqlite:///{data_dir / 'hextrackr.db'}")
 
 
-def pick_dialect(settings: Settings, api: Any, timeout: float | None = None) -> protocol.Dialect:
-    """``--dialect``: seed (ours) or auto-detected from /health. Health also fails fast on a dead server."""
-    if settings.dialect == "hextrackr-1.1":
-        raise UsageError(
-            "the hextrackr-1.1 dialect is not supported by import/watch/cancel in this build yet",
-            hint="use --dialect seed against a hextrackr serve server",
-        )
-    health = api.health(timeout)
+def pick_dialect(settings: Settings, api: Any, timeout: float | None = None) -> tuple[protocol.Dialect, str]:
+    """``--dialect``: forced, or decided from what the server answers; returns the dialect and why.
+
+    A seed server (``hextrackr serve``) names its dialect in ``GET /health``; a HexTrackr 1.1.x server answers
+    ``GET /api/auth/status`` (public there) with ``{"authenticated": …}``. A forced dialect the server does not
+    speak is refused at once with the right ``--dialect``, before any credential is sent. /health also fails
+    fast on a dead server.
+    """
+    from hextrackr_cli.client.hx11_api import Hx11Api
+
+    hx11, seed = protocol.HEXTRACKR_11, protocol.SEED
+    wanted = settings.dialect
+    with Hx11Api(api.base_url, verify=settings.verify, connect_timeout=api.timeout[0],
+                 read_timeout=min(api.timeout[1], timeout) if timeout else api.timeout[1]) as probe:
+        if wanted == hx11.name:
+            if probe.probe():
+                return hx11, "--dialect hextrackr-1.1"
+            if _health_or_none(api, timeout) is not None:
+                raise UsageError(f"{api.base_url} speaks the seed protocol (hextrackr serve), not hextrackr-1.1",
+                                 hint="use --dialect seed or --dialect auto")
+            raise ServerError(f"{api.base_url} does not answer like a HexTrackr 1.1.x server "
+                              "(GET /api/auth/status has no JSON answer)",
+                              hint="check --server / HEXTRACKR_SERVER: it must be the HexTrackr URL")
+        try:
+            health = api.health(timeout)
+            failure: HextrackrError | None = None
+        except (ServerError, AuthError) as exc:  # not JSON, an HTML 404, a refusal: maybe not a seed server
+            health, failure = None, exc
+        found = health.get("dialect") if health is not None else None
+        if found == seed.name or (health is not None and wanted == seed.name and found in (None, "")):
+            _check_healthy(health)
+            return seed, ("--dialect seed" if wanted == seed.name else "detected: its /health names the seed protocol")
+        if found == hx11.name or probe.probe():
+            if wanted == seed.name:
+                raise UsageError(f"{api.base_url} is a HexTrackr 1.1.x server, not a seed-protocol server",
+                                 hint="use --dialect hextrackr-1.1 or --dialect auto, with --username")
+            how = "its /health names it" if found == hx11.name else "/api/auth/status answers like HexTrackr 1.1.x"
+            return hx11, f"detected: {how}"
+        if health is not None and found in (None, ""):
+            _check_healthy(health)
+            return seed, "detected: /health answers without naming a dialect"
+        if found not in (None, ""):
+            raise ServerError(f"the server at {api.base_url} speaks the {found!r} protocol, which hextrackr does not know")
+        assert failure is not None
+        raise ServerError(f"{api.base_url} answers like neither a hextrackr server nor HexTrackr 1.1.x "
+                          f"({failure.message})", hint="check --server / HEXTRACKR_SERVER")
+
+
+def _health_or_none(api: Any, timeout: float | None) -> dict[str, Any] | None:
+    try:
+        return api.health(timeout)
+    except (ServerError, AuthError):
+        return None
+
+
+def _check_healthy(health: Any) -> None:
     if health.get("status") not in (None, "ok"):
         raise ServerError(f"the server reports it is not healthy: {health.get('database') or health.get('status')}")
-    found = health.get("dialect")
-    if settings.dialect == "auto" and found not in (None, protocol.SEED.name):
-        raise ServerError(
-            f"the server at {api.base_url} speaks the {found!r} protocol, which this command does not support yet"
-        )
-    return protocol.SEED
+
+
+def hx11_session(settings: Settings, server: str, timeout: float | None = None) -> tuple[Any, str]:
+    """A logged-in ``Hx11Api`` and a line saying how (for ``-v``; never the password or the cookie).
+
+    A session cookie (``hextrackr login --save-cookie`` or HEXTRACKR_COOKIE) is used while the server still
+    accepts it; otherwise the user logs in with the password from ``--password-stdin``, HEXTRACKR_PASSWORD or
+    a prompt on a terminal. The cookie stays in memory.
+    """
+    from hextrackr_cli.client.hx11_api import Hx11Api
+
+    api = Hx11Api(server, verify=settings.verify, read_timeout=min(30.0, max(1.0, timeout)) if timeout else 30.0)
+    try:
+        expired = ""
+        if settings.cookie:
+            api.set_cookie(settings.cookie)
+            if api.check_session():
+                return api, f"session cookie from {_source_name(settings, 'cookie')}"
+            api.forget_cookie()
+            expired = f"the session cookie from {_source_name(settings, 'cookie')} has expired; "
+        user = settings.username
+        if not user:
+            raise UsageError(f"{expired}HexTrackr 1.1.x needs a user to log in",
+                             hint="pass --username USER or set HEXTRACKR_USERNAME (password: HEXTRACKR_PASSWORD, "
+                                  "--password-stdin or the prompt)")
+        password, where = _hx11_password(settings, user)
+        api.login(user, password)
+        return api, (f"{expired}logged in as {user} (user from {_source_name(settings, 'username')}, password "
+                     f"from {where}; session cookie kept in memory only)")
+    except BaseException:
+        api.close()
+        raise
+
+
+def _source_name(settings: Settings, key: str) -> str:
+    src = settings.source_of(key)
+    if src == "env":
+        return "HEXTRACKR_" + key.upper()
+    if src == "profile":
+        return f"profile '{settings.profile}'"
+    return f"--{key}" if src == "flag" else src
+
+
+def _hx11_password(settings: Settings, user: str) -> tuple[str, str]:
+    from hextrackr_cli.commands.config import _read_secret
+
+    if settings.password_stdin:
+        return _read_secret("Password", False), "stdin"
+    if os.environ.get("HEXTRACKR_PASSWORD"):
+        return os.environ["HEXTRACKR_PASSWORD"], "HEXTRACKR_PASSWORD"
+    if settings.stdin_isatty:
+        return _read_secret(f"Password for {user}", True), "the prompt"
+    raise UsageError(f"no password for HexTrackr 1.1.x user {user}",
+                     hint="set HEXTRACKR_PASSWORD or pipe it with --password-stdin (there is no password flag)")
 
 
 # --------------------------------------------------------------------------- following
@@ -246,7 +351,7 @@ def follow(
                     abort.set()  # the upload thread stops at its next chunk and reports UploadAborted
                 continue
             if presses >= 2 or watcher.dialect.cancel_event is None:
-                why = "" if presses >= 2 else "this server has no cancel; "
+                why = "" if presses >= 2 else "HexTrackr 1.1.x has no cancel, so nothing was cancelled; "
                 return finish(
                     ev.Outcome(ev.OUTCOME_DETACHED, sid, ExitStatus.INTERRUPTED,
                                message=f"{why}detached from session {sid}; {_watch_hint(conn, sid)}")
@@ -312,6 +417,11 @@ def _json_error(renderer: Any, exc: HextrackrError, sid: str | None, filename: s
 def _make_watcher(conn: Connection, settings: Settings, transport: str, timeout: float | None = None) -> Any:
     from hextrackr_cli.client.watcher import Watcher
 
+    strategy = None
+    if conn.dialect is protocol.HEXTRACKR_11:
+        from hextrackr_cli.client.strategy import Hx11Strategy
+
+        strategy = Hx11Strategy(conn.api)
     return Watcher(
         conn.api,
         server_url=conn.url,
@@ -323,6 +433,7 @@ def _make_watcher(conn: Connection, settings: Settings, transport: str, timeout:
         verify=settings.verify,
         # --timeout bounds the whole command: a hung server must not hold the socket connect for long
         connect_timeout=min(10.0, max(1.0, timeout)) if timeout else 10.0,
+        strategy=strategy,
     )
 
 
@@ -348,6 +459,8 @@ def run_import(
         raise UsageError("--session-id names one import; give one FILE with it")
     if list(files).count("-") > 1:
         raise UsageError("'-' (stdin) can be given only once")
+    if "-" in files and settings.password_stdin:
+        raise UsageError("--password-stdin and FILE '-' both want stdin", hint="set HEXTRACKR_PASSWORD instead")
     if scan_date is not None and not _DATE_RE.match(scan_date):
         raise UsageError(f"malformed --scan-date {scan_date!r}: expected YYYY-MM-DD")
     if scan_date is not None:

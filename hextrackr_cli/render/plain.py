@@ -69,7 +69,7 @@ class PlainRenderer:
         elif isinstance(event, ev.Cancelling):
             self._line("cancelling... (Ctrl-C again to detach)")
         elif isinstance(event, ev.Uploaded):
-            self._line(f"uploaded, import {event.import_id}")
+            self._line(f"uploaded, import {event.import_id}" if event.import_id is not None else "uploaded")
         elif isinstance(event, ev.Notice):
             self._line(event.message)
         elif isinstance(event, ev.UploadProgress) and self.verbose:

@@ -1,0 +1,267 @@
+"""What the one :class:`~hextrackr_cli.client.watcher.Watcher` needs to know about a server dialect.
+
+The watcher owns the transport logic (Socket.io first, reconnects, liveness, HTTP polling fallback, the
+outcome never missed); a strategy supplies the dialect's wire details:
+
+- how to open the Socket.io connection (seed: ``auth={"token"}``; 1.1: the session cookie and
+  ``X-Forwarded-Proto`` as headers, no ``http://`` Origin on the websocket upgrade);
+- how to join the session's room (seed: ``joinSession`` with an ack carrying the state; 1.1: ``join-progress``
+  with no answer at all) and leave it (1.1: ``leave-progress``);
+- how a progress event is read (seed: validated as is; 1.1: mapped by ``dialects.hx11.Translator``);
+- what one status poll means (seed: a SessionState; 1.1: a tracker body, or a 404 that means "not started
+  yet" before any progress and "finished, see the import history" after) and how often to poll (1.1 servers
+  allow about 60 API requests per 15 minutes, so the interval grows).
+
+Strategies never print; what they learn goes back to the watcher as a :class:`Fetched`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import requests
+
+from hextrackr_cli import protocol
+from hextrackr_cli.client import events as ev
+from hextrackr_cli.client.api import SessionNotFound
+from hextrackr_cli.errors import ExitStatus, ServerError, ServerUnreachable
+
+# 1.1: the polling interval grows by this factor per poll, up to HX11_POLL_CAP seconds (or --poll-interval
+# if larger): ~55 polls in the production window of 60 requests per 15 minutes.
+HX11_POLL_GROWTH = 1.5
+HX11_POLL_CAP = 15.0
+# 1.1: a 404 after our upload was accepted but before any progress: keep looking this long, then ask the history.
+HX11_NOT_STARTED_GRACE = 30.0
+
+
+class OutcomeUnknown(ServerUnreachable):
+    """The session ended but neither the progress endpoint nor the import history says how (exit 3)."""
+
+
+class VerifyingSession(requests.Session):
+    """A Session whose ``verify`` is honoured: plain requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
+    override ``Session.verify`` (python-engineio never passes ``verify=``), which would silently ignore
+    ``--ca-bundle`` / ``--insecure``."""
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("verify") is None:
+            kwargs["verify"] = self.verify
+        return super().request(method, url, *args, **kwargs)
+
+
+def verifying_session(verify: bool | str, headers: Mapping[str, str] | None = None) -> requests.Session:
+    s = VerifyingSession()
+    s.verify = verify
+    if headers:
+        s.headers.update(headers)
+    return s
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one status poll told: a seed SessionState, a ProgressEvent, a final Outcome, or nothing new."""
+
+    state: Mapping[str, Any] | None = None
+    event: dict[str, Any] | None = None
+    outcome: ev.Outcome | None = None
+
+
+def _drain(sio: Any, limit: float = 1.0) -> None:
+    """Wait until engine.io has taken our queued packets off its send queue (a no-answer emit has no ack)."""
+    q = getattr(getattr(sio, "eio", None), "queue", None)
+    deadline = time.monotonic() + limit
+    while q is not None and not q.empty() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+
+
+class SeedStrategy:
+    """The seed protocol (``hextrackr serve``): token auth, acked joins, SessionState polls."""
+
+    dialect = protocol.SEED
+    checks_on_start = False  # the join ack already says whether the session exists
+
+    def __init__(self, api: Any, token: str | None, verify: bool | str = True) -> None:
+        self.api = api
+        self.token = token
+        self.verify = verify
+        self.auth_hint: str = getattr(api, "token_hint", "check the credentials")
+
+    # ------------------------------------------------------------------ socket.io
+    def client_kwargs(self) -> dict[str, Any]:
+        return {"http_session": verifying_session(self.verify)}
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        return {"auth": {"token": self.token or ""}}
+
+    def start(self, session_id: str) -> None:
+        pass
+
+    def join(self, sio: Any, session_id: str, *, reserve: bool, first: bool, timeout: float) -> Mapping[str, Any] | None:
+        """Join the room; returns the session state the server sent with its ack (if any)."""
+        import socketio
+
+        payload: Any = {"sessionId": session_id, "reserve": True} if reserve else session_id
+        try:
+            ack = sio.call(self.dialect.join_event, payload, timeout=timeout)
+        except socketio.exceptions.TimeoutError:
+            if first:
+                raise ServerError(f"the server did not acknowledge joining session {session_id}") from None
+            return None
+        except socketio.exceptions.SocketIOError:
+            if first:
+                raise ServerUnreachable("the socket.io connection dropped while joining the session") from None
+            return None
+        if isinstance(ack, Mapping) and ack.get("ok") is False:
+            error = str(ack.get("error") or "refused")
+            if "not found" in error.lower():
+                raise SessionNotFound(f"session {session_id}: {error}")
+            raise ServerError(f"joining session {session_id}: {error}")
+        if isinstance(ack, Mapping) and isinstance(ack.get("session"), Mapping):
+            return ack["session"]
+        return None
+
+    def leave(self, sio: Any, session_id: str) -> None:
+        pass
+
+    def translate(self, name: str, data: Any) -> dict[str, Any] | None:
+        return protocol.validate_progress_event(data)
+
+    # ------------------------------------------------------------------ HTTP
+    def posted(self, answer: Mapping[str, Any] | None) -> None:
+        pass
+
+    def poll(self, session_id: str, *, retries: int | None = None) -> Fetched:
+        return Fetched(state=self.api.progress(session_id, retries=retries))
+
+    def poll_gap(self, base: float, polls: int) -> float:
+        return base
+
+
+class Hx11Strategy:
+    """Deployed HexTrackr 1.1.x: cookie session, silent ``join-progress``, translated events, 404 semantics."""
+
+    dialect = protocol.HEXTRACKR_11
+    checks_on_start = True  # an unknown id gets no answer on the socket: one poll tells whether it exists
+
+    def __init__(self, api: Any, *, now_ms: Callable[[], float] = protocol.now_ms) -> None:
+        from hextrackr_cli.dialects.hx11 import Translator
+
+        self.api = api
+        self.options = api.socket_options()
+        self.auth_hint: str = api.credentials_hint
+        self._now_ms = now_ms
+        self._lock = threading.Lock()
+        self.translator = Translator("")
+        self.posted_at_ms: float | None = None
+        self._not_started_since: float | None = None
+
+    # ------------------------------------------------------------------ socket.io
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "http_session": verifying_session(self.options.verify, self.options.headers),
+            "websocket_extra_options": dict(self.options.websocket_extra_options),
+        }
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        # A callable: python-engineio deletes the Cookie entry from the dict it is given, and python-socketio
+        # hands the same value to every reconnection; a fresh dict each time keeps reconnects logged in.
+        return {"headers": lambda: dict(self.options.headers), "socketio_path": self.options.socketio_path}
+
+    def start(self, session_id: str) -> None:
+        from hextrackr_cli.dialects.hx11 import Translator
+
+        with self._lock:
+            self.translator = Translator(session_id)
+
+    def join(self, sio: Any, session_id: str, *, reserve: bool, first: bool, timeout: float) -> Mapping[str, Any] | None:
+        # No ack ever comes (and none at all for an unknown id). The server starts emitting before it answers
+        # the upload, so the join must have left before the upload starts.
+        sio.emit(self.dialect.join_event, session_id)
+        _drain(sio)
+        return None
+
+    def leave(self, sio: Any, session_id: str) -> None:
+        if self.dialect.leave_event:
+            sio.emit(self.dialect.leave_event, session_id)
+            _drain(sio, 0.5)
+
+    def translate(self, name: str, data: Any) -> dict[str, Any] | None:
+        with self._lock:
+            return self.translator.event(name, data, self._now_ms())
+
+    # ------------------------------------------------------------------ HTTP
+    def posted(self, answer: Mapping[str, Any] | None) -> None:
+        with self._lock:
+            self.posted_at_ms = self._now_ms()
+            t = self.translator
+            if isinstance(answer, Mapping):
+                t.filename = t.filename or (answer.get("filename") if isinstance(answer.get("filename"), str) else None)
+                t.vendor = t.vendor or (answer.get("vendor") if isinstance(answer.get("vendor"), str) else None)
+                t.scan_date = t.scan_date or (answer.get("scanDate") if isinstance(answer.get("scanDate"), str) else None)
+
+    def poll_gap(self, base: float, polls: int) -> float:
+        return min(base * HX11_POLL_GROWTH ** max(0, polls), max(base, HX11_POLL_CAP))
+
+    def poll(self, session_id: str, *, retries: int | None = None) -> Fetched:
+        from hextrackr_cli.client import hx11_api
+        from hextrackr_cli.dialects import hx11
+
+        result = self.api.progress(session_id)
+        if result.status == hx11_api.POLL_OK:
+            self._not_started_since = None
+            with self._lock:
+                event = self.translator.poll(result.body, self._now_ms())
+            return Fetched(event=event)
+        if result.status == hx11_api.POLL_RATE_LIMITED:
+            wait = result.retry_after if result.retry_after is not None else 60.0
+            raise hx11_api.RateLimited(f"status of session {session_id}: the server's rate limit was reached (429)",
+                                       retry_after=wait)
+        if result.status == hx11_api.POLL_RESET:
+            raise ServerUnreachable(f"the status poll was cut off ({result.detail}); HexTrackr stops answering "
+                                    "for a while on large files")
+        with self._lock:
+            meaning = self.translator.not_found()
+        if meaning == hx11.NOT_STARTED:
+            if self.posted_at_ms is None:
+                raise SessionNotFound(
+                    f"session {session_id} is not known to the server",
+                    hint="HexTrackr 1.1.x forgets a session 5 s after it completes (10 s after an error): a finished "
+                         "import is only in `hextrackr imports`; otherwise check the id",
+                )
+            now = time.monotonic()
+            if self._not_started_since is None:
+                self._not_started_since = now
+            if now - self._not_started_since < HX11_NOT_STARTED_GRACE:
+                return Fetched()  # the upload was accepted; the session shows up shortly
+        return Fetched(outcome=self._from_history(session_id))
+
+    def _from_history(self, session_id: str) -> ev.Outcome:
+        """The session is gone (deleted 5 s after completion): the import history decides, never a guess."""
+        from hextrackr_cli.dialects import hx11
+
+        body = self.api.imports(limit=0)
+        with self._lock:
+            t = self.translator
+            not_before = self.posted_at_ms if self.posted_at_ms is not None else t.start_ms
+            verdict = hx11.decide_from_history(body, import_id=t.import_id, filename=t.filename, vendor=t.vendor,
+                                               scan_date=t.scan_date, not_before_ms=not_before)
+            last = dict(t.last or {})
+        import_id = verdict.summary.get("importId", last.get("importId"))
+        summary = ev.summary_from({**last, **verdict.summary}) if verdict.outcome != hx11.HISTORY_UNKNOWN else {}
+        if verdict.outcome == hx11.HISTORY_COMPLETED:
+            return ev.Outcome(protocol.OUTCOME_COMPLETED, session_id, ExitStatus.OK, import_id=import_id,
+                              message=f"the session had ended before it was seen; {verdict.reason}",
+                              summary=summary, source="history")
+        if verdict.outcome == hx11.HISTORY_FAILED:
+            return ev.Outcome(protocol.OUTCOME_FAILED, session_id, ExitStatus.IMPORT_FAILED, import_id=import_id,
+                              message=f"the session had ended before it was seen; {verdict.reason}",
+                              summary=summary, source="history")
+        raise OutcomeUnknown(
+            f"session {session_id} ended, but how is not known here: {verdict.reason}",
+            hint="HexTrackr 1.1.x deletes a finished session after 5 s; check `hextrackr imports` or the web UI "
+                 "before importing the file again",
+        )
