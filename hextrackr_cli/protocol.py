@@ -64,6 +64,9 @@ PATH_PROGRESS = "/api/import/progress/{session_id}"
 PATH_IMPORTS = "/api/imports"
 PATH_IMPORT = "/api/imports/{import_id}"
 UPLOAD_FIELD = "csvFile"
+# extension: the browser progress view of `hextrackr serve` (its /health says "browserView": true)
+PAGE_IMPORT_PREFIX = "/imports/"
+HEALTH_BROWSER_VIEW = "browserView"
 
 IMPORT_TYPES = ("vulnerabilities", "tickets")
 
@@ -75,6 +78,11 @@ _UUID_RE = re.compile(
 def is_session_id(value: object) -> bool:
     """True for a canonical textual UUID (what the seed recommends for session ids)."""
     return isinstance(value, str) and bool(_UUID_RE.match(value))
+
+
+def page_url(server_url: str, session_id: str) -> str:
+    """The browser URL of an import's progress page, on a server that serves one (``hextrackr serve``)."""
+    return f"{server_url.rstrip('/')}{PAGE_IMPORT_PREFIX}{session_id}"
 
 
 def now_ms() -> int:

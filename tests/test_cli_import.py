@@ -289,3 +289,43 @@ def test_json_output_ends_with_a_summary_even_for_a_bad_file(server, tmp_path):
     assert r.returncode == 2
     summary = json.loads(r.stdout.decode().splitlines()[-1])
     assert summary["event"] == "summary" and summary["exitCode"] == 2 and "empty" in summary["message"]
+
+
+def test_json_summary_and_verbose_output_give_the_browser_view_of_the_session(server, small_csv, tmp_path):
+    """Against `hextrackr serve`, the NDJSON summary carries the session's browser page (which the server
+    serves) and -v names it in one line; without -v the human output does not."""
+    import requests
+
+    env = cli_env(tmp_path, server.url)
+    r = run_cli(["-v", "--output", "json", "import", str(small_csv)], env)
+    assert r.returncode == 0, r.stderr.decode()
+    summary = json.loads(r.stdout.decode().splitlines()[-1])
+    assert summary["browserUrl"] == f"{server.url}/imports/{summary['sessionId']}"
+    page = requests.get(summary["browserUrl"], timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+
+    r = run_cli(["-v", "--output", "plain", "import", str(small_csv)], env)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    sid = re.search(r"session ([0-9a-f-]{36})", err).group(1)
+    (line,) = [line for line in err.splitlines() if "browser view:" in line]
+    assert f"{server.url}/imports/{sid}" in line and TOKEN not in err
+
+    r = run_cli(["--output", "plain", "import", str(small_csv)], env)
+    assert r.returncode == 0 and "browser view" not in r.stderr.decode()
+
+
+def test_open_when_the_browser_cannot_start_says_so_and_names_the_page(server, small_csv, tmp_path):
+    """--open with a display whose browser command fails: a warning naming the page instead of 'opening …',
+    no stray launcher output, and the import completes."""
+    env = cli_env(tmp_path, server.url, DISPLAY=":0", BROWSER="false")
+    r = run_cli(["--output", "plain", "import", "--open", str(small_csv)], env)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    sid = re.search(r"session ([0-9a-f-]{36})", err).group(1)
+    assert f"could not start a browser (false exited with status 1); open {server.url}/imports/{sid}" in err
+    assert "opened the progress page" not in err
+
+    ok = run_cli(["--output", "plain", "import", "--open", str(small_csv)], cli_env(tmp_path, server.url,
+                                                                                  DISPLAY=":0", BROWSER="true"))
+    assert ok.returncode == 0 and "opened the progress page" in ok.stderr.decode()

@@ -12,7 +12,7 @@ from helpers import GENERIC_CSV, db_count, db_rows, get_json, post_import, wait_
 def test_health_needs_no_token_and_names_the_seed_dialect(live_server) -> None:
     r = requests.get(live_server.url + "/health", timeout=10)
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "version": "0.1.0", "database": "ok", "dialect": "seed"}
+    assert r.json() == {"status": "ok", "version": "0.1.0", "database": "ok", "dialect": "seed", "browserView": True}
 
 
 def test_every_api_endpoint_refuses_a_missing_or_wrong_token_with_json_401(live_server) -> None:

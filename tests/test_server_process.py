@@ -8,6 +8,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 
 import requests
 
@@ -22,6 +23,22 @@ def test_serve_prints_the_listening_line_serves_and_stops_cleanly_on_sigterm(tmp
     assert srv.stop(signal.SIGTERM) == 0
     assert "Traceback" not in srv.stderr and srv.token not in srv.stderr
     assert len(db_rows(srv.db_path, "vulnerabilities")) == 3
+
+
+def test_serve_names_its_browser_view_once_without_the_token(tmp_path) -> None:
+    """One start-up line "Browser view: URL/" naming a page that is really served, and no token in it."""
+    srv = spawn_server(tmp_path)
+    try:
+        deadline = time.monotonic() + 10  # printed just after the listening line spawn_server waits for
+        while "Browser view:" not in srv.stderr and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = [line for line in srv.stderr.splitlines() if "Browser view:" in line]
+        assert lines == [f"hextrackr serve: Browser view: {srv.url}/"], srv.stderr
+        page = requests.get(srv.url + "/", timeout=10)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+    assert srv.token not in srv.stderr
 
 
 def test_sigint_stops_the_server_with_status_0(tmp_path) -> None:

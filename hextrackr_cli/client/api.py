@@ -116,6 +116,7 @@ class SeedApi:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.verify = verify
+        self.health_info: dict[str, Any] = {}  # the last /health answer (what the server says it offers)
 
     # ------------------------------------------------------------------ plumbing
     def url(self, path: str) -> str:
@@ -268,6 +269,7 @@ class SeedApi:
         )
         if not isinstance(body, dict):
             raise ServerError(f"health check: unexpected answer {_short(json.dumps(body))}")
+        self.health_info = body
         return body
 
     def upload(

@@ -36,6 +36,7 @@ class Started(Event):
     filename: str | None = None
     size: int | None = None
     server: str = ""
+    page_url: str | None = None  # the server's browser progress view of the session, when it has one
 
 
 @dataclass(frozen=True)

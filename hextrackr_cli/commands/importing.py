@@ -61,6 +61,14 @@ class Connection:
     api: Any
     dialect: protocol.Dialect
     embedded: Any = None  # the in-process server, when --server local
+    browser_view: bool = False  # the server serves the browser progress view (its /health says so)
+
+    def page_url(self, sid: str) -> str | None:
+        """The browser progress view of a session, on a server that has one and outlives this command (the
+        embedded server's page would ask for a token nobody was shown, and stops with the command)."""
+        if not self.browser_view or self.embedded is not None:
+            return None
+        return protocol.page_url(self.url, sid)
 
     def close(self) -> None:
         try:
@@ -114,6 +122,7 @@ def connect(settings: Settings, notice: Any = None, timeout: float | None = None
             conn.api, who = hx11_session(settings, server, timeout)
             conn.token = None
             api.close()
+        conn.browser_view = getattr(api, "health_info", {}).get(protocol.HEALTH_BROWSER_VIEW) is True
     except BaseException:
         conn.close()
         raise
@@ -541,7 +550,9 @@ def _import_one(
     uploading.set()
     try:
         with Sigint() as sigint:
-            renderer.handle(ev.Started(f"Importing {import_type}", sid, lf.name, lf.size, conn.url))
+            page = conn.page_url(sid)
+            renderer.handle(ev.Started(f"Importing {import_type}", sid, lf.name, lf.size, conn.url, page))
+            _verbose_page_notice(settings, renderer, page)
             if not detach:
                 watcher.start(sid, reserve=True)
             if open_browser:
@@ -578,35 +589,76 @@ def _import_one(
         watcher.close()
 
 
-def progress_page_url(base_url: str, session_id: str) -> str:
-    """The server's browser progress view of a session (``hextrackr serve`` serves it at /imports/ID)."""
-    return f"{base_url.rstrip('/')}/imports/{session_id}"
+_ASKS_TOKEN = "the page asks for the API token once"
+
+
+def _verbose_page_notice(settings: Settings, renderer: Any, page: str | None) -> None:
+    from hextrackr_cli.client import events as ev
+
+    if page and settings.verbose:
+        renderer.handle(ev.Notice(f"browser view: {page} ({_ASKS_TOKEN})"))
 
 
 def _open_progress_page(conn: Connection, sid: str, report: Any) -> None:
     """--open: the browser progress view, in a graphical browser only (a text browser would take the terminal)."""
     from hextrackr_cli.client import events as ev
 
-    url = progress_page_url(conn.url, sid)
+    url = conn.page_url(sid)
+    if url is None:
+        if conn.embedded is not None:
+            why = ("the embedded server (--server local) stops with this command and its token is never shown; "
+                   "run `hextrackr serve` and import with --server URL to follow an import in a browser")
+        else:
+            why = f"the server at {conn.url} has no browser progress view (hextrackr serve has one)"
+        report(ev.Notice(f"--open: {why}", "warning"))
+        return
     graphical = sys.platform in ("darwin", "win32") or bool(
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     )
     if not graphical:
-        report(ev.Notice(f"--open: no graphical browser here; open {url} yourself (it asks for the token)"))
+        report(ev.Notice(f"--open: no graphical browser here; open {url} yourself ({_ASKS_TOKEN})"))
         return
 
     def launch() -> None:
-        import webbrowser
-
-        try:
-            ok = webbrowser.open_new_tab(url)
-        except Exception:
-            ok = False
-        if not ok:
-            report(ev.Notice(f"--open: could not start a browser; open {url} yourself", "warning"))
+        started, why = _launch_browser(url)
+        if started:
+            report(ev.Notice(f"opened the progress page {url} in a browser ({_ASKS_TOKEN})"))
+        else:
+            report(ev.Notice(f"--open: could not start a browser ({why}); open {url} yourself ({_ASKS_TOKEN})",
+                             "warning"))
 
     threading.Thread(target=launch, name="hextrackr-browser", daemon=True).start()
-    report(ev.Notice(f"opening the progress page {url} (it asks for the API token once)"))
+
+
+def _launch_browser(url: str) -> tuple[bool, str]:
+    """Start the desktop's browser on ``url`` with its output kept off our terminal: (started, why not).
+
+    webbrowser's own launchers report success as soon as the launcher process exists and let it write to our
+    stderr (e.g. ``gio: …: Operation not supported`` when no browser handles http); a launcher that exits
+    non-zero within a few seconds is a failure here."""
+    import subprocess
+    import webbrowser
+
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return False, "no browser found"
+    name, args = getattr(browser, "name", ""), getattr(browser, "args", None)
+    if not name or not isinstance(args, list):  # macOS / Windows launchers answer for themselves
+        try:
+            return bool(browser.open_new_tab(url)), "the system launcher refused"
+        except Exception as exc:
+            return False, type(exc).__name__
+    try:
+        proc = subprocess.Popen([name, *(a.replace("%s", url) for a in args)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError as exc:
+        return False, f"{name}: {exc.strerror or exc}"
+    try:
+        code = proc.wait(5.0)
+    except subprocess.TimeoutExpired:
+        return True, ""  # still running: a browser window
+    return code == 0, f"{name} exited with status {code}"
 
 
 def _detach_after_upload(watcher: Any, renderer: Any, sid: str, sigint: Sigint, abort: threading.Event) -> int:
@@ -662,7 +714,9 @@ def run_watch(settings: Settings, session_id: str, timeout: float | None = None,
     watcher = _make_watcher(conn, settings, transport, timeout)
     try:
         with Sigint() as sigint:
-            renderer.handle(ev.Started("Watching import", session_id, None, None, conn.url))
+            page = conn.page_url(session_id)
+            renderer.handle(ev.Started("Watching import", session_id, None, None, conn.url, page))
+            _verbose_page_notice(settings, renderer, page)
             watcher.start(session_id)
             outcome = follow(watcher, renderer, conn, session_id, sigint, timeout=timeout, started=started)
             return int(outcome.exit_code)

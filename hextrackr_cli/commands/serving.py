@@ -99,6 +99,7 @@ def run_serve(
         if generated:
             _store_local_profile(global_flags, server.url, token_list[0])
         _say(f"hextrackr serve: listening on {server.url}")
+        _say(f"hextrackr serve: Browser view: {server.url}/")
         _say(f"hextrackr serve: database {server.database}")
         while not stop.is_set() and server._thread.is_alive():
             stop.wait(0.5)

@@ -15,6 +15,7 @@ class JsonRenderer:
         self.err = err
         self.quiet = quiet
         self.filename: str | None = None
+        self.page_url: str | None = None
 
     def emit(self, obj: Any) -> None:
         try:
@@ -25,7 +26,7 @@ class JsonRenderer:
 
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.Outcome):
-            self.emit(summary_object(event, self.filename))
+            self.emit(summary_object(event, self.filename, self.page_url))
             try:
                 self.err.write(summary_line(event, self.filename) + "\n")
                 self.err.flush()
@@ -34,6 +35,7 @@ class JsonRenderer:
             return
         if isinstance(event, ev.Started):
             self.filename = event.filename
+            self.page_url = event.page_url
         if self.quiet:
             return
         if isinstance(event, ev.Progress):
@@ -60,7 +62,7 @@ class JsonRenderer:
         pass
 
 
-def summary_object(outcome: ev.Outcome, filename: str | None = None) -> dict[str, Any]:
+def summary_object(outcome: ev.Outcome, filename: str | None = None, page_url: str | None = None) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "event": "summary",
         "outcome": outcome.outcome,
@@ -74,6 +76,8 @@ def summary_object(outcome: ev.Outcome, filename: str | None = None) -> dict[str
             obj[key] = outcome.summary[key]
     if filename:
         obj["file"] = filename
+    if page_url:  # the server's browser progress view of the session
+        obj["browserUrl"] = page_url
     if outcome.message:
         obj["message"] = outcome.message
     if outcome.outcome == "cancelled":

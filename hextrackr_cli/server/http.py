@@ -162,7 +162,7 @@ class HttpApp:
     async def health(self, send: Send) -> None:
         ok = await asyncio.to_thread(self.ctx.db.healthy)
         body = {"status": "ok" if ok else "error", "version": __version__, "database": "ok" if ok else "unavailable",
-                "dialect": "seed"}
+                "dialect": "seed", protocol.HEALTH_BROWSER_VIEW: True}
         await send_json(send, 200 if ok else 503, body)
 
     async def progress(self, send: Send, principal: Principal, session_id: str) -> None:

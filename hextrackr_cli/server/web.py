@@ -22,7 +22,7 @@ Send = Callable[[dict], Awaitable[None]]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_PREFIX = "/static/"
-IMPORT_PREFIX = "/imports/"
+IMPORT_PREFIX = protocol.PAGE_IMPORT_PREFIX  # protocol.page_url(server_url, session_id) is its URL
 
 # Vendored files only change with a package upgrade; our own page code may change with any edit, so it is
 # revalidated (cheap: ETag + 304).
@@ -189,8 +189,3 @@ async def serve(scope: dict, send: Send) -> None:
         return await _not_found(scope, send, f"no such file: {path[:200]}")
     cache = VENDOR_CACHE if rel.startswith("vendor/") else APP_CACHE
     await _send_asset(scope, send, asset, cache)
-
-
-def page_url(base_url: str, session_id: str) -> str:
-    """The browser URL of an import's progress page (for the CLI's verbose output and JSON summary)."""
-    return f"{base_url.rstrip('/')}{IMPORT_PREFIX}{session_id}"
