@@ -142,9 +142,16 @@ def start_embedded() -> Any:
             f"the embedded server is not available ({exc})",
             hint="install the server extra: pip install 'hextrackr[server]', or pass --server URL",
         ) from None
+    import sqlite3
+
     data_dir = default_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return start_background(database=f"sqlite:///{data_dir / 'hextrackr.db'}")
+    try:  # the server's own log lines go to a file: the user sees only this command's output
+        return start_background(database=f"sqlite:///{data_dir / 'hextrackr.db'}", log_file=data_dir / "server.log")
+    except ValueError as exc:  # e.g. a database written by a newer hextrackr
+        raise UsageError(str(exc)) from None
+    except (OSError, RuntimeError, sqlite3.Error) as exc:  # unreadable or corrupt database, no free port…
+        raise UsageError(f"the embedded server could not start: {exc}") from None
 
 
 def pick_dialect(settings: Settings, api: Any, timeout: float | None = None) -> tuple[protocol.Dialect, str]:
@@ -619,15 +626,23 @@ def _open_progress_page(conn: Connection, sid: str, report: Any) -> None:
         report(ev.Notice(f"--open: no graphical browser here; open {url} yourself ({_ASKS_TOKEN})"))
         return
 
+    said = threading.Event()  # the launcher's verdict is reported once, by whoever knows it first
+
     def launch() -> None:
         started, why = _launch_browser(url)
-        if started:
-            report(ev.Notice(f"opened the progress page {url} in a browser ({_ASKS_TOKEN})"))
-        else:
+        if not started:
             report(ev.Notice(f"--open: could not start a browser ({why}); open {url} yourself ({_ASKS_TOKEN})",
                              "warning"))
+        elif not said.is_set():
+            report(ev.Notice(f"opened the progress page {url} in a browser ({_ASKS_TOKEN})"))
+        said.set()
 
-    threading.Thread(target=launch, name="hextrackr-browser", daemon=True).start()
+    t = threading.Thread(target=launch, name="hextrackr-browser", daemon=True)
+    t.start()
+    t.join(1.0)  # a launcher that fails says so at once (a short import may be over before a later notice)
+    if not said.is_set():
+        said.set()
+        report(ev.Notice(f"opening the progress page {url} ({_ASKS_TOKEN})"))
 
 
 def _launch_browser(url: str) -> tuple[bool, str]:

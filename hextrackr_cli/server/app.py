@@ -24,6 +24,35 @@ def default_database_url() -> str:
     return f"sqlite:///{default_data_dir() / 'hextrackr.db'}"
 
 
+# Server-side loggers (ours with its children, uvicorn's, asyncio's). In embedded mode (--server local) they
+# write to a file in the data directory, never to the terminal of the command the server runs inside.
+SERVER_LOGGERS = ("hextrackr.server", "uvicorn", "asyncio")
+
+
+def log_to_file(path: Path) -> None:
+    """Send the server's log lines (warnings, errors with their tracebacks) to ``path`` only (mode 0600)."""
+    from logging.handlers import RotatingFileHandler
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600, exist_ok=True)
+    class FileOnly(RotatingFileHandler):
+        def handleError(self, record: logging.LogRecord) -> None:
+            pass  # a line that cannot be written (disk full) is lost, never printed on the terminal instead
+
+    handler = FileOnly(path, maxBytes=1 << 20, backupCount=1, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.set_name("hextrackr-embedded-log")
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if h.get_name() == "hextrackr-embedded-log"]:
+            logger.removeHandler(old)
+            old.close()
+        logger.addHandler(handler)
+        logger.propagate = False
+        if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 def _quiet_logger(name: str, log_level: str) -> logging.Logger:
     """python-socketio/engineio's own chatter ("Invalid session ...") only when asked for (--log-level info)."""
     logger = logging.getLogger(name)
@@ -151,14 +180,18 @@ def start_background(
     transports: tuple[str, ...] = ("websocket", "polling"),
     max_upload: int = 1 << 30,
     log_level: str = "warning",
+    log_file: Path | None = None,
 ) -> EmbeddedServer:
     """uvicorn in a daemon thread with its own loop on a socket bound to host:port (0 = free port).
 
-    Returns once it accepts connections. ``tokens`` None -> a random token is generated.
+    Returns once it accepts connections. ``tokens`` None -> a random token is generated. ``log_file``: the
+    server's log goes there instead of stderr (the in-process server of --server local).
     """
     import uvicorn
 
     tokens = list(tokens) if tokens else [secrets.token_urlsafe(32)]
+    if log_file is not None:
+        log_to_file(log_file)
     ctx = make_context(database=database, tokens=tokens, retention=retention, max_upload=max_upload)
     app = build_app(ctx, tuple(transports), log_level)
 
@@ -175,7 +208,8 @@ def start_background(
     bound_port = sock.getsockname()[1]
 
     config = uvicorn.Config(app, lifespan="off", log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=1, ws="auto")
+                            timeout_graceful_shutdown=1, ws="auto",
+                            **({"log_config": None} if log_file is not None else {}))
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
 

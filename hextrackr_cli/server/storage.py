@@ -85,6 +85,13 @@ CREATE TABLE IF NOT EXISTS tickets (
 """
 
 IMPORT_STATUSES = ("running", "completed", "failed", "cancelled")
+# PRAGMA user_version of the layout above. Databases from before versioning (0) are upgraded in place by
+# _upgrade_unversioned; a later change to SCHEMA bumps this and adds a step to MIGRATIONS.
+SCHEMA_VERSION = 1
+
+
+class SchemaTooNew(ValueError):
+    """The database was written by a newer hextrackr; ``str()`` is the one-line message for the user."""
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"  # which server process runs an import
 
 
@@ -104,6 +111,32 @@ def _runner_alive(runner: str | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _upgrade_unversioned(conn: sqlite3.Connection) -> None:
+    """Databases written before the schema had a version: add what later layouts added, keep every row."""
+    if "runner" not in _columns(conn, "imports"):
+        conn.execute("ALTER TABLE imports ADD COLUMN runner TEXT")
+    if "created_import_id" not in _columns(conn, "vulnerabilities"):
+        conn.execute("ALTER TABLE vulnerabilities ADD COLUMN created_import_id INTEGER NOT NULL DEFAULT 0")
+        conn.execute("UPDATE vulnerabilities SET created_import_id = import_id")  # best known: the last import
+    conn.execute("DROP INDEX IF EXISTS vulnerabilities_vendor_import")  # replaced by vulnerabilities_open
+    if "vulnerability_id" in _columns(conn, "vulnerability_snapshots"):  # snapshots keyed by record id then
+        conn.execute("ALTER TABLE vulnerability_snapshots RENAME TO vulnerability_snapshots_old")
+        conn.execute("CREATE TABLE vulnerability_snapshots (import_id INTEGER NOT NULL, dedup_key TEXT NOT NULL,"
+                     " severity TEXT, state TEXT, vpr_score REAL)")
+        conn.execute("INSERT INTO vulnerability_snapshots (import_id, dedup_key, severity, state, vpr_score)"
+                     " SELECT s.import_id, v.dedup_key, s.severity, s.state, s.vpr_score"
+                     " FROM vulnerability_snapshots_old s JOIN vulnerabilities v ON v.id = s.vulnerability_id")
+        conn.execute("DROP TABLE vulnerability_snapshots_old")
+
+
+# MIGRATIONS[n - 1] upgrades a database of schema version n to n + 1 (none yet: version 1 is the first).
+MIGRATIONS: list[Any] = []
 
 
 def utc_now() -> str:
@@ -157,16 +190,49 @@ class Database:
             conn.close()
 
     def initialize(self) -> None:
+        """Create the schema, or upgrade an older database in place (one transaction); refuse a newer one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():  # refuse a newer database before changing anything in it (even its journal mode)
+            probe = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                self._check_version(probe.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                probe.close()
         conn = self.connect()
         try:
-            conn.executescript(SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                self._check_version(version)
+                existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if "imports" in existing:  # not a new file: bring it up to date, step by step
+                    if version == 0:
+                        _upgrade_unversioned(conn)
+                        version = 1
+                    for step in MIGRATIONS[version - 1:]:
+                        step(conn)
+                for statement in SCHEMA.split(";"):  # not executescript(): it would COMMIT the transaction first
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         finally:
             conn.close()
         try:
             os.chmod(self.path, 0o600)
         except OSError:
             pass
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database {self.path} was written by a newer hextrackr (schema version {version}; this "
+                f"one knows up to {SCHEMA_VERSION}): upgrade hextrackr, or use another --database"
+            )
 
     def fail_stale_imports(self) -> int:
         """Imports left 'running' by a server process that died can never finish: record them as failed."""
