@@ -23,7 +23,8 @@ from hextrackr_cli.settings import LOCAL, Settings, default_data_dir
 CANCEL_WAIT = 15.0  # seconds to wait for importCancelled after the first Ctrl-C
 # A double Ctrl-C (two presses within this window) detaches without cancelling: the cancel is only sent
 # once the window has passed, so "Ctrl-C again to detach" can be honoured even by a quick double press.
-CANCEL_GRACE = 0.4
+# Short, because every moment here is a moment the import goes on (near its end: past the point of no return).
+CANCEL_GRACE = 0.2
 _DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
 
 
@@ -34,6 +35,7 @@ class Sigint:
     def __init__(self) -> None:
         self.count = 0
         self.event = threading.Event()
+        self.wake: Any = None  # called (in a helper thread) on each press: wakes a loop blocked on a queue
         self._previous: Any = None
         self._installed = False
 
@@ -46,6 +48,8 @@ class Sigint:
     def _handle(self, signum: int, frame: Any) -> None:
         self.count += 1
         self.event.set()
+        if self.wake is not None:  # not from here: the interrupted code may hold the lock wake() needs
+            threading.Thread(target=self.wake, name="hextrackr-sigint", daemon=True).start()
 
     def __exit__(self, *exc: Any) -> None:
         if self._installed:
@@ -324,6 +328,7 @@ def follow(
         renderer.handle(outcome)
         return outcome
 
+    sigint.wake = lambda: watcher.put(None)  # a press is handled at once, not at the next 0.1 s poll
     wait = 0.0  # first pass: check the deadline and Ctrl-C before blocking
     while True:
         try:
@@ -376,9 +381,12 @@ def follow(
                 cancel_at = time.monotonic() + CANCEL_GRACE
                 renderer.handle(ev.Cancelling(sid))
         now = time.monotonic()
-        if cancel_at is not None and cancel_sent is None and now >= cancel_at:
-            cancel_sent = now
-            watcher.request_cancel()
+        if cancel_at is not None and cancel_sent is None:
+            if now >= cancel_at:
+                cancel_sent = now
+                watcher.request_cancel()
+            else:
+                wait = min(wait, cancel_at - now)  # send it when the window ends, not up to 0.1 s later
         if cancel_sent is not None and now - cancel_sent > cancel_wait:
             return finish(
                 ev.Outcome(ev.OUTCOME_INTERRUPTED, sid, ExitStatus.INTERRUPTED,
