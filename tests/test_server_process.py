@@ -89,7 +89,8 @@ def test_bad_serve_options_exit_2_with_one_line_and_no_traceback(tmp_path) -> No
             (["--max-upload", "lots"], "--max-upload"),
             (["--database", "mysql://x/y"], "not supported"),
             (["--port", str(busy.getsockname()[1])], "cannot listen"),
-            (["--message-queue", "redis://localhost"], "message-queue"),
+            (["--message-queue", "http://localhost"], "--message-queue must be a redis://"),
+            (["--workers", "2"], "--workers above 1 needs --database postgresql://"),
         ]
         for args, words in cases:
             res = serve(tmp_path, *args)

@@ -13,7 +13,6 @@ from typing import Any
 
 from hextrackr_cli import protocol
 from hextrackr_cli.server.context import ServerContext
-from hextrackr_cli.server.storage import Database, parse_database_url
 
 log = logging.getLogger("hextrackr.server")
 
@@ -87,7 +86,11 @@ def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "p
                 except Exception:
                     pass
 
+    extra: dict[str, Any] = {}
+    if ctx.shared is not None:  # rooms and events across workers: python-socketio's Redis client manager
+        extra["client_manager"] = ctx.shared.manager()
     sio = _AsyncServer(
+        **extra,
         async_mode="asgi",
         cors_allowed_origins="*",
         transports=list(transports),
@@ -101,13 +104,23 @@ def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "p
     return socketio.ASGIApp(sio, other_asgi_app=HttpApp(ctx), socketio_path="socket.io")
 
 
-def make_context(*, database: str | None, tokens: list[str], retention: float, max_upload: int) -> ServerContext:
-    db = Database(parse_database_url(database or default_database_url()))
-    db.initialize()
+def make_context(*, database: str | None, tokens: list[str], retention: float, max_upload: int,
+                 message_queue: str | None = None) -> ServerContext:
+    from hextrackr_cli.server.storage_pg import open_database
+
+    db = open_database(database or default_database_url())
+    db.initialize()  # creates or migrates the schema
     db.fail_stale_imports()
-    _clean_uploads(db.path.parent / "uploads")
+    upload_dir = getattr(db, "upload_dir", None) or db.path.parent / "uploads"
+    _clean_uploads(upload_dir)
+    shared = None
+    if message_queue:
+        from hextrackr_cli.server.state import SharedState
+        from hextrackr_cli.server.storage import RUNNER
+
+        shared = SharedState(message_queue, runner=getattr(db, "runner", None) or RUNNER)
     return ServerContext(db=db, tokens=tokens, retention=retention, max_upload=max_upload,
-                         upload_dir=db.path.parent / "uploads")
+                         upload_dir=upload_dir, shared=shared)
 
 
 def _clean_uploads(directory: Path) -> None:
@@ -181,6 +194,7 @@ def start_background(
     max_upload: int = 1 << 30,
     log_level: str = "warning",
     log_file: Path | None = None,
+    message_queue: str | None = None,
 ) -> EmbeddedServer:
     """uvicorn in a daemon thread with its own loop on a socket bound to host:port (0 = free port).
 
@@ -192,7 +206,8 @@ def start_background(
     tokens = list(tokens) if tokens else [secrets.token_urlsafe(32)]
     if log_file is not None:
         log_to_file(log_file)
-    ctx = make_context(database=database, tokens=tokens, retention=retention, max_upload=max_upload)
+    ctx = make_context(database=database, tokens=tokens, retention=retention, max_upload=max_upload,
+                       message_queue=message_queue)
     app = build_app(ctx, tuple(transports), log_level)
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -95,7 +95,7 @@ class _LoopHandle:
 
 class ServerContext:
     def __init__(self, *, db: Database, tokens: list[str], retention: float, max_upload: int,
-                 upload_dir: Path) -> None:
+                 upload_dir: Path, shared: Any = None) -> None:
         if not tokens:
             raise ValueError("at least one token is required")
         self.db = db
@@ -108,7 +108,12 @@ class ServerContext:
         self._queue: asyncio.Queue | None = None
         self._consumer: asyncio.Task | None = None
         self.sio: Any = None  # set by the app builder
-        self.tracker = ProgressTracker(self.emit, self.call_later, retention=retention)
+        self.shared = shared  # state.SharedState when workers share a message queue (Redis), else None
+        self._sweeper: asyncio.Task | None = None
+        if shared is None:
+            self.tracker = ProgressTracker(self.emit, self.call_later, retention=retention)
+        else:
+            self.tracker = shared.make_tracker(self.emit, self.call_later, retention=retention)
         self.importer = Importer(db, self.tracker)
 
     # ------------------------------------------------------------------ auth
@@ -129,9 +134,62 @@ class ServerContext:
         self.loop = loop
         self._queue = asyncio.Queue()
         self._consumer = loop.create_task(self._consume())
+        if self.shared is not None:
+            self.shared.start(self.tracker.remote_cancel)
+            self._sweeper = loop.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Every second: imports whose worker is gone are recorded as failed and their rooms told."""
+        from hextrackr_cli.server.state import sweep
+
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await asyncio.to_thread(sweep, self.shared, self.db, self.tracker, self.emit, self.tracker.retention)
+            except Exception as exc:  # Redis or the database is down: next round
+                log.debug("sweep: %s", exc)
+
+    def queue_ok(self) -> bool:
+        """False when the message queue is configured but unreachable (blocking)."""
+        return self.shared is None or self.shared.ping()
+
+    def remote_state(self, session_id: str, principal: Principal) -> dict | None:
+        """SessionState of a session another worker runs (message queue only); blocking."""
+        if self.shared is None:
+            return None
+        try:
+            stored = self.shared.load(session_id)
+        except self.shared.Error:
+            return None
+        if stored is None or not principal.may_see(stored.get("owner")):
+            return None
+        return stored["state"]
+
+    def remote_cancel(self, session_id: str, principal: Principal) -> dict | None:
+        """The cancelImport ack for a session another worker runs (message queue only), None if unknown; blocking."""
+        state = self.remote_state(session_id, principal)
+        if state is None:
+            return None
+        try:
+            result = self.shared.cancel(session_id)
+        except self.shared.Error:
+            return {"ok": False, "error": "the message queue (Redis) is unreachable; the cancel was not delivered"}
+        if result == "ok":
+            return {"ok": True}
+        if result == "committing":
+            return {"ok": False, "error": "Import is committing; too late to cancel"}
+        if result == "missing":
+            return None
+        if state.get("cancelled"):
+            return {"ok": False, "error": "Import already cancelled"}
+        return {"ok": False, "error": "Import already failed" if result == protocol.FAILED else "Import already completed"}
 
     async def stop(self) -> None:
         self.tracker.shutdown()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self.shared is not None:
+            self.shared.stop()
         if self._consumer is not None:
             self._consumer.cancel()
             try:
@@ -187,6 +245,9 @@ class ServerContext:
             return session_state(session), True
         if self.tracker.get(session_id) is not None:
             return None, True
+        state = self.remote_state(session_id, principal)
+        if state is not None:
+            return state, True
         row = self.db.import_by_session(session_id)
         if row is None or not principal.may_see(row["owner"]):
             return None, False

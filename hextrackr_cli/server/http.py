@@ -163,6 +163,11 @@ class HttpApp:
         ok = await asyncio.to_thread(self.ctx.db.healthy)
         body = {"status": "ok" if ok else "error", "version": __version__, "database": "ok" if ok else "unavailable",
                 "dialect": "seed", protocol.HEALTH_BROWSER_VIEW: True}
+        if self.ctx.shared is not None:  # several workers: events and cancels cross them through Redis
+            queue_ok = await asyncio.to_thread(self.ctx.queue_ok)
+            body["messageQueue"] = "ok" if queue_ok else "unavailable"
+            ok = ok and queue_ok
+            body["status"] = "ok" if ok else "error"
         await send_json(send, 200 if ok else 503, body)
 
     async def progress(self, send: Send, principal: Principal, session_id: str) -> None:
@@ -293,6 +298,10 @@ class HttpApp:
             raise HttpError(422, message, "unprocessable") from None
         vendor = vendor or f_vendor or fmt.default_vendor
         scan_date = scan_date or f_date or _today()
+        if ctx.shared is not None and not await asyncio.to_thread(ctx.queue_ok):  # events reach this worker only
+            upload.discard()
+            raise HttpError(503, "the message queue (Redis) is unreachable: imports are refused until it is back",
+                            "message_queue", [("retry-after", "5")])
         try:
             import_id = await asyncio.to_thread(
                 ctx.db.create_import, session_id=session_id, owner=principal.token_id, type_=kind,

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from hextrackr_cli import protocol
 from hextrackr_cli.formats import FormatError, Format, RowError, detect_format, make_mapper, printable
-from hextrackr_cli.server.storage import Database, Staging, merge_tickets, merge_vulnerabilities
+from hextrackr_cli.server.storage import Database
 from hextrackr_cli.server.tracker import ProgressTracker
 
 log = logging.getLogger("hextrackr.server")
@@ -457,7 +457,7 @@ class _Run:
 
             # ---- loading: parse, map and stage rows in batches (each batch = progress + cancel point)
             mapper = make_mapper(fmt, vendor)
-            staging = Staging(conn, job.kind)
+            staging = self.importer.db.staging(conn, job.kind)
             staging.begin()
             batch: list = []
             done = 0
@@ -513,10 +513,10 @@ class _Run:
         try:
             self.report(protocol.PROCESSING, 80, "Merging records", processedRows=rows, totalRows=rows)
             if job.kind == "vulnerabilities":
-                counts = merge_vulnerabilities(conn, staging, import_id=job.import_id, vendor=vendor,
+                counts = self.importer.db.merge_vulnerabilities(conn, staging, import_id=job.import_id, vendor=vendor,
                                                scan_date=job.scan_date, plugins=mapper.plugins, check=check)
             else:
-                counts = merge_tickets(conn, staging, import_id=job.import_id, check=check)
+                counts = self.importer.db.merge_tickets(conn, staging, import_id=job.import_id, check=check)
             self.check_cancel()
             # ---- finalizing: the import record commits with the data
             self.report(protocol.FINALIZING, 95, "Committing", processedRows=rows, totalRows=rows)

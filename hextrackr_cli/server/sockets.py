@@ -145,6 +145,9 @@ class ImportNamespace(socketio.AsyncNamespace):
                     return {"ok": False, "error": "Import is committing; too late to cancel"}
             return {"ok": False, "error": _finished_message(session.status, session.cancelled)}
         if ctx.tracker.get(session_id) is None:
+            ack = await asyncio.to_thread(ctx.remote_cancel, session_id, principal)  # runs on another worker
+            if ack is not None:
+                return ack
             row = await asyncio.to_thread(ctx.db.import_by_session, session_id)
             if row is not None and principal.may_see(row["owner"]):
                 if row["status"] == "running":

@@ -182,6 +182,16 @@ class Database:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
+    # the bulk-load operations the pipeline calls through its database (storage_pg.PgDatabase has the same)
+    def staging(self, conn: sqlite3.Connection, kind: str) -> "Staging":
+        return Staging(conn, kind)
+
+    def merge_vulnerabilities(self, conn: sqlite3.Connection, staging: "Staging", **kw: Any) -> "LoadCounts":
+        return merge_vulnerabilities(conn, staging, **kw)
+
+    def merge_tickets(self, conn: sqlite3.Connection, staging: "Staging", **kw: Any) -> "LoadCounts":
+        return merge_tickets(conn, staging, **kw)
+
     def checkpoint(self) -> None:
         conn = self.connect()
         try:

@@ -1,0 +1,482 @@
+"""PostgreSQL storage (psycopg 3): the SQLite backend's schema semantics on a database several workers share.
+
+The import pipeline talks to the database it is given through the small surface it uses with SQLite
+(``connect()`` -> a connection with ``execute``/``in_transaction``/``set_progress_handler``/``close``,
+``staging()``, ``merge_vulnerabilities()``, ``merge_tickets()``, ``finish_import()``), so one pipeline drives both.
+Errors are raised as the DB-API classes the server already handles (subclasses of ``sqlite3.Error``:
+``OperationalError`` for a lost connection or a cancelled statement, ``IntegrityError`` for a duplicate session id),
+with the psycopg error chained.
+
+- Migration: ``initialize()`` creates the schema (version 1) under an advisory lock, so workers starting together
+  do it once.
+- Transactions: one per import, as with SQLite; rows are staged in a TEMP table with ``COPY`` and merged with
+  ``INSERT … SELECT … ON CONFLICT DO UPDATE`` plus a set-based resolve ``UPDATE``.
+- Imports are serialized across every worker by a transaction-scoped advisory lock taken when the merge begins.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
+from hextrackr_cli.server.storage import RUNNER, LoadCounts, _runner_alive, utc_now
+
+SCHEMA_VERSION = 1
+MIGRATION_LOCK = 0x6878_7472_0001  # advisory lock keys ("hxtr" + n)
+IMPORT_LOCK = 0x6878_7472_0002
+LOCK_WAIT = 600.0  # seconds an import waits for another worker's import before it fails
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS imports (
+    id BIGSERIAL PRIMARY KEY,
+    session_id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL DEFAULT '',
+    type TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    vendor TEXT,
+    scan_date TEXT,
+    format TEXT,
+    sha256 TEXT,
+    size BIGINT,
+    status TEXT NOT NULL DEFAULT 'running',
+    runner TEXT,
+    rows BIGINT NOT NULL DEFAULT 0,
+    records BIGINT NOT NULL DEFAULT 0,
+    inserted BIGINT NOT NULL DEFAULT 0,
+    updated BIGINT NOT NULL DEFAULT 0,
+    resolved BIGINT NOT NULL DEFAULT 0,
+    error TEXT,
+    last_event TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    duration_ms BIGINT
+);
+CREATE INDEX IF NOT EXISTS imports_running ON imports (status) WHERE status = 'running';
+CREATE TABLE IF NOT EXISTS vulnerabilities (
+    id BIGSERIAL PRIMARY KEY,
+    vendor TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    hostname TEXT, ip_address TEXT, asset_id TEXT, cve TEXT, plugin_id TEXT, plugin_name TEXT,
+    severity TEXT, vpr_score DOUBLE PRECISION, cvss_score DOUBLE PRECISION, state TEXT, description TEXT,
+    solution TEXT, first_seen TEXT, last_seen TEXT, scan_date TEXT,
+    status TEXT NOT NULL DEFAULT 'open',
+    resolved_at TEXT,
+    import_id BIGINT NOT NULL,
+    created_import_id BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (vendor, dedup_key)
+);
+CREATE TABLE IF NOT EXISTS plugins (
+    vendor TEXT NOT NULL,
+    plugin_id TEXT NOT NULL,
+    name TEXT, description TEXT, solution TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (vendor, plugin_id)
+);
+CREATE INDEX IF NOT EXISTS vulnerabilities_open ON vulnerabilities (vendor, import_id) WHERE status = 'open';
+CREATE TABLE IF NOT EXISTS vulnerability_snapshots (
+    import_id BIGINT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    severity TEXT, state TEXT, vpr_score DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS tickets (
+    id BIGSERIAL PRIMARY KEY,
+    xt_number TEXT NOT NULL UNIQUE,
+    date_submitted TEXT, date_due TEXT, hexagon_ticket TEXT, service_now_ticket TEXT, location TEXT,
+    devices TEXT, supervisor TEXT, tech TEXT, status TEXT, notes TEXT,
+    import_id BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+def runner_alive(runner: str | None) -> bool:
+    """False when ``runner`` (host:pid:tag) is a process of this host that no longer exists, or this one's past."""
+    return _runner_alive((runner or "").rsplit(":", 1)[0] if (runner or "").count(":") >= 2 else runner)
+
+
+class PgError(sqlite3.DatabaseError):
+    pass
+
+
+class PgOperationalError(sqlite3.OperationalError):
+    pass
+
+
+class PgIntegrityError(sqlite3.IntegrityError):
+    pass
+
+
+def _translate(exc: Exception) -> sqlite3.Error:
+    import psycopg
+
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return PgOperationalError("interrupted")
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg.IntegrityError):
+        return PgIntegrityError(text)
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return PgOperationalError(f"PostgreSQL unavailable: {text}")
+    return PgError(f"PostgreSQL: {text}")
+
+
+class PgConnection:
+    """A psycopg connection (autocommit; transactions are explicit) with the sqlite3 calls the pipeline makes."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self._watch_stop: threading.Event | None = None
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        head = sql.lstrip()[:16].upper()
+        if head.startswith("PRAGMA"):
+            return None  # SQLite tuning has no meaning here
+        try:
+            if head.startswith("BEGIN"):
+                self.raw.execute("BEGIN")
+                if "IMMEDIATE" in head:  # the import's write transaction: one import at a time, every worker
+                    self._lock_imports()
+                return None
+            return self.raw.execute(sql.replace("?", "%s") if args else sql, args or None)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    def _lock_imports(self) -> None:
+        deadline = time.monotonic() + LOCK_WAIT
+        while not self.raw.execute("SELECT pg_try_advisory_xact_lock(%s)", (IMPORT_LOCK,)).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise PgOperationalError("database is locked: another worker's import holds it")
+            time.sleep(0.05)
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def set_progress_handler(self, handler: Callable[[], int] | None, n: int) -> None:
+        """Like SQLite's: while set, ``handler()`` returning 1 interrupts the running statement (server-side cancel)."""
+        if self._watch_stop is not None:
+            self._watch_stop.set()
+            self._watch_stop = None
+        if handler is None:
+            return
+        stop = threading.Event()
+        self._watch_stop = stop
+
+        def watch() -> None:
+            while not stop.wait(0.05):
+                if handler():
+                    try:
+                        self.raw.cancel_safe(timeout=2.0)
+                    except Exception:
+                        pass
+                    return
+
+        threading.Thread(target=watch, name="pg-cancel-watch", daemon=True).start()
+
+    def close(self) -> None:
+        self.set_progress_handler(None, 0)
+        try:
+            self.raw.close()
+        except Exception:
+            pass
+
+
+class PgStaging:
+    """A TEMP table of one import's mapped records, filled with COPY."""
+
+    def __init__(self, conn: PgConnection, kind: str) -> None:
+        self.conn = conn
+        self.kind = kind
+        fields = VULN_FIELDS if kind == "vulnerabilities" else TICKET_FIELDS
+        self.table = "staging_v" if kind == "vulnerabilities" else "staging_t"
+        types = {"vpr_score": "DOUBLE PRECISION", "cvss_score": "DOUBLE PRECISION"}
+        cols = ", ".join(f"{f} {types.get(f, 'TEXT')}" for f in fields)
+        conn.execute(f"DROP TABLE IF EXISTS pg_temp.{self.table}")
+        conn.execute(f"CREATE TEMP TABLE {self.table} (seq BIGSERIAL, {cols})")
+        self._copy = f"COPY pg_temp.{self.table} ({', '.join(fields)}) FROM STDIN"
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN")
+
+    def add(self, records: Iterable[tuple]) -> None:
+        try:
+            with self.conn.raw.cursor() as cur, cur.copy(self._copy) as copy:
+                for record in records:
+                    copy.write_row(record)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    def end(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def drop(self) -> None:
+        try:
+            self.conn.execute(f"DROP TABLE IF EXISTS pg_temp.{self.table}")
+        except sqlite3.Error:
+            pass
+
+
+def merge_vulnerabilities(conn: PgConnection, staging: PgStaging, *, import_id: int, vendor: str, scan_date: str,
+                          plugins: dict | None = None, check: Any = None) -> LoadCounts:
+    """Same semantics as the SQLite merge: last row of a key wins, first_seen is the earliest, absent ones resolve."""
+    check = check or (lambda stage: None)
+    now = utc_now()
+    t = f"pg_temp.{staging.table}"
+    check("upsert")
+    id_before = conn.execute("SELECT coalesce(max(id), 0) FROM vulnerabilities").fetchone()[0]
+    cols = ", ".join(VULN_FIELDS)
+    conn.execute(
+        f"INSERT INTO vulnerabilities ({cols}, vendor, scan_date, status, resolved_at, import_id,"
+        " created_import_id, created_at, updated_at)"
+        " SELECT dedup_key, hostname, ip_address, asset_id, cve, plugin_id, plugin_name, severity, vpr_score,"
+        " cvss_score, state, description, solution, first_seen, last_seen, %s, %s, 'open', NULL, %s, %s, %s, %s"
+        " FROM (SELECT DISTINCT ON (dedup_key) dedup_key, hostname, ip_address, asset_id, cve, plugin_id,"
+        "   plugin_name, severity, vpr_score, cvss_score, state, description, solution,"
+        "   min(CASE WHEN first_seen = '' THEN %s ELSE first_seen END) OVER (PARTITION BY dedup_key) AS first_seen,"
+        "   CASE WHEN last_seen = '' THEN %s ELSE last_seen END AS last_seen"
+        f"   FROM {t} ORDER BY dedup_key, seq DESC) s"
+        " ON CONFLICT (vendor, dedup_key) DO UPDATE SET"
+        " hostname = excluded.hostname, ip_address = excluded.ip_address, asset_id = excluded.asset_id,"
+        " plugin_id = excluded.plugin_id, plugin_name = excluded.plugin_name, severity = excluded.severity,"
+        " vpr_score = excluded.vpr_score, cvss_score = excluded.cvss_score, state = excluded.state,"
+        " description = excluded.description, solution = excluded.solution,"
+        " first_seen = CASE WHEN vulnerabilities.first_seen IS NULL OR vulnerabilities.first_seen = ''"
+        "   OR excluded.first_seen < vulnerabilities.first_seen THEN excluded.first_seen"
+        "   ELSE vulnerabilities.first_seen END,"
+        " last_seen = excluded.last_seen, scan_date = excluded.scan_date, status = 'open', resolved_at = NULL,"
+        " import_id = excluded.import_id, updated_at = excluded.updated_at",
+        (vendor, scan_date, import_id, import_id, now, now, scan_date, scan_date),
+    )
+    records = conn.execute(
+        "SELECT count(*) FROM vulnerabilities WHERE vendor = ? AND status = 'open' AND import_id = ?",
+        (vendor, import_id),
+    ).fetchone()[0]
+    inserted = conn.execute("SELECT count(*) FROM vulnerabilities WHERE id > ?", (id_before,)).fetchone()[0]
+    if plugins:
+        try:
+            with conn.raw.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO plugins (vendor, plugin_id, name, description, solution, updated_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (vendor, plugin_id) DO UPDATE SET"
+                    " name = excluded.name, description = excluded.description, solution = excluded.solution,"
+                    " updated_at = excluded.updated_at",
+                    [(vendor, pid, name, desc, sol, now) for pid, (name, desc, sol) in plugins.items()],
+                )
+        except Exception as exc:
+            raise _translate(exc) from exc
+    check("resolve")
+    resolved = conn.execute(
+        "UPDATE vulnerabilities SET status = 'resolved', resolved_at = ?, updated_at = ?"
+        " WHERE vendor = ? AND status = 'open' AND import_id != ?",
+        (now, now, vendor, import_id),
+    ).rowcount
+    check("snapshot")
+    conn.execute(
+        "INSERT INTO vulnerability_snapshots (import_id, dedup_key, severity, state, vpr_score)"
+        f" SELECT ?, dedup_key, severity, state, vpr_score FROM {t} ORDER BY seq",
+        (import_id,),
+    )
+    return LoadCounts(records=records, inserted=inserted, updated=records - inserted, resolved=resolved)
+
+
+def merge_tickets(conn: PgConnection, staging: PgStaging, *, import_id: int, check: Any = None) -> LoadCounts:
+    """Upsert staged tickets by XT number, the last row of a number winning (no resolve for tickets)."""
+    check = check or (lambda stage: None)
+    now = utc_now()
+    t = f"pg_temp.{staging.table}"
+    records = conn.execute(f"SELECT count(DISTINCT xt_number) FROM {t}").fetchone()[0]
+    existing = conn.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT xt_number FROM {t}) s WHERE EXISTS"
+        " (SELECT 1 FROM tickets k WHERE k.xt_number = s.xt_number)"
+    ).fetchone()[0]
+    check("upsert")
+    cols = ", ".join(TICKET_FIELDS)
+    updates = ", ".join(f"{f} = excluded.{f}" for f in TICKET_FIELDS[1:])
+    conn.execute(
+        f"INSERT INTO tickets ({cols}, import_id, created_at, updated_at)"
+        f" SELECT {cols}, ?, ?, ? FROM (SELECT DISTINCT ON (xt_number) {cols} FROM {t}"
+        " ORDER BY xt_number, seq DESC) s"
+        f" ON CONFLICT (xt_number) DO UPDATE SET {updates}, import_id = excluded.import_id,"
+        " updated_at = excluded.updated_at",
+        (import_id, now, now),
+    )
+    return LoadCounts(records=records, inserted=records - existing, updated=existing)
+
+
+class PgDatabase:
+    """A PostgreSQL database shared by every worker; connections are short-lived, one per job or request."""
+
+    def __init__(self, url: str, upload_dir: Any = None) -> None:
+        self.dsn = "postgresql://" + url.split("://", 1)[1] if url.startswith("postgres://") else url
+        from hextrackr_cli.settings import default_data_dir
+
+        self.path = default_data_dir() / "postgresql"  # only its parent is used: the upload directory
+        self.upload_dir = upload_dir or default_data_dir() / "uploads"
+        # which server runs an import: host:pid, plus an instance tag (several servers may share one process)
+        self.runner = f"{RUNNER}:{secrets.token_hex(3)}"
+
+    @property
+    def url(self) -> str:
+        """The URL without its password (printed at start-up)."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.dsn)
+        if parts.password:
+            host = parts.hostname or ""
+            netloc = f"{parts.username}:****@{host}" + (f":{parts.port}" if parts.port else "")
+            parts = parts._replace(netloc=netloc)
+        return urlunsplit(parts)
+
+    def connect(self) -> PgConnection:
+        import psycopg
+
+        try:
+            raw = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5, application_name="hextrackr")
+        except Exception as exc:
+            raise _translate(exc) from exc
+        return PgConnection(raw)
+
+    # the bulk-load operations the pipeline calls through its database
+    def staging(self, conn: PgConnection, kind: str) -> PgStaging:
+        return PgStaging(conn, kind)
+
+    merge_vulnerabilities = staticmethod(merge_vulnerabilities)
+    merge_tickets = staticmethod(merge_tickets)
+
+    def checkpoint(self) -> None:
+        return None
+
+    def initialize(self) -> None:
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            if conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 0:
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def fail_stale_imports(self) -> int:
+        """Imports left 'running' by a worker of this host that is gone can never finish: record them as failed.
+
+        (Other hosts' workers are judged by their heartbeat in Redis: ``state.sweep``.)
+        """
+        conn = self.connect()
+        try:
+            rows = conn.execute("SELECT id, runner FROM imports WHERE status = 'running'").fetchall()
+            failed = 0
+            for import_id, runner in rows:
+                if runner_alive(runner):
+                    continue
+                failed += self.fail_import(conn, import_id)
+            return failed
+        finally:
+            conn.close()
+
+    @staticmethod
+    def fail_import(conn: PgConnection, import_id: int,
+                    error: str = "the server stopped during the import; nothing was changed") -> int:
+        return conn.execute(
+            "UPDATE imports SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
+            (utc_now(), error, import_id)).rowcount
+
+    def healthy(self) -> bool:
+        try:
+            conn = self.connect()
+            try:
+                conn.execute("SELECT 1 FROM imports LIMIT 1").fetchall()
+            finally:
+                conn.close()
+            return True
+        except sqlite3.Error:
+            return False
+
+    # ------------------------------------------------------------------ import records
+    def create_import(self, *, session_id: str, owner: str, type_: str, filename: str, vendor: str | None,
+                      scan_date: str | None, sha256: str, size: int) -> int:
+        conn = self.connect()
+        try:
+            return int(conn.execute(
+                "INSERT INTO imports (session_id, owner, type, filename, vendor, scan_date, sha256, size, status,"
+                " runner, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?) RETURNING id",
+                (session_id, owner, type_, filename, vendor, scan_date, sha256, size, self.runner, utc_now()),
+            ).fetchone()[0])
+        finally:
+            conn.close()
+
+    def import_by_session(self, session_id: str) -> dict | None:
+        return self._one("SELECT * FROM imports WHERE session_id = ?", (session_id,))
+
+    def import_by_id(self, import_id: int) -> dict | None:
+        return self._one("SELECT * FROM imports WHERE id = ?", (import_id,))
+
+    def running_imports(self) -> list[dict]:
+        return self._all("SELECT id, session_id, runner FROM imports WHERE status = 'running'", ())
+
+    def list_imports(self, limit: int, offset: int, owner: str | None) -> tuple[list[dict], int]:
+        where, args = ("", ()) if owner is None else (" WHERE owner = ?", (owner,))
+        total = self._all("SELECT count(*) AS n FROM imports" + where, args)[0]["n"]
+        rows = self._all("SELECT * FROM imports" + where + " ORDER BY id DESC LIMIT ? OFFSET ?", args + (limit, offset))
+        return rows, int(total)
+
+    def finish_import(self, conn: PgConnection, import_id: int, *, status: str, rows: int = 0, records: int = 0,
+                      inserted: int = 0, updated: int = 0, resolved: int = 0, error: str | None = None,
+                      last_event: dict | None = None, duration_ms: int | None = None, fmt: str | None = None,
+                      vendor: str | None = None) -> None:
+        conn.execute(
+            "UPDATE imports SET status = ?, rows = ?, records = ?, inserted = ?, updated = ?, resolved = ?,"
+            " error = ?, last_event = ?, finished_at = ?, duration_ms = ?, format = coalesce(?, format),"
+            " vendor = coalesce(?, vendor) WHERE id = ?",
+            (status, rows, records, inserted, updated, resolved, error,
+             json.dumps(last_event) if last_event is not None else None, utc_now(), duration_ms, fmt, vendor,
+             import_id),
+        )
+
+    def _all(self, sql: str, args: Sequence[Any]) -> list[dict]:
+        from psycopg.rows import dict_row
+
+        conn = self.connect()
+        try:
+            try:
+                with conn.raw.cursor(row_factory=dict_row) as cur:
+                    return list(cur.execute(sql.replace("?", "%s"), args or None).fetchall())
+            except Exception as exc:
+                raise _translate(exc) from exc
+        finally:
+            conn.close()
+
+    def _one(self, sql: str, args: Sequence[Any]) -> dict | None:
+        rows = self._all(sql, args)
+        return rows[0] if rows else None
+
+
+def open_database(url: str) -> Any:
+    """The database of a URL: ``postgresql://…`` (or ``postgres://…``) here, anything else SQLite."""
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ValueError("a PostgreSQL database needs psycopg; install it with pip install 'hextrackr[postgres]'") \
+                from None
+        return PgDatabase(url)
+    from hextrackr_cli.server.storage import Database, parse_database_url
+
+    return Database(parse_database_url(url))
