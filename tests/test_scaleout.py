@@ -276,6 +276,29 @@ def test_worker_killed_mid_import_fails_cleanly(workers: list[Any], scan: Path, 
     assert wait_for_outcome(b.url, TOKEN, r.json()["sessionId"])["outcome"] == "completed"
 
 
+def test_postgresql_connection_lost_mid_import_fails_it_cleanly(workers: list[Any], scan: Path, pg_url: str) -> None:
+    import psycopg
+
+    a, b, _ = workers
+    r = post_import(a.url, TOKEN, scan, vendor="connlost")
+    sid = r.json()["sessionId"]
+    assert _running(b.url, sid)["outcome"] == "running"
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:  # what a PostgreSQL restart does to a connection
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s"
+            " AND application_name = 'hextrackr' AND query ILIKE '%%staging%%'", (name,)).fetchone()[0]
+    assert killed == 1
+    state = wait_for_outcome(b.url, TOKEN, sid)
+    assert state["outcome"] == "failed"
+    assert "PostgreSQL" in state["error"] and "nothing was changed" in state["error"]
+    assert _pg_count(pg_url, "SELECT count(*) FROM vulnerabilities WHERE vendor = 'connlost'") == 0
+    assert _pg_count(pg_url, "SELECT count(*) FROM imports WHERE session_id = %s AND status = 'failed'", sid) == 1
+    # the worker itself is fine: its next import goes through
+    r = post_import(a.url, TOKEN, gen_csv(Path(str(scan) + ".small.csv"), 100, offset=7_000_000), vendor="connback")
+    assert wait_for_outcome(b.url, TOKEN, r.json()["sessionId"])["outcome"] == "completed"
+
+
 def test_redis_down_is_reported_and_imports_are_refused(pg_url: str, tmp_path: Path) -> None:
     exe = shutil.which("redis-server")
     if exe is None:

@@ -131,8 +131,10 @@ def _translate(exc: Exception) -> sqlite3.Error:
 class PgConnection:
     """A psycopg connection (autocommit; transactions are explicit) with the sqlite3 calls the pipeline makes."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, reconnect: Callable[[], Any]) -> None:
         self.raw = raw
+        self._reconnect = reconnect
+        self._in_tx = False
         self._watch_stop: threading.Event | None = None
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
@@ -140,11 +142,23 @@ class PgConnection:
         if head.startswith("PRAGMA"):
             return None  # SQLite tuning has no meaning here
         try:
+            if self.raw.broken or self.raw.closed:
+                # the connection was lost: its transaction is gone with it (PostgreSQL rolled it back). Only what
+                # runs outside a transaction (the rollback itself, recording the outcome) may go on, on a new one.
+                if self._in_tx and not head.startswith("ROLLBACK"):
+                    raise PgOperationalError("PostgreSQL unavailable: the connection was lost mid-transaction")
+                self._in_tx = False
+                self.raw = self._reconnect()
+                if head.startswith("ROLLBACK"):
+                    return None
             if head.startswith("BEGIN"):
                 self.raw.execute("BEGIN")
+                self._in_tx = True
                 if "IMMEDIATE" in head:  # the import's write transaction: one import at a time, every worker
                     self._lock_imports()
                 return None
+            if head.startswith(("COMMIT", "ROLLBACK")):
+                self._in_tx = False
             return self.raw.execute(sql.replace("?", "%s") if args else sql, args or None)
         except sqlite3.Error:
             raise
@@ -341,14 +355,16 @@ class PgDatabase:
             parts = parts._replace(netloc=netloc)
         return urlunsplit(parts)
 
-    def connect(self) -> PgConnection:
+    def _raw(self) -> Any:
         import psycopg
 
         try:
-            raw = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5, application_name="hextrackr")
+            return psycopg.connect(self.dsn, autocommit=True, connect_timeout=5, application_name="hextrackr")
         except Exception as exc:
             raise _translate(exc) from exc
-        return PgConnection(raw)
+
+    def connect(self) -> PgConnection:
+        return PgConnection(self._raw(), self._raw)
 
     # the bulk-load operations the pipeline calls through its database
     def staging(self, conn: PgConnection, kind: str) -> PgStaging:
