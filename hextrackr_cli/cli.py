@@ -177,11 +177,11 @@ def imports(obj: Obj, **opts: Any) -> int:
 @click.option("--max-upload", metavar="BYTES", default="1GiB", show_default=True, help="Upload size limit (e.g. 500MiB).")
 @click.option("--retention", type=click.FloatRange(min=0), default=300.0, show_default=True, metavar="SECONDS", help="How long finished sessions stay in memory.")
 @click.option("--transports", type=click.Choice(["websocket,polling", "websocket", "polling"]), default="websocket,polling", show_default=True, help="Socket.io transports offered.")
-@click.option("--message-queue", metavar="URL", envvar="HEXTRACKR_MESSAGE_QUEUE", help="redis://… to share Socket.io rooms across workers.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--message-queue", metavar="URL", envvar="HEXTRACKR_MESSAGE_QUEUE", help="redis://HOST:PORT/DB[?prefix=NAME]: share Socket.io rooms, session state and cancels across workers.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, envvar="HEXTRACKR_WORKERS", help="Worker processes on ports PORT…PORT+N-1 (needs postgresql:// and --message-queue).")
 @pass_obj
 def serve(obj: Obj, **opts: Any) -> int:
-    """Run the embedded HexTrackr import server (Socket.io + HTTP API + SQLite)."""
+    """Run the embedded HexTrackr import server (Socket.io + HTTP API + SQLite or PostgreSQL)."""
     from hextrackr_cli.commands.serving import run_serve
 
     return run_serve(obj.flags, **opts)
