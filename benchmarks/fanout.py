@@ -6,7 +6,7 @@ AsyncClient would need aiohttp, which the project keeps out): ``0{open}`` -> sen
 ``42<id>["joinSession", {...}]`` -> ack ``43<id>[...]``; events arrive as ``42["importProgress", {...}]``; a
 server ping ``2`` is answered with ``3``.
 
-    python benchmarks/fanout.py URL TOKEN SESSION_ID N OUT.json
+    python benchmarks/fanout.py URL[,URL…] TOKEN SESSION_ID N OUT.json
 
 Prints ``ready`` on stdout once every client has joined (the first one reserves the session id, the others
 join the reservation), then records the arrival time of every importProgress/importCancelled frame per client
@@ -35,7 +35,8 @@ def _text(frame: str | bytes) -> str:
 async def client(i: int, url: str, token: str, session: str, joined: asyncio.Event, all_joined: asyncio.Event,
                  counter: list[int], first_done: asyncio.Event, events: dict[str, list[float]],
                  failures: list[str], done: list[int], gate: asyncio.Semaphore) -> None:
-    ws_url = url.replace("http://", "ws://", 1).rstrip("/") + "/socket.io/?EIO=4&transport=websocket"
+    urls = url.split(",")  # several workers: the clients are spread over them round-robin
+    ws_url = urls[i % len(urls)].replace("http://", "ws://", 1).rstrip("/") + "/socket.io/?EIO=4&transport=websocket"
     try:
         async with gate:
             ws = await connect(ws_url, max_size=None, ping_interval=None, compression=None, open_timeout=60)

@@ -4,7 +4,8 @@
 
 ``--quick`` (the default) uses smaller sizes and fewer runs and skips the 1M-row imports and the 1 GiB upload;
 it writes results/quick.{json,md}. ``--full`` writes results/latest.{json,md} (the figures the README quotes).
-Figure names for ``--only``: e2e, scaling, upload, latency, fanout, cancel, startup.
+Figure names for ``--only``: e2e, scaling, upload, latency, fanout, cancel, startup, scaleout (needs PostgreSQL and
+Redis on loopback, see bench_scaleout.py).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from typing import Any, Callable
 
 from common import HERE, PY, RESULTS, figure, log, machine_info, write_json
 
-ALL = ("e2e", "scaling", "upload", "latency", "fanout", "cancel", "startup")
+ALL = ("e2e", "scaling", "upload", "latency", "fanout", "cancel", "startup", "scaleout")
 
 QUICK: dict[str, Any] = dict(e2e_rows=10_000, e2e_runs=3, serve_runs=1, scale=(1_000, 10_000, 100_000), scale_runs=(3, 1),
              upload=None, lat_rows=100_000, lat_runs=1, fan_rows=100_000, fan_clients=200, cancel_rows=100_000,
-             startup_runs=10)
+             startup_runs=10, so_rows=10_000, so_runs=3, so_fan_rows=100_000, so_fan_clients=200)
 FULL: dict[str, Any] = dict(e2e_rows=100_000, e2e_runs=5, serve_runs=2, scale=(10_000, 100_000, 1_000_000), scale_runs=(3, 1),
             upload=1 << 30, lat_rows=100_000, lat_runs=3, fan_rows=100_000, fan_clients=1000, cancel_rows=1_000_000,
-            startup_runs=20)
+            startup_runs=20, so_rows=100_000, so_runs=3, so_fan_rows=100_000, so_fan_clients=1000)
 
 
 def startup(runs: int) -> tuple[list[dict], dict]:
@@ -174,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return cancel(cfg["cancel_rows"])
 
+    def scl() -> tuple[list[dict], Any]:
+        from bench_scaleout import scaleout
+
+        return scaleout(cfg["so_rows"], cfg["so_runs"], cfg["so_fan_rows"], cfg["so_fan_clients"])
+
     # shorter figures first, so a run cut short still has most of the table
     section("e2e", "1,3,4 end to end", e2e)
     section("startup", "8 start-up", lambda: startup(cfg["startup_runs"]))
@@ -183,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         section("upload", "3 CLI memory", upload)
     section("scaling", "2,4 scaling", scale)
     section("cancel", "7 cancel", cxl)
+    section("scaleout", "9 scale-out", scl)
 
     md = save(final=True)
     print(md)
