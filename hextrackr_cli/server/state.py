@@ -99,6 +99,8 @@ class SharedState:
         self._commit = self.redis.register_script(_COMMIT)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._pending: dict[str, tuple[dict, float]] = {}
+        self._pending_cond = threading.Condition()
         self.Error: type[Exception] = redis.RedisError
 
     def key(self, session_id: str) -> str:
@@ -121,21 +123,43 @@ class SharedState:
             return False
 
     # ------------------------------------------------------------------ session hashes
-    def save(self, session: Session, ttl: float, last_sent: float | None = None) -> None:
-        """Write a session's state through (never the cancel flag or commit point: the scripts own those)."""
-        state = session_state(session)
-        mapping = {"state": json.dumps(state), "status": session.status, "owner": session.owner,
-                   "runner": self.runner, "latest": json.dumps(session.latest) if session.latest else ""}
+    def save(self, session: Session, ttl: float, last_sent: float | None = None, *, wait: bool = True) -> None:
+        """Write a session's state through (never the cancel flag or commit point: the scripts own those).
+
+        ``wait=False``: hand it to the writer thread (the latest state of a session wins), so a caller holding
+        the tracker's lock or running on the event loop never waits for Redis.
+        """
+        mapping = {"state": json.dumps(session_state(session)), "status": session.status, "owner": session.owner,
+                   "runner": self.runner}
         if last_sent is not None:
             mapping["lastSent"] = repr(last_sent)  # the throttle window: when the room last heard from it
-        key = self.key(session.id)
+        if wait:
+            self._write(session.id, mapping, ttl)
+            return
+        with self._pending_cond:
+            self._pending[session.id] = (mapping, ttl)
+            self._pending_cond.notify()
+
+    def _write(self, session_id: str, mapping: dict, ttl: float) -> None:
+        key = self.key(session_id)
         try:
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, max(1, int(ttl)))
             pipe.execute()
         except self.Error as exc:
-            log.warning("message queue: cannot store session %s: %s", session.id, exc)
+            log.warning("message queue: cannot store session %s: %s", session_id, exc)
+
+    def _writer(self) -> None:
+        while True:
+            with self._pending_cond:
+                while not self._pending and not self._stop.is_set():
+                    self._pending_cond.wait(0.5)
+                items, self._pending = self._pending, {}
+            for session_id, (mapping, ttl) in items.items():
+                self._write(session_id, mapping, ttl)
+            if self._stop.is_set() and not items:
+                return
 
     def load(self, session_id: str) -> dict | None:
         """The stored hash of a session (``state`` parsed), or None."""
@@ -178,12 +202,18 @@ class SharedState:
     def start(self, on_cancel: Callable[[str], None]) -> None:
         """Heartbeat and cancel-listener threads (daemons; ``stop()`` ends them)."""
         self._threads = [threading.Thread(target=self._beat, name="mq-heartbeat", daemon=True),
+                         threading.Thread(target=self._writer, name="mq-writer", daemon=True),
                          threading.Thread(target=self._listen, args=(on_cancel,), name="mq-cancel", daemon=True)]
         for t in self._threads:
             t.start()
 
     def stop(self) -> None:
         self._stop.set()
+        with self._pending_cond:
+            self._pending_cond.notify()
+        for t in self._threads:
+            if t.name == "mq-writer":
+                t.join(5.0)  # the last states (completed, failed) reach Redis before the worker exits
         try:
             self.redis.delete(self.worker_key(self.runner))
         except self.Error:
@@ -230,9 +260,10 @@ class SharedTracker(ProgressTracker):
         super().__init__(emit, call_later, **kw)
         self.shared = shared
 
-    def _save(self, session: Session, ttl: float | None = None) -> None:
+    def _save(self, session: Session, ttl: float | None = None, wait: bool = False) -> None:
         timing = self.timing.get(session.id)
-        self.shared.save(session, ACTIVE_TTL if ttl is None else ttl, timing.last_time if timing else None)
+        self.shared.save(session, ACTIVE_TTL if ttl is None else ttl, timing.last_time if timing else None,
+                         wait=wait)
 
     def create_session(self, session_id: str, **meta: Any) -> Session:
         with self._lock:
@@ -242,13 +273,13 @@ class SharedTracker(ProgressTracker):
                     session.cancelled = True
             except self.shared.Error:
                 pass
-            self._save(session)
+            self._save(session, wait=True)  # visible to every worker before the upload is answered
             return session
 
     def reserve(self, session_id: str, owner: str, ttl: float = 60.0) -> Session:
         with self._lock:
             session = super().reserve(session_id, owner, ttl)
-            self._save(session, ttl)
+            self._save(session, ttl, wait=True)
             return session
 
     def get(self, session_id: str) -> Session | None:
