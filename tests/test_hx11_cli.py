@@ -238,6 +238,32 @@ def test_ctrl_c_says_there_is_no_cancel_leaves_the_room_and_exits_130(double, tm
     assert hx.wait_for(lambda: sid in hx.sessions and hx.sessions[sid].status == "completed", 30)
 
 
+def test_socket_cut_mid_import_reconnects_with_the_session_cookie_and_completes(double, tmp_path):
+    """Every connection reset mid-import (a proxy in between): Socket.io reconnects with the cookie and
+    X-Forwarded-Proto again (the handshake would be refused without them), re-joins and completes."""
+    from faults.proxy import TcpProxy
+
+    hx = double(step_delay=0.05, complete_retention=30)
+    big = tmp_path / "tenable_big.csv"
+    big.write_text(csv_text(30_000))
+    with TcpProxy(hx.port) as proxy:
+        env = env_for(tmp_path, hx, HEXTRACKR_SERVER=proxy.url)
+        proc = spawn_cli(["--output", "json", "import", str(big)], env)
+        try:
+            seen = read_json_until(proc, lambda o: o.get("type") in ("loading", "processing"))
+            sid = seen[-1]["sessionId"]
+            assert proxy.cut_all() >= 1
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err.decode()
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert {"event": "reconnected", "transport": "websocket"} in lines, lines[-6:]
+    assert hx.joins.count(sid) >= 2  # joined again after the reconnect
+    assert lines[-1]["outcome"] == "completed" and lines[-1]["inserted"] == 30_000
+
+
 # --------------------------------------------------------------------------- dialect
 def test_auto_picks_seed_for_the_embedded_server_and_hx11_for_the_double(double, server, small_csv, tmp_path):
     hx = double()
@@ -276,6 +302,7 @@ def test_detach_then_watch_status_and_imports(double, tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     sid = r.stdout.decode().strip()
     assert SID_RE.fullmatch(sid)
+    assert f"import started (session {sid}); follow it with: hextrackr watch {sid}" in r.stderr.decode()
 
     st = run_cli(["status", sid], env)
     assert st.returncode == 0, st.stderr.decode()

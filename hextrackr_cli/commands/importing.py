@@ -700,10 +700,10 @@ def _detach_after_upload(watcher: Any, renderer: Any, sid: str, sigint: Sigint, 
         if isinstance(event, ev.Uploaded):
             renderer.handle(event)
             import_id = event.import_id
+            ids = f"session {sid}" + (f", import {import_id}" if import_id is not None else "")  # 1.1.x: no id yet
             renderer.handle(
                 ev.Outcome(ev.OUTCOME_DETACHED, sid, ExitStatus.OK, import_id=import_id,
-                           message=f"import started (session {sid}, import {import_id}); "
-                           f"follow it with: hextrackr watch {sid}")
+                           message=f"import started ({ids}); follow it with: hextrackr watch {sid}")
             )
             if getattr(renderer, "emit", None) is None:  # human output: the id alone on stdout, for scripts
                 _print_stdout(sid)
