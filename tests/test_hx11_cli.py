@@ -193,6 +193,22 @@ def test_missing_password_in_a_pipeline_is_exit_2_naming_the_ways_to_give_it(dou
     assert "HEXTRACKR_PASSWORD" in err and "--password-stdin" in err
 
 
+def test_password_prompt_on_a_terminal_is_hidden(double, scan, tmp_path):
+    """On a terminal without HEXTRACKR_PASSWORD the CLI asks for the password; it is not echoed."""
+    import sys
+
+    from test_config_cmd import _pty_session
+
+    hx = double()
+    env = env_for(tmp_path, hx, TERM="dumb")
+    del env["HEXTRACKR_PASSWORD"]
+    status, screen = _pty_session([sys.executable, "-m", "hextrackr_cli", "import", str(scan)], env,
+                                  [(f"Password for {USER}".encode(), PASSWORD.encode() + b"\r")])
+    text = screen.decode(errors="replace")
+    assert status == 0, text
+    assert PASSWORD not in text and "completed tenable_scan_2025-11-20.csv" in text
+
+
 def test_password_from_stdin_and_a_saved_cookie_from_the_profile(double, scan, tmp_path):
     """--password-stdin logs in; `login --save-cookie` keeps the cookie in the profile (mode 0600) and a later
     import uses it without any password."""
