@@ -121,17 +121,18 @@ def staging_copy_vs_executemany(rows: int, runs: int) -> tuple[list[dict], dict[
             figure("PostgreSQL staging: COPY (used)", times["copy"], "s", reference="executemany", ref_value=ref)], times
 
 
-def fanout_two_workers(rows: int, clients: int) -> tuple[list[dict], Any]:
+def fanout_two_workers(rows: int, clients: int, runs: int) -> tuple[list[dict], Any]:
     from bench_fanout import fanout
 
     with fresh_database() as pg:
-        return fanout(rows, clients, workers=2, serve_args=("--database", pg, "--message-queue", message_queue()))
+        return fanout(rows, clients, runs=runs, workers=2,
+                      serve_args=("--database", pg, "--message-queue", message_queue()))
 
 
 def scaleout(rows: int, runs: int, fan_rows: int, fan_clients: int) -> tuple[list[dict], dict[str, Any]]:
     t1, d1 = import_pg_vs_sqlite(rows, runs)
     t2, d2 = staging_copy_vs_executemany(rows, runs)
-    t3, d3 = fanout_two_workers(fan_rows, fan_clients)
+    t3, d3 = fanout_two_workers(fan_rows, fan_clients, runs)
     return t1 + t2 + t3, {"import": d1, "staging": d2, "fanout": d3}
 
 

@@ -343,8 +343,20 @@ def test_redis_down_is_reported_and_imports_are_refused(pg_url: str, tmp_path: P
         redis_proc.wait(10)
 
 
+def _two_free_ports() -> int:
+    """A port P with P and P+1 both free now (the workers listen on PORT … PORT+N-1)."""
+    for _ in range(100):
+        port = free_port()
+        try:
+            with socket.create_server(("127.0.0.1", port + 1)):
+                return port
+        except OSError:
+            continue
+    raise AssertionError("no two consecutive free ports")
+
+
 def test_serve_workers_runs_that_many_workers(pg_url: str, mq_url: str, tmp_path: Path) -> None:
-    port = free_port()
+    port = _two_free_ports()
     env = cli_env(tmp_path, None, None, HEXTRACKR_TOKEN=TOKEN)
     proc = subprocess.Popen(
         [sys.executable, "-m", "hextrackr_cli", "serve", "--port", str(port), "--workers", "2",

@@ -23,7 +23,6 @@ import datetime as _dt
 import json
 import logging
 import threading
-import time
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 

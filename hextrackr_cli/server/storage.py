@@ -391,6 +391,21 @@ class Staging:
             pass
 
 
+# what the upsert of a staged record changes on the stored one (storage_pg.py uses it too)
+VULN_ON_CONFLICT = (
+    " ON CONFLICT (vendor, dedup_key) DO UPDATE SET"
+    " hostname = excluded.hostname, ip_address = excluded.ip_address, asset_id = excluded.asset_id,"
+    " plugin_id = excluded.plugin_id, plugin_name = excluded.plugin_name, severity = excluded.severity,"
+    " vpr_score = excluded.vpr_score, cvss_score = excluded.cvss_score, state = excluded.state,"
+    " description = excluded.description, solution = excluded.solution,"
+    " first_seen = CASE WHEN vulnerabilities.first_seen IS NULL OR vulnerabilities.first_seen = ''"
+    "   OR excluded.first_seen < vulnerabilities.first_seen THEN excluded.first_seen"
+    "   ELSE vulnerabilities.first_seen END,"
+    " last_seen = excluded.last_seen, scan_date = excluded.scan_date, status = 'open', resolved_at = NULL,"
+    " import_id = excluded.import_id, updated_at = excluded.updated_at"
+)
+
+
 def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_id: int, vendor: str,
                           scan_date: str, plugins: dict | None = None, check: Any = None) -> LoadCounts:
     """Upsert the staged records, resolve the vendor's records absent from this scan, snapshot the scan.
@@ -410,17 +425,7 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
         " cvss_score, state, description, solution,"
         " CASE WHEN first_seen = '' THEN ? ELSE first_seen END,"
         " CASE WHEN last_seen = '' THEN ? ELSE last_seen END,"
-        f" ?, ?, 'open', NULL, ?, ?, ?, ? FROM {t} WHERE true ORDER BY dedup_key, seq"
-        " ON CONFLICT (vendor, dedup_key) DO UPDATE SET"
-        " hostname = excluded.hostname, ip_address = excluded.ip_address, asset_id = excluded.asset_id,"
-        " plugin_id = excluded.plugin_id, plugin_name = excluded.plugin_name, severity = excluded.severity,"
-        " vpr_score = excluded.vpr_score, cvss_score = excluded.cvss_score, state = excluded.state,"
-        " description = excluded.description, solution = excluded.solution,"
-        " first_seen = CASE WHEN vulnerabilities.first_seen IS NULL OR vulnerabilities.first_seen = ''"
-        "   OR excluded.first_seen < vulnerabilities.first_seen THEN excluded.first_seen"
-        "   ELSE vulnerabilities.first_seen END,"
-        " last_seen = excluded.last_seen, scan_date = excluded.scan_date, status = 'open', resolved_at = NULL,"
-        " import_id = excluded.import_id, updated_at = excluded.updated_at",
+        f" ?, ?, 'open', NULL, ?, ?, ?, ? FROM {t} WHERE true ORDER BY dedup_key, seq" + VULN_ON_CONFLICT,
         (scan_date, scan_date, vendor, scan_date, import_id, import_id, now, now),
     )
     # every record of this scan now carries import_id (and is open); the new ones have ids above id_before

@@ -16,7 +16,6 @@ with the psycopg error chained.
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import threading
@@ -24,7 +23,7 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 
 from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
-from hextrackr_cli.server.storage import RUNNER, LoadCounts, _runner_alive, utc_now
+from hextrackr_cli.server.storage import RUNNER, VULN_ON_CONFLICT, Database, LoadCounts, _runner_alive, utc_now
 
 SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x6878_7472_0001  # advisory lock keys ("hxtr" + n)
@@ -262,17 +261,7 @@ def merge_vulnerabilities(conn: PgConnection, staging: PgStaging, *, import_id: 
         "   plugin_name, severity, vpr_score, cvss_score, state, description, solution,"
         "   min(CASE WHEN first_seen = '' THEN %s ELSE first_seen END) OVER (PARTITION BY dedup_key) AS first_seen,"
         "   CASE WHEN last_seen = '' THEN %s ELSE last_seen END AS last_seen"
-        f"   FROM {t} ORDER BY dedup_key, seq DESC) s"
-        " ON CONFLICT (vendor, dedup_key) DO UPDATE SET"
-        " hostname = excluded.hostname, ip_address = excluded.ip_address, asset_id = excluded.asset_id,"
-        " plugin_id = excluded.plugin_id, plugin_name = excluded.plugin_name, severity = excluded.severity,"
-        " vpr_score = excluded.vpr_score, cvss_score = excluded.cvss_score, state = excluded.state,"
-        " description = excluded.description, solution = excluded.solution,"
-        " first_seen = CASE WHEN vulnerabilities.first_seen IS NULL OR vulnerabilities.first_seen = ''"
-        "   OR excluded.first_seen < vulnerabilities.first_seen THEN excluded.first_seen"
-        "   ELSE vulnerabilities.first_seen END,"
-        " last_seen = excluded.last_seen, scan_date = excluded.scan_date, status = 'open', resolved_at = NULL,"
-        " import_id = excluded.import_id, updated_at = excluded.updated_at",
+        f"   FROM {t} ORDER BY dedup_key, seq DESC) s" + VULN_ON_CONFLICT,
         (vendor, scan_date, import_id, import_id, now, now, scan_date, scan_date),
     )
     records = conn.execute(
@@ -331,8 +320,12 @@ def merge_tickets(conn: PgConnection, staging: PgStaging, *, import_id: int, che
     return LoadCounts(records=records, inserted=records - existing, updated=existing)
 
 
-class PgDatabase:
-    """A PostgreSQL database shared by every worker; connections are short-lived, one per job or request."""
+class PgDatabase(Database):
+    """A PostgreSQL database shared by every worker; connections are short-lived, one per job or request.
+
+    The SQL that both dialects speak (``healthy``, ``finish_import``, the lookups) is the SQLite class's, run
+    through ``PgConnection`` (which maps ``?`` placeholders).
+    """
 
     def __init__(self, url: str, upload_dir: Any = None) -> None:
         self.dsn = "postgresql://" + url.split("://", 1)[1] if url.startswith("postgres://") else url
@@ -414,17 +407,6 @@ class PgDatabase:
             "UPDATE imports SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
             (utc_now(), error, import_id)).rowcount
 
-    def healthy(self) -> bool:
-        try:
-            conn = self.connect()
-            try:
-                conn.execute("SELECT 1 FROM imports LIMIT 1").fetchall()
-            finally:
-                conn.close()
-            return True
-        except sqlite3.Error:
-            return False
-
     # ------------------------------------------------------------------ import records
     def create_import(self, *, session_id: str, owner: str, type_: str, filename: str, vendor: str | None,
                       scan_date: str | None, sha256: str, size: int) -> int:
@@ -438,12 +420,6 @@ class PgDatabase:
         finally:
             conn.close()
 
-    def import_by_session(self, session_id: str) -> dict | None:
-        return self._one("SELECT * FROM imports WHERE session_id = ?", (session_id,))
-
-    def import_by_id(self, import_id: int) -> dict | None:
-        return self._one("SELECT * FROM imports WHERE id = ?", (import_id,))
-
     def running_imports(self) -> list[dict]:
         return self._all("SELECT id, session_id, runner FROM imports WHERE status = 'running'", ())
 
@@ -452,19 +428,6 @@ class PgDatabase:
         total = self._all("SELECT count(*) AS n FROM imports" + where, args)[0]["n"]
         rows = self._all("SELECT * FROM imports" + where + " ORDER BY id DESC LIMIT ? OFFSET ?", args + (limit, offset))
         return rows, int(total)
-
-    def finish_import(self, conn: PgConnection, import_id: int, *, status: str, rows: int = 0, records: int = 0,
-                      inserted: int = 0, updated: int = 0, resolved: int = 0, error: str | None = None,
-                      last_event: dict | None = None, duration_ms: int | None = None, fmt: str | None = None,
-                      vendor: str | None = None) -> None:
-        conn.execute(
-            "UPDATE imports SET status = ?, rows = ?, records = ?, inserted = ?, updated = ?, resolved = ?,"
-            " error = ?, last_event = ?, finished_at = ?, duration_ms = ?, format = coalesce(?, format),"
-            " vendor = coalesce(?, vendor) WHERE id = ?",
-            (status, rows, records, inserted, updated, resolved, error,
-             json.dumps(last_event) if last_event is not None else None, utc_now(), duration_ms, fmt, vendor,
-             import_id),
-        )
 
     def _all(self, sql: str, args: Sequence[Any]) -> list[dict]:
         from psycopg.rows import dict_row
