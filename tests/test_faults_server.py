@@ -41,11 +41,9 @@ def test_server_killed_mid_import_fails_cleanly_and_a_rerun_imports_everything(t
         assert S.run_cli(["-q", "import", str(base)], env).returncode == 0
         before = S.fingerprint(srv.db_path)
         proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], env)
-        # another process holds the write lock from the accepted upload on: the import is still running when killed
-        holder = sqlite3.connect(str(srv.db_path), timeout=5, isolation_level=None)
+        S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
+        holder = S.hold_write_lock(srv.db_path)  # the import is certainly still running when the server is killed
         try:
-            S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
-            holder.execute("BEGIN IMMEDIATE")
             S.read_json_until(proc, lambda o: o.get("type") == "loading")
             srv.kill()
             record(faults_injected=1)
@@ -159,7 +157,9 @@ def test_server_restarted_with_another_token_mid_import_exits_4(tmp_path, big_cs
         while S.count(srv.db_path, "imports") == 0:
             assert time.monotonic() < deadline and proc.poll() is None, "the import never started"
             time.sleep(0.05)
+        holder = S.hold_write_lock(srv.db_path)  # so the import cannot finish before the kill
         srv.kill()
+        holder.close()
         record(faults_injected=1)
         srv.token = "rotated-token-the-cli-does-not-know"
         srv.start()
@@ -253,11 +253,11 @@ def graceful_stop_mid_import(tmp_path, big_csv):
     from helpers import spawn_server
 
     srv = spawn_server(tmp_path, token=S.TOKEN)
-    holder = sqlite3.connect(str(srv.db_path), timeout=5, isolation_level=None, check_same_thread=False)
     proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], S.cli_env(tmp_path, srv.url))
+    holder = None
     try:
         S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
-        holder.execute("BEGIN IMMEDIATE")
+        holder = S.hold_write_lock(srv.db_path)
         S.read_json_until(proc, lambda o: o.get("type") == "loading")
         srv.proc.send_signal(signal.SIGTERM)
         record(faults_injected=1)
@@ -268,7 +268,8 @@ def graceful_stop_mid_import(tmp_path, big_csv):
         assert srv.stop() == 0, srv.stderr
         out, err = proc.communicate(timeout=120)
     finally:
-        holder.close()
+        if holder is not None:
+            holder.close()
         if proc.poll() is None:
             proc.kill()
         srv.stop()

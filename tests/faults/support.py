@@ -197,6 +197,15 @@ def last_line(text: str | bytes) -> str:
     return lines[-1] if lines else ""
 
 
+def hold_write_lock(db_path: Path | str) -> sqlite3.Connection:
+    """Another process's write lock on a server's SQLite file: an import that has started stays mid-way (staged,
+    waiting to merge) until the connection is rolled back or closed, however fast imports have become. Take it
+    once the upload is accepted (the server records the import when the POST arrives)."""
+    holder = sqlite3.connect(str(db_path), timeout=5, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
 def db_rows_all(db_path: Path | str, table: str = "vulnerabilities") -> list[dict]:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
