@@ -320,6 +320,8 @@ class SharedTracker(ProgressTracker):
             session = self.sessions.get(session_id)
             if session is None or session.committing:
                 return False
+            if reason is not None:  # this worker is stopping: its own import fails, nobody cancelled it
+                return super().request_cancel(session_id, reason)
             try:
                 result = self.shared.cancel(session_id)
             except self.shared.Error:
