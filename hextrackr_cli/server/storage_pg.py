@@ -11,7 +11,8 @@ with the psycopg error chained.
   do it once.
 - Transactions: one per import, as with SQLite; rows are staged in a TEMP table with ``COPY`` and merged with
   ``INSERT … SELECT … ON CONFLICT DO UPDATE`` plus a set-based resolve ``UPDATE``.
-- Imports are serialized across every worker by a transaction-scoped advisory lock taken when the merge begins.
+- Imports are serialized across every worker by a transaction-scoped advisory lock taken when the merge begins
+  (``lock_imports``; the import can be cancelled while it waits).
 """
 
 from __future__ import annotations
@@ -150,11 +151,9 @@ class PgConnection:
                 self.raw = self._reconnect()
                 if head.startswith("ROLLBACK"):
                     return None
-            if head.startswith("BEGIN"):
+            if head.startswith("BEGIN"):  # (IMMEDIATE: the merge takes the import lock itself, see lock_imports)
                 self.raw.execute("BEGIN")
                 self._in_tx = True
-                if "IMMEDIATE" in head:  # the import's write transaction: one import at a time, every worker
-                    self._lock_imports()
                 return None
             if head.startswith(("COMMIT", "ROLLBACK")):
                 self._in_tx = False
@@ -163,13 +162,6 @@ class PgConnection:
             raise
         except Exception as exc:
             raise _translate(exc) from exc
-
-    def _lock_imports(self) -> None:
-        deadline = time.monotonic() + LOCK_WAIT
-        while not self.raw.execute("SELECT pg_try_advisory_xact_lock(%s)", (IMPORT_LOCK,)).fetchone()[0]:
-            if time.monotonic() > deadline:
-                raise PgOperationalError("database is locked: another worker's import holds it")
-            time.sleep(0.05)
 
     @property
     def in_transaction(self) -> bool:
@@ -243,13 +235,26 @@ class PgStaging:
             pass
 
 
+def lock_imports(conn: PgConnection, check: Any) -> None:
+    """One import's merge at a time across every worker: a transaction-scoped advisory lock, waited for with the
+    import's cancel check (so a waiting import can be cancelled) and at most LOCK_WAIT seconds."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        check("upsert")
+        if conn.execute("SELECT pg_try_advisory_xact_lock(?)", (IMPORT_LOCK,)).fetchone()[0]:
+            return
+        if time.monotonic() > deadline:
+            raise PgOperationalError("database is locked: another worker's import holds it")
+        time.sleep(0.05)
+
+
 def merge_vulnerabilities(conn: PgConnection, staging: PgStaging, *, import_id: int, vendor: str, scan_date: str,
                           plugins: dict | None = None, check: Any = None) -> LoadCounts:
     """Same semantics as the SQLite merge: last row of a key wins, first_seen is the earliest, absent ones resolve."""
-    check = check or (lambda stage: None)
+    check = check or (lambda stage, done=None, total=None: None)
     now = utc_now()
     t = f"pg_temp.{staging.table}"
-    check("upsert")
+    lock_imports(conn, check)
     id_before = conn.execute("SELECT coalesce(max(id), 0) FROM vulnerabilities").fetchone()[0]
     cols = ", ".join(VULN_FIELDS)
     conn.execute(
@@ -298,9 +303,10 @@ def merge_vulnerabilities(conn: PgConnection, staging: PgStaging, *, import_id: 
 
 def merge_tickets(conn: PgConnection, staging: PgStaging, *, import_id: int, check: Any = None) -> LoadCounts:
     """Upsert staged tickets by XT number, the last row of a number winning (no resolve for tickets)."""
-    check = check or (lambda stage: None)
+    check = check or (lambda stage, done=None, total=None: None)
     now = utc_now()
     t = f"pg_temp.{staging.table}"
+    lock_imports(conn, check)
     records = conn.execute(f"SELECT count(DISTINCT xt_number) FROM {t}").fetchone()[0]
     existing = conn.execute(
         f"SELECT count(*) FROM (SELECT DISTINCT xt_number FROM {t}) s WHERE EXISTS"
