@@ -79,6 +79,17 @@ def test_eta_start_defaults_to_the_first_event_received():
     assert t.start_ms == T0 + 1000 and ev["eta"] == 5
 
 
+def test_eta_of_a_watch_attaching_mid_import_counts_from_the_servers_start_whatever_its_clock():
+    """progress-status (sent to a late joiner) carries startTime and lastUpdate: the elapsed time is taken on
+    the server's clock, so a server clock 1 h off changes nothing."""
+    t = hx11.Translator(SID)
+    skew = 3_600_000
+    status = {**update(50, "Processing batch 1/2...", 3), "startTime": T0 + skew, "lastUpdate": T0 + skew + 20_000,
+              "status": "initialized"}
+    ev = t.event("progress-status", status, received_ms=T0 + 20_500)
+    assert t.start_ms == T0 + 500 and ev["eta"] == protocol.calculate_eta(T0 + 500, 50, now=T0 + 20_500) == 20
+
+
 def test_complete_carries_the_server_summary_as_seed_fields():
     t = hx11.Translator(SID)
     ev = t.event("progress-complete", COMPLETE, received_ms=T0)

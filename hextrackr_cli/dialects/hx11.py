@@ -234,8 +234,19 @@ class Translator:
             ts = _number(data.get("timestamp"))
             received_ms = ts if ts is not None else protocol.now_ms()
         if self.start_ms is None:
-            self.start_ms = received_ms
+            self.start_ms = received_ms - self._server_elapsed(data)
         return received_ms
+
+    @staticmethod
+    def _server_elapsed(data: Mapping[str, Any]) -> float:
+        """How long the session has run, by the server's own clock (``progress-status`` carries ``startTime``
+        and ``lastUpdate``): a ``watch`` that attaches mid-import estimates from the real start, whatever the
+        difference between the two clocks. 0 when the message does not say."""
+        start = _number(data.get("startTime"))
+        ref = _number(data.get("lastUpdate", data.get("timestamp")))
+        if start is None or ref is None or not 0 <= ref - start <= 7 * 24 * 3600 * 1000:
+            return 0.0
+        return ref - start
 
     def _remember(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
         md = _metadata(data)
