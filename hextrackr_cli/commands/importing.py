@@ -260,14 +260,20 @@ def _source_name(settings: Settings, key: str) -> str:
 
 
 def _hx11_password(settings: Settings, user: str) -> tuple[str, str]:
-    from hextrackr_cli.commands.config import _read_secret
-
     if settings.password_stdin:
-        return _read_secret("Password", False), "stdin"
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin: no password on stdin",
+                             hint='e.g. printf %s "$PASSWORD" | hextrackr --password-stdin import FILE')
+        return password, "stdin"
     if os.environ.get("HEXTRACKR_PASSWORD"):
         return os.environ["HEXTRACKR_PASSWORD"], "HEXTRACKR_PASSWORD"
     if settings.stdin_isatty:
-        return _read_secret(f"Password for {user}", True), "the prompt"
+        import click
+
+        password = click.prompt(f"Password for {user}", hide_input=True, err=True, default="", show_default=False)
+        if password:
+            return password, "the prompt"
     raise UsageError(f"no password for HexTrackr 1.1.x user {user}",
                      hint="set HEXTRACKR_PASSWORD or pipe it with --password-stdin (there is no password flag)")
 
