@@ -191,7 +191,8 @@ class HX11Double:
       batch_rows: rows per staging/processing batch;
       tls: (certfile, keyfile) to serve https directly (then the connection itself is "secure");
       summary_bytes: pad metadata.importSummary to at least this size (the real one can be ~70 KB);
-      trust_proxy: False models a server whose proxy trust is misconfigured (never sets the cookie over http).
+      trust_proxy: False models a server whose proxy trust is misconfigured (never sets the cookie over http);
+      auth_status_route: False models a 1.1 build without the public /api/auth/status (Express 404 page there).
     """
 
     def __init__(
@@ -212,6 +213,7 @@ class HX11Double:
         trust_proxy: bool = True,
         summary_bytes: int = 0,
         tls: tuple[str, str] | None = None,
+        auth_status_route: bool = True,
     ) -> None:
         self.users = dict(users if users is not None else {"admin": "hextrackr-test"})
         self.step_delay = step_delay
@@ -228,6 +230,7 @@ class HX11Double:
         self.trust_proxy = trust_proxy
         self.summary_bytes = summary_bytes
         self.tls = tls
+        self.auth_status_route = auth_status_route
 
         self.url = ""
         self.port = 0
@@ -439,7 +442,7 @@ class HX11Double:
                 # Public route: without a session the token is bound to nothing and no POST accepts it.
                 return await _send_json(send, 200, {"success": True, "csrfToken": secrets.token_hex(16)})
             return await self._csrf(req, send, auth)
-        if m == "GET" and p == "/api/auth/status":  # public
+        if m == "GET" and p == "/api/auth/status" and self.auth_status_route:  # public
             auth = self._authenticated(req.headers)
             if auth is None:
                 return await _send_json(send, 200, {"success": True, "authenticated": False})

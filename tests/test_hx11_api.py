@@ -93,6 +93,14 @@ def test_probe_recognises_a_hextrackr_11_server_and_not_an_html_site(hx):
         assert other.probe() is False
 
 
+def test_probe_without_the_auth_status_route_uses_the_documented_401():
+    """A 1.1 build without /api/auth/status is still recognised: an API call without the cookie gets the
+    documented 401 {"error":"Authentication required","authenticated":false}."""
+    with HX11Double(rate_limit=None, auth_status_route=False) as bare, Hx11Api(bare.url) as api:
+        assert api.probe() is True
+        assert ("GET", "/api/auth/status", 404) in bare.request_log and ("GET", "/api/imports", 401) in bare.request_log
+
+
 def test_401_authentication_required_maps_to_auth_error_saying_to_log_in_again(hx):
     with Hx11Api(hx.url, cookie="s%3Aexpired.sig") as api, pytest.raises(AuthError) as info:
         api.imports()

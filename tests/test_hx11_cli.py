@@ -291,6 +291,13 @@ def test_auto_picks_seed_for_the_embedded_server_and_hx11_for_the_double(double,
     assert "dialect seed (detected: its /health names the seed protocol)" in r.stderr.decode()
 
 
+def test_auto_recognises_a_11_build_without_auth_status_by_its_401(double, scan, tmp_path):
+    hx = double(auth_status_route=False)
+    r = run_cli(["-v", "import", str(scan)], env_for(tmp_path, hx))
+    assert r.returncode == 0, r.stderr.decode()
+    assert "dialect hextrackr-1.1 (detected: /api/imports refuses like HexTrackr 1.1.x" in r.stderr.decode()
+
+
 def test_a_wrong_forced_dialect_fails_at_once_with_the_right_one_named(double, server, scan, tmp_path):
     hx = double()
     started = time.monotonic()

@@ -193,6 +193,7 @@ class Hx11Api:
         self.cookie: str | None = None
         self.csrf_token: str | None = None
         self.user: Mapping[str, Any] | None = None
+        self.probe_reason = ""  # what made probe() say yes
         self.session: requests.Session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
@@ -414,8 +415,21 @@ class Hx11Api:
         return None
 
     def probe(self) -> bool:
-        """True when the server answers like HexTrackr 1.1.x (for ``--dialect auto``); one request."""
-        return self.auth_status() is not None
+        """True when the server answers like HexTrackr 1.1.x (for ``--dialect auto``): ``/api/auth/status``
+        says whether we are authenticated, or else (a server without that route) an API call without the cookie
+        is refused the documented 1.1 way, 401 ``{"authenticated": false}``. One request, two at most."""
+        if self.auth_status() is not None:
+            self.probe_reason = "/api/auth/status answers like HexTrackr 1.1.x"
+            return True
+        try:
+            resp = self.session.get(self.url(self.dialect.imports_path), timeout=self.timeout)
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(exc) from None
+        body = self._json_or_none(resp)
+        if resp.status_code == 401 and isinstance(body, Mapping) and body.get("authenticated") is False:
+            self.probe_reason = "/api/imports refuses like HexTrackr 1.1.x (401, authenticated: false)"
+            return True
+        return False
 
     def check_session(self) -> bool:
         """True if the cookie we hold is still a logged-in session."""

@@ -178,9 +178,8 @@ def pick_dialect(settings: Settings, api: Any, timeout: float | None = None) -> 
             if _health_or_none(api, timeout) is not None:
                 raise UsageError(f"{api.base_url} speaks the seed protocol (hextrackr serve), not hextrackr-1.1",
                                  hint="use --dialect seed or --dialect auto")
-            raise ServerError(f"{api.base_url} does not answer like a HexTrackr 1.1.x server "
-                              "(GET /api/auth/status has no JSON answer)",
-                              hint="check --server / HEXTRACKR_SERVER: it must be the HexTrackr URL")
+            # Not recognised, but forced: the login says clearly what the server is not.
+            return hx11, "--dialect hextrackr-1.1; the server did not confirm it"
         try:
             health = api.health(timeout)
             failure: HextrackrError | None = None
@@ -194,7 +193,7 @@ def pick_dialect(settings: Settings, api: Any, timeout: float | None = None) -> 
             if wanted == seed.name:
                 raise UsageError(f"{api.base_url} is a HexTrackr 1.1.x server, not a seed-protocol server",
                                  hint="use --dialect hextrackr-1.1 or --dialect auto, with --username")
-            how = "its /health names it" if found == hx11.name else "/api/auth/status answers like HexTrackr 1.1.x"
+            how = "its /health names it" if found == hx11.name else probe.probe_reason
             return hx11, f"detected: {how}"
         if health is not None and found in (None, ""):
             _check_healthy(health)
