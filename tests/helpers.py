@@ -120,6 +120,15 @@ def db_count(db_path: Path | str, table: str, where: str = "", args: Iterable[An
         conn.close()
 
 
+def hold_write_lock(db_path: Path | str) -> sqlite3.Connection:
+    """Another connection's write lock on a server's SQLite file: an import that has started stays mid-way (staged,
+    waiting to merge) until the connection is rolled back or closed, however fast imports have become. Take it
+    once the upload is accepted (the server records the import when the POST arrives)."""
+    holder = sqlite3.connect(str(db_path), timeout=5, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
 def db_snapshot(db_path: Path | str) -> dict[str, list[tuple]]:
     """The data tables' full content (not the import history), to compare before/after a failed import."""
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)

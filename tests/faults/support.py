@@ -16,6 +16,8 @@ from typing import Any
 
 import requests
 
+from helpers import hold_write_lock  # noqa: F401  (re-exported for the fault tests)
+
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
 CORPUS_DIR = TESTS / "data" / "bad"
@@ -195,15 +197,6 @@ def last_line(text: str | bytes) -> str:
         text = text.decode("utf-8", "replace")
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
-
-
-def hold_write_lock(db_path: Path | str) -> sqlite3.Connection:
-    """Another process's write lock on a server's SQLite file: an import that has started stays mid-way (staged,
-    waiting to merge) until the connection is rolled back or closed, however fast imports have become. Take it
-    once the upload is accepted (the server records the import when the POST arrives)."""
-    holder = sqlite3.connect(str(db_path), timeout=5, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
-    return holder
 
 
 def db_rows_all(db_path: Path | str, table: str = "vulnerabilities") -> list[dict]:
