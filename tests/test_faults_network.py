@@ -17,7 +17,7 @@ from faults.proxy import TcpProxy
 
 pytest_plugins = ["faults.plugin"]
 
-BIG = 60_000  # ~3 s of server work: long enough to inject a fault mid-import
+BIG = 60_000  # under a second of server work now: tests hold the write lock to inject a fault mid-import
 MID = 5_000
 
 
@@ -59,9 +59,14 @@ def test_connections_cut_mid_import_cli_reconnects_and_reports_completed(server,
     """Every TCP connection is reset mid-import: the CLI reconnects, re-joins, and exits 0 with every row in."""
     proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], S.cli_env(tmp_path, proxy.url))
     try:
-        S.read_json_until(proc, lambda o: o.get("type") == "loading")
-        assert proxy.cut_all() >= 1
-        record(faults_injected=1)
+        S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
+        holder = S.hold_write_lock(server.db_path)  # the import is certainly still running at the cut
+        try:
+            S.read_json_until(proc, lambda o: o.get("type") == "loading")
+            assert proxy.cut_all() >= 1
+            record(faults_injected=1)
+        finally:
+            holder.close()
         lines, err = finish(proc)
     finally:
         if proc.poll() is None:
@@ -78,11 +83,16 @@ def test_server_unreachable_for_seconds_mid_import_cli_recovers(server, proxy, b
     """Connections cut and new ones refused for ~3 s mid-import: reconnect with backoff, true outcome, exit 0."""
     proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], S.cli_env(tmp_path, proxy.url))
     try:
-        S.read_json_until(proc, lambda o: o.get("type") == "loading")
-        proxy.mode = "refuse"
-        proxy.cut_all()
-        record(faults_injected=1)
-        time.sleep(3)
+        S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
+        holder = S.hold_write_lock(server.db_path)  # the import is certainly still running while unreachable
+        try:
+            S.read_json_until(proc, lambda o: o.get("type") == "loading")
+            proxy.mode = "refuse"
+            proxy.cut_all()
+            record(faults_injected=1)
+            time.sleep(3)
+        finally:
+            holder.close()
         proxy.mode = "pass"
         lines, err = finish(proc)
     finally:
@@ -174,9 +184,22 @@ def test_server_slower_than_timeout_exits_5_and_the_import_completes(server, pro
     import still completes on the server with every row."""
     proxy.delay = 0.05
     record(faults_injected=1)
-    r = S.run_cli(["-q", "import", "--timeout", "1", str(big_csv)], S.cli_env(tmp_path, proxy.url))
-    err = r.stderr.decode()
-    assert r.returncode == 5, err
+    proc = S.spawn_cli(["-q", "import", "--timeout", "1", str(big_csv)], S.cli_env(tmp_path, proxy.url))
+    holder = None
+    try:
+        deadline = time.monotonic() + 30
+        while S.count(server.db_path, "imports") == 0:  # the upload is accepted when its record appears
+            assert time.monotonic() < deadline and proc.poll() is None, "the import never started"
+            time.sleep(0.02)
+        holder = S.hold_write_lock(server.db_path)  # however fast the import is, it outlasts --timeout 1
+        _, err_bytes = proc.communicate(timeout=60)
+    finally:
+        if holder is not None:
+            holder.close()
+        if proc.poll() is None:
+            proc.kill()
+    err = err_bytes.decode()
+    assert proc.returncode == 5, err
     assert "hextrackr watch" in err and "Traceback" not in err
     sid = next(w for w in err.replace("(", " ").replace(")", " ").split() if S.is_uuid(w))
     assert S.wait_outcome(server.url, sid)["outcome"] == "completed"
