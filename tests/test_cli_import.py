@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -20,10 +21,12 @@ from cli_support import (  # noqa: F401  (fixtures)
     run_cli,
     server,
     small_csv,
+    spawn_cli,
     status,
     vuln_rows,
     wait_outcome,
 )
+from helpers import db_count, hold_write_lock
 
 BAD = Path(__file__).parent / "data" / "bad"
 
@@ -43,10 +46,33 @@ def test_full_import_exits_0_and_prints_the_summary(server, big_csv, tmp_path):
     assert vuln_rows(Path(server.db_path)) == 60_000
 
 
+def _run_held(server, args: list[str], env: dict, hold: float = 1.5) -> subprocess.CompletedProcess:
+    """Run the CLI while the server's write lock is held for ``hold`` s once the upload is recorded: the import
+    stays mid-way (loading done, merge waiting) and reports it, however fast imports are."""
+    proc = spawn_cli(args, env)
+    holder = None
+    try:
+        deadline = time.monotonic() + 30
+        while db_count(server.db_path, "imports") == 0:
+            assert time.monotonic() < deadline and proc.poll() is None, "the import never started"
+            time.sleep(0.02)
+        holder = hold_write_lock(server.db_path)
+        time.sleep(hold)
+        holder.close()
+        holder = None
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if holder is not None:
+            holder.close()
+        if proc.poll() is None:
+            proc.kill()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def test_plain_output_has_no_carriage_returns_or_escape_codes(server, medium_csv, tmp_path):
     """Plain mode (not a TTY) writes whole lines only: stage lines with percent and ETA, no \\r, no ANSI."""
     env = cli_env(tmp_path, server.url, TERM="xterm-256color", FORCE_COLOR="1")
-    r = run_cli(["import", "--log-interval", "0", str(medium_csv)], env)
+    r = _run_held(server, ["import", "--log-interval", "0", str(medium_csv)], env)
     err = r.stderr.decode()
     assert r.returncode == 0, err
     assert "\r" not in err
@@ -61,7 +87,7 @@ def test_plain_output_has_no_carriage_returns_or_escape_codes(server, medium_csv
 def test_plain_output_is_one_line_per_stage_with_default_log_interval(server, medium_csv, tmp_path):
     """With the default --log-interval (10 s) a short import logs each stage once, not every event."""
     env = cli_env(tmp_path, server.url)
-    r = run_cli(["import", str(medium_csv)], env)
+    r = _run_held(server, ["import", str(medium_csv)], env)  # ~3 loading events a second while held
     assert r.returncode == 0
     lines = [l for l in r.stderr.decode().splitlines() if re.match(r"\d\d:\d\d:\d\d loading ", l)]
     assert len(lines) == 1
