@@ -25,6 +25,7 @@ from cli_support import (  # noqa: F401  (fixtures)
     spawn_cli,
     wait_outcome,
 )
+from helpers import hold_write_lock
 from hextrackr_cli.client import events as ev
 from hextrackr_cli.client.api import SeedApi
 from hextrackr_cli.client.watcher import Watcher
@@ -56,9 +57,20 @@ def test_websocket_blocked_falls_back_to_socketio_polling_and_completes(tmp_path
 
     with start_background(database=f"sqlite:///{tmp_path / 's.db'}", tokens=[TOKEN], transports=("polling",)) as srv:
         env = cli_env(tmp_path, srv.url)
-        r = run_cli(["--output", "json", "import", str(medium_csv)], env)
-        assert r.returncode == 0, r.stderr.decode()
-        objs = [json.loads(l) for l in r.stdout.decode().splitlines()]
+        proc = spawn_cli(["--output", "json", "import", str(medium_csv)], env)
+        try:
+            objs = read_json_until(proc, lambda o: o.get("event") == "uploaded")
+            holder = hold_write_lock(srv.db_path)  # progress to follow, however fast the import is
+            try:
+                objs += read_json_until(proc, lambda o: o.get("type") == "loading")
+            finally:
+                holder.close()
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err.decode()
+        objs += [json.loads(l) for l in out.decode().splitlines()]
         transports = [o["transport"] for o in objs if o.get("event") == "transport"]
         assert transports == ["socket.io polling"]
         assert sum(1 for o in objs if o.get("type") in ("parsing", "loading", "processing", "finalizing")) >= 2
