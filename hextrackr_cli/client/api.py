@@ -21,6 +21,7 @@ from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerU
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 USER_AGENT = f"hextrackr/{__version__}"
+UPLOAD_PIECE = 1 << 18  # bytes read from the multipart encoder per send
 
 
 class SessionNotFound(ServerError):
@@ -76,7 +77,9 @@ class _ProgressReader:
     def read(self, size: int = -1) -> bytes:
         if self._abort is not None and self._abort.is_set():
             raise _Aborted()
-        chunk = self._enc.read(size if size and size > 0 else 1 << 16)
+        # http.client asks for 8 KiB at a time: 9,000 trips through the encoder per 72 MB; bigger pieces (more
+        # than asked for is allowed) halve the upload's time through loopback
+        chunk = self._enc.read(max(size, UPLOAD_PIECE))
         self.sent += len(chunk)
         if self._on_progress is not None:
             now = time.monotonic()
