@@ -178,6 +178,9 @@ def sign_in(drv: Any, url: str, token: str = TOKEN) -> None:
     box.send_keys(token)
     drv.find_element("css selector", "#tokenModal button[type=submit]").click()
     wait_js(drv, f"sessionStorage.getItem('hextrackr.token') === {json.dumps(token)}", 20, "token accepted")
+    # the prompt is gone (faded out), as a user would see it, before anything under it is clicked
+    wait_js(drv, "getComputedStyle(document.getElementById('tokenModal')).display === 'none'"
+                 " && document.querySelector('.modal-backdrop') === null", 10, "token prompt closed")
 
 
 def modal(drv: Any) -> dict:

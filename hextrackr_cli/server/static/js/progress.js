@@ -59,7 +59,8 @@
       const modal = global.bootstrap.Modal.getOrCreateInstance(el, { backdrop: 'static', keyboard: false });
       if (!form.dataset.bound) {
         form.dataset.bound = '1';
-        el.addEventListener('shown.bs.modal', () => input.focus());
+        el.addEventListener('shown.bs.modal', () => { el.dataset.shown = '1'; input.focus(); });
+        el.addEventListener('hidden.bs.modal', () => { delete el.dataset.shown; });
         form.addEventListener('submit', async (ev) => {
           ev.preventDefault();
           const candidate = input.value.trim();
@@ -73,7 +74,9 @@
             if (res.ok) {
               global.sessionStorage.setItem(TOKEN_KEY, candidate);
               input.value = '';
-              modal.hide();
+              if (el.dataset.shown) modal.hide();
+              else el.addEventListener('shown.bs.modal', () => modal.hide(), { once: true }); // Bootstrap ignores
+              // hide() while the modal is still fading in: a quick answer used to leave the prompt open for good
               const waiters = this._waiters.splice(0);
               waiters.forEach((w) => w(candidate));
             } else {
