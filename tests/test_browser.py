@@ -145,11 +145,6 @@ def shots(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def csv_100k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return gen_csv(tmp_path_factory.mktemp("browser-csv") / "generic_scan_2025-11-20.csv", 100_000)
-
-
-@pytest.fixture(scope="module")
 def csv_30k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return gen_csv(tmp_path_factory.mktemp("browser-csv") / "generic_small_2025-11-20.csv", 30_000)
 
@@ -340,12 +335,12 @@ def server(server_factory: Callable[..., Any]) -> Any:
 
 
 # --------------------------------------------------------------------------- tests
-def test_cli_import_followed_in_browser_shows_bar_eta_and_success(page: Any, server: Any, csv_100k: Path,
+def test_cli_import_followed_in_browser_shows_bar_eta_and_success(page: Any, server: Any, csv_250k: Path,
                                                                   tmp_path: Path, shots: Path) -> None:
     """An import started by the CLI: the page's bar advances with an ETA, then turns green with the summary."""
     sign_in(page, server.url)
     sid = str(uuid.uuid4())
-    start_cli_import(tmp_path, server.url, csv_100k, sid)
+    start_cli_import(tmp_path, server.url, csv_250k, sid)  # a few seconds: several updates to see
     page.get(f"{server.url}/imports/{sid}")
 
     wait_js(page, "window.__hx.updates.some(u => u.type !== 'complete' && u.progress >= 15 && u.progress <= 85"
@@ -358,8 +353,8 @@ def test_cli_import_followed_in_browser_shows_bar_eta_and_success(page: Any, ser
     shown = modal(page)
     assert shown["shown"] and shown["bar"] == "100%" and shown["barWidth"] == "100%"
     assert "bg-success" in shown["barClass"] and "progress-bar-animated" not in shown["barClass"]
-    assert shown["message"] == final["lastEvent"]["message"] and "100000" in shown["message"]
-    assert "rows: 100,000" in shown["summary"]
+    assert shown["message"] == final["lastEvent"]["message"] and "250000" in shown["message"]
+    assert "rows: 250,000" in shown["summary"]
     assert shown["closeVisible"] and not shown["cancelVisible"]
     assert shown["title"] == "Importing Vulnerabilities"
     assert shown["connection"] == "Live (WebSocket)"
@@ -443,7 +438,7 @@ def test_cancel_button_mid_import_sends_cancelimport_and_db_is_unchanged(page: A
     assert not changed, f"tables changed by a cancelled import: {changed}"
 
 
-def test_socketio_blocked_page_polls_http_and_still_finishes(page: Any, server: Any, csv_100k: Path,
+def test_socketio_blocked_page_polls_http_and_still_finishes(page: Any, server: Any, csv_250k: Path,
                                                               tmp_path: Path) -> None:
     """Behind a proxy that refuses /socket.io/, the page polls /api/import/progress/{id}, retries the socket
     after 1, 2, 4... s, and still shows the import finish."""
@@ -451,7 +446,7 @@ def test_socketio_blocked_page_polls_http_and_still_finishes(page: Any, server: 
     try:
         sign_in(page, proxy.url)
         sid = str(uuid.uuid4())
-        start_cli_import(tmp_path, server.url, csv_100k, sid)
+        start_cli_import(tmp_path, server.url, csv_250k, sid)  # long enough for several 1 s polls
         page.get(f"{proxy.url}/imports/{sid}")
         wait_js(page, "window.__hx.updates.some(u => u.progress > 0 && u.progress < 100)", 90, "progress by polling")
         assert modal(page)["connection"].startswith("HTTP polling")
