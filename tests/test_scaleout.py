@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,11 +28,13 @@ import pytest
 import requests
 
 from cli_support import cli_env, free_port, gen_csv, read_json_until, spawn_cli
-from helpers import EventLog, close_client, get_json, post_import, socket_client, spawn_server, wait_for_outcome
+from helpers import (GENERIC_CSV, EventLog, close_client, get_json, post_import, socket_client, spawn_server,
+                     wait_for_outcome)
 
 PG_ADMIN = os.environ.get("HEXTRACKR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("HEXTRACKR_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TOKEN = "scaleout-token-0123456789"
+OTHER = "scaleout-other-token-0123456789"  # a second, non-admin token of the same workers
 
 
 def _unavailable(reason: str) -> None:
@@ -71,7 +74,7 @@ def mq_url() -> str:
 
 
 def _spawn(tmp: Path, pg: str, mq: str, *extra: str) -> Any:
-    return spawn_server(tmp, "--database", pg, "--message-queue", mq, *extra, token=TOKEN)
+    return spawn_server(tmp, "--database", pg, "--message-queue", mq, "--token", OTHER, *extra, token=TOKEN)
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +163,27 @@ def test_polling_client_on_b_follows_an_import_on_a(workers: list[Any], tmp_path
     assert final["records"] == _pg_count(pg_url, "SELECT count(*) FROM vulnerabilities WHERE vendor = 'polled'")
     # the progress endpoint answers the same on every worker
     assert {wait_for_outcome(w.url, TOKEN, sid)["summary"]["records"] for w in workers} == {final["records"]}
+
+
+def test_a_reservation_on_one_worker_holds_on_every_worker(workers: list[Any]) -> None:
+    """Reserved (joinSession + reserve) on B by one token: another token's upload to A is refused, the reserving
+    token's upload to A runs there and B's client hears it all."""
+    a, b, _ = workers
+    sid = str(uuid.uuid4())
+    log = EventLog()
+    sio = socket_client(b.url, OTHER, log=log)
+    try:
+        assert sio.call("joinSession", {"sessionId": sid, "reserve": True}, timeout=10)["ok"] is True
+        r = post_import(a.url, TOKEN, GENERIC_CSV, session_id=sid)
+        assert r.status_code == 409 and r.json()["code"] == "conflict"
+        r = post_import(a.url, OTHER, GENERIC_CSV, session_id=sid, vendor="reserved")
+        assert r.status_code == 202, r.text
+        assert log.wait(lambda l: l.terminal(), timeout=30)
+        assert log.progress()[-1]["type"] == "complete"
+        ack = sio.call("joinSession", sid, timeout=10)  # B's stale reservation gave way to A's session
+        assert ack["ok"] is True and ack["session"]["outcome"] == "completed"
+    finally:
+        close_client(sio)
 
 
 class RoundRobin:

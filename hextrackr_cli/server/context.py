@@ -17,7 +17,7 @@ from typing import Any, Callable
 from hextrackr_cli import protocol
 from hextrackr_cli.server.pipeline import Importer
 from hextrackr_cli.server.storage import Database
-from hextrackr_cli.server.tracker import ProgressTracker, Session, session_state
+from hextrackr_cli.server.tracker import PENDING, ProgressTracker, Session, session_state
 
 log = logging.getLogger("hextrackr.server")
 
@@ -164,6 +164,14 @@ class ServerContext:
         if stored is None or not principal.may_see(stored.get("owner")):
             return None
         return stored["state"]
+
+    def reserved_by_other(self, session_id: str, principal: Principal) -> bool:
+        """True when another token reserved ``session_id`` on another worker (message queue only); blocking."""
+        try:
+            stored = self.shared.load(session_id) if self.shared is not None else None
+        except self.shared.Error:
+            return False
+        return stored is not None and stored.get("status") == PENDING and stored.get("owner") != principal.token_id
 
     def remote_cancel(self, session_id: str, principal: Principal) -> dict | None:
         """The cancelImport ack for a session another worker runs (message queue only), None if unknown; blocking."""

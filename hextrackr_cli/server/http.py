@@ -277,7 +277,9 @@ class HttpApp:
 
         # idempotency and ownership of the session id
         existing = ctx.tracker.get(session_id)
-        if existing is not None and existing.status == PENDING and existing.owner != principal.token_id:
+        if (existing is not None and existing.status == PENDING and existing.owner != principal.token_id) or (
+                existing is None and ctx.shared is not None
+                and await asyncio.to_thread(ctx.reserved_by_other, session_id, principal)):  # on another worker
             upload.discard()
             raise HttpError(409, f"session id {session_id} is already in use", "conflict")
         row = await asyncio.to_thread(ctx.db.import_by_session, session_id)
