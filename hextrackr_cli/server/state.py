@@ -99,6 +99,7 @@ class SharedState:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pending: dict[str, tuple[dict, float]] = {}
+        self.reachable = True  # as of the last heartbeat: lookups made on the event loop skip Redis when it is down
         self._pending_cond = threading.Condition()
         self.Error: type[Exception] = redis.RedisError
 
@@ -222,8 +223,9 @@ class SharedState:
         while True:
             try:
                 self.redis.set(self.worker_key(self.runner), "1", ex=WORKER_TTL)
+                self.reachable = True
             except self.Error:
-                pass
+                self.reachable = False
             if self._stop.wait(HEARTBEAT):
                 return
 
@@ -283,7 +285,7 @@ class SharedTracker(ProgressTracker):
 
     def get(self, session_id: str) -> Session | None:
         session = super().get(session_id)
-        if session is not None and session.status == PENDING:
+        if session is not None and session.status == PENDING and self.shared.reachable:
             # a reservation made here, but the upload went to another worker: that worker has the session now
             try:
                 status = self.shared.redis.hget(self.shared.key(session_id), "status")
