@@ -401,8 +401,9 @@ def test_serve_workers_runs_that_many_workers(pg_url: str, mq_url: str, tmp_path
         for url in urls:
             assert requests.get(url + "/health", timeout=10).json()["messageQueue"] == "ok"
         assert len(pids) == 2
-        for pid in pids:  # the token reaches the workers, but never on a command line
-            assert TOKEN not in open(f"/proc/{pid}/cmdline").read()
+        for pid in pids:  # the token and the URLs reach the workers, but never on a command line
+            cmdline = open(f"/proc/{pid}/cmdline").read()
+            assert TOKEN not in cmdline and "postgresql://" not in cmdline and "redis://" not in cmdline
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

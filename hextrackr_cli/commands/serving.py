@@ -156,6 +156,11 @@ def supervise(global_flags: dict, workers: int, tokens: list[str], *, host: str,
     """
     env = dict(os.environ, **{WORKER_TOKENS_ENV: "\n".join(tokens)})
     env.pop("HEXTRACKR_TOKEN", None)
+    # URLs may carry passwords: through the environment too, never a worker's command line
+    for name, var in (("database", "HEXTRACKR_DATABASE"), ("message_queue", "HEXTRACKR_MESSAGE_QUEUE")):
+        value = options.pop(name, None)
+        if value:
+            env[var] = str(value)
 
     def command(i: int) -> list[str]:
         args = [sys.executable, "-m", "hextrackr_cli"]
