@@ -15,7 +15,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 LISTEN_RE = re.compile(r"hextrackr serve: listening on (http://\S+)")
 
@@ -120,13 +121,25 @@ def db_count(db_path: Path | str, table: str, where: str = "", args: Iterable[An
         conn.close()
 
 
-def hold_write_lock(db_path: Path | str) -> sqlite3.Connection:
-    """Another connection's write lock on a server's SQLite file: an import that has started stays mid-way (staged,
-    waiting to merge) until the connection is rolled back or closed, however fast imports have become. Take it
-    once the upload is accepted (the server records the import when the POST arrives)."""
+@contextmanager
+def hold_write_lock(db_path: Path | str) -> Iterator[sqlite3.Connection]:
+    """Another connection's write lock on a server's SQLite file, for the ``with`` block (``.close()`` releases it
+    early): an import that has started stays mid-way (staged, waiting to merge), however fast imports have
+    become. Take it once the upload is accepted (the server records the import when the POST arrives)."""
     holder = sqlite3.connect(str(db_path), timeout=5, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
-    return holder
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield holder
+    finally:
+        holder.close()
+
+
+def wait_import_recorded(db_path: Path | str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Until the server has recorded an import (its upload accepted); fails if the CLI process ends first."""
+    deadline = time.monotonic() + timeout
+    while db_count(db_path, "imports") == 0:
+        assert time.monotonic() < deadline and proc.poll() is None, "the import never started"
+        time.sleep(0.02)
 
 
 def db_snapshot(db_path: Path | str) -> dict[str, list[tuple]]:

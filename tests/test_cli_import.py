@@ -26,7 +26,7 @@ from cli_support import (  # noqa: F401  (fixtures)
     vuln_rows,
     wait_outcome,
 )
-from helpers import db_count, hold_write_lock
+from helpers import hold_write_lock, wait_import_recorded
 
 BAD = Path(__file__).parent / "data" / "bad"
 
@@ -50,20 +50,12 @@ def _run_held(server, args: list[str], env: dict, hold: float = 1.5) -> subproce
     """Run the CLI while the server's write lock is held for ``hold`` s once the upload is recorded: the import
     stays mid-way (loading done, merge waiting) and reports it, however fast imports are."""
     proc = spawn_cli(args, env)
-    holder = None
     try:
-        deadline = time.monotonic() + 30
-        while db_count(server.db_path, "imports") == 0:
-            assert time.monotonic() < deadline and proc.poll() is None, "the import never started"
-            time.sleep(0.02)
-        holder = hold_write_lock(server.db_path)
-        time.sleep(hold)
-        holder.close()
-        holder = None
+        wait_import_recorded(server.db_path, proc)
+        with hold_write_lock(server.db_path):
+            time.sleep(hold)
         out, err = proc.communicate(timeout=60)
     finally:
-        if holder is not None:
-            holder.close()
         if proc.poll() is None:
             proc.kill()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -90,25 +90,21 @@ def test_cancel_command_gets_the_servers_confirmation(server, big_csv, tmp_path)
     """`hextrackr cancel ID` on a running import: exit 0 once the server confirms; nothing of it is stored."""
     env = cli_env(tmp_path, server.url)
     proc = spawn_cli(["--output", "json", "import", str(big_csv)], env)
-    holder = None
     try:
         read_json_until(proc, lambda o: o.get("event") == "uploaded")
-        holder = hold_write_lock(server.db_path)  # the import stays mid-way (before its merge) until released
-        sid = read_json_until(proc, lambda o: o.get("type") == "loading")[-1]["sessionId"]
-        cancel = spawn_cli(["cancel", sid], env)
-        deadline = time.monotonic() + 30
-        while not status(server.url, sid)["cancelled"]:  # the server took the cancel request
-            assert time.monotonic() < deadline and cancel.poll() is None, cancel.stderr.read().decode()
-            time.sleep(0.05)
-        holder.close()  # the import goes on to its next cancel point and rolls back
-        holder = None
+        with hold_write_lock(server.db_path):  # the import stays mid-way (before its merge) until released
+            sid = read_json_until(proc, lambda o: o.get("type") == "loading")[-1]["sessionId"]
+            cancel = spawn_cli(["cancel", sid], env)
+            deadline = time.monotonic() + 30
+            while not status(server.url, sid)["cancelled"]:  # the server took the cancel request
+                assert time.monotonic() < deadline and cancel.poll() is None, cancel.stderr.read().decode()
+                time.sleep(0.05)
+        # released: the import goes on to its next cancel point and rolls back
         _, cancel_err = cancel.communicate(timeout=30)
         assert cancel.returncode == 0, cancel_err.decode()
         assert "confirmed" in cancel_err.decode()
         out, _ = proc.communicate(timeout=30)
     finally:
-        if holder is not None:
-            holder.close()
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1  # the importing CLI learns its import was cancelled by someone else

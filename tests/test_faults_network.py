@@ -60,13 +60,10 @@ def test_connections_cut_mid_import_cli_reconnects_and_reports_completed(server,
     proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], S.cli_env(tmp_path, proxy.url))
     try:
         S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
-        holder = S.hold_write_lock(server.db_path)  # the import is certainly still running at the cut
-        try:
+        with S.hold_write_lock(server.db_path):  # the import is certainly still running at the cut
             S.read_json_until(proc, lambda o: o.get("type") == "loading")
             assert proxy.cut_all() >= 1
             record(faults_injected=1)
-        finally:
-            holder.close()
         lines, err = finish(proc)
     finally:
         if proc.poll() is None:
@@ -84,15 +81,12 @@ def test_server_unreachable_for_seconds_mid_import_cli_recovers(server, proxy, b
     proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], S.cli_env(tmp_path, proxy.url))
     try:
         S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
-        holder = S.hold_write_lock(server.db_path)  # the import is certainly still running while unreachable
-        try:
+        with S.hold_write_lock(server.db_path):  # the import is certainly still running while unreachable
             S.read_json_until(proc, lambda o: o.get("type") == "loading")
             proxy.mode = "refuse"
             proxy.cut_all()
             record(faults_injected=1)
             time.sleep(3)
-        finally:
-            holder.close()
         proxy.mode = "pass"
         lines, err = finish(proc)
     finally:
@@ -185,17 +179,11 @@ def test_server_slower_than_timeout_exits_5_and_the_import_completes(server, pro
     proxy.delay = 0.05
     record(faults_injected=1)
     proc = S.spawn_cli(["-q", "import", "--timeout", "1", str(big_csv)], S.cli_env(tmp_path, proxy.url))
-    holder = None
     try:
-        deadline = time.monotonic() + 30
-        while S.count(server.db_path, "imports") == 0:  # the upload is accepted when its record appears
-            assert time.monotonic() < deadline and proc.poll() is None, "the import never started"
-            time.sleep(0.02)
-        holder = S.hold_write_lock(server.db_path)  # however fast the import is, it outlasts --timeout 1
-        _, err_bytes = proc.communicate(timeout=60)
+        S.wait_import_recorded(server.db_path, proc)
+        with S.hold_write_lock(server.db_path):  # however fast the import is, it outlasts --timeout 1
+            _, err_bytes = proc.communicate(timeout=60)
     finally:
-        if holder is not None:
-            holder.close()
         if proc.poll() is None:
             proc.kill()
     err = err_bytes.decode()

@@ -42,13 +42,10 @@ def test_server_killed_mid_import_fails_cleanly_and_a_rerun_imports_everything(t
         before = S.fingerprint(srv.db_path)
         proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], env)
         S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
-        holder = S.hold_write_lock(srv.db_path)  # the import is certainly still running when the server is killed
-        try:
+        with S.hold_write_lock(srv.db_path):  # the import is certainly still running when the server is killed
             S.read_json_until(proc, lambda o: o.get("type") == "loading")
             srv.kill()
             record(faults_injected=1)
-        finally:
-            holder.close()
         srv.start()
         out, err = proc.communicate(timeout=90)
         lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
@@ -153,13 +150,9 @@ def test_server_restarted_with_another_token_mid_import_exits_4(tmp_path, big_cs
     try:
         env = S.cli_env(tmp_path, srv.url)
         proc = S.spawn_cli(["-q", "import", str(big_csv)], env)
-        deadline = time.monotonic() + 30
-        while S.count(srv.db_path, "imports") == 0:
-            assert time.monotonic() < deadline and proc.poll() is None, "the import never started"
-            time.sleep(0.05)
-        holder = S.hold_write_lock(srv.db_path)  # so the import cannot finish before the kill
-        srv.kill()
-        holder.close()
+        S.wait_import_recorded(srv.db_path, proc)
+        with S.hold_write_lock(srv.db_path):  # so the import cannot finish before the kill
+            srv.kill()
         record(faults_injected=1)
         srv.token = "rotated-token-the-cli-does-not-know"
         srv.start()
@@ -254,22 +247,18 @@ def graceful_stop_mid_import(tmp_path, big_csv):
 
     srv = spawn_server(tmp_path, token=S.TOKEN)
     proc = S.spawn_cli(["--output", "json", "import", str(big_csv)], S.cli_env(tmp_path, srv.url))
-    holder = None
     try:
         S.read_json_until(proc, lambda o: o.get("event") == "uploaded")
-        holder = S.hold_write_lock(srv.db_path)
-        S.read_json_until(proc, lambda o: o.get("type") == "loading")
-        srv.proc.send_signal(signal.SIGTERM)
-        record(faults_injected=1)
-        deadline = time.monotonic() + 20
-        while "stopping" not in srv.stderr and time.monotonic() < deadline:
-            time.sleep(0.05)
-        holder.rollback()
+        with S.hold_write_lock(srv.db_path):
+            S.read_json_until(proc, lambda o: o.get("type") == "loading")
+            srv.proc.send_signal(signal.SIGTERM)
+            record(faults_injected=1)
+            deadline = time.monotonic() + 20
+            while "stopping" not in srv.stderr and time.monotonic() < deadline:
+                time.sleep(0.05)
         assert srv.stop() == 0, srv.stderr
         out, err = proc.communicate(timeout=120)
     finally:
-        if holder is not None:
-            holder.close()
         if proc.poll() is None:
             proc.kill()
         srv.stop()

@@ -166,12 +166,9 @@ def test_cancel_mid_import_rolls_back_and_confirms_to_the_room(live_server, big_
     sid = str(uuid.uuid4())
     sio.call("joinSession", {"sessionId": sid, "reserve": True}, timeout=10)
     post_import(live_server.url, live_server.token, big_csv, session_id=sid)
-    holder = hold_write_lock(live_server.db_path)  # the import stays mid-way (before its merge) until released
-    try:
+    with hold_write_lock(live_server.db_path):  # the import stays mid-way (before its merge) until released
         assert log.wait(lambda l: any(d["type"] == "loading" for d in session_events(l, sid)), 60)
         assert sio.call("cancelImport", sid, timeout=10) == {"ok": True}
-    finally:
-        holder.close()
     assert log.wait(lambda l: "importCancelled" in l.names(), 60)
     assert [d for _, n, d in log.events if n == "importCancelled"] == [{"sessionId": sid}]
     assert not any(d["type"] == "complete" for d in session_events(log, sid))
@@ -190,14 +187,11 @@ def test_a_queued_import_says_it_waits_and_can_be_cancelled_while_waiting(live_s
         sio.call("joinSession", {"sessionId": sid, "reserve": True}, timeout=10)
     post_import(live_server.url, live_server.token, big_csv, session_id=a)
     post_import(live_server.url, live_server.token, GENERIC_CSV, session_id=b)  # recorded before the lock below
-    holder = hold_write_lock(live_server.db_path)  # a stays mid-way (before its merge) until released
-    try:
+    with hold_write_lock(live_server.db_path):  # a stays mid-way (before its merge) until released
         assert log.wait(lambda l: any(d["type"] == "loading" for d in session_events(l, a)), 60)
         assert log.wait(lambda l: any("Waiting for another import" in d["message"] for d in session_events(l, b)), 30)
         assert sio.call("cancelImport", b, timeout=10) == {"ok": True}
         assert log.wait(lambda l: any(d == {"sessionId": b} for _, n, d in l.events if n == "importCancelled"), 30)
-    finally:
-        holder.close()
     assert log.wait(lambda l: any(d["type"] == "complete" for d in session_events(l, a)), 120)
     assert wait_for_outcome(live_server.url, live_server.token, b)["outcome"] == "cancelled"
 

@@ -60,11 +60,8 @@ def test_websocket_blocked_falls_back_to_socketio_polling_and_completes(tmp_path
         proc = spawn_cli(["--output", "json", "import", str(medium_csv)], env)
         try:
             objs = read_json_until(proc, lambda o: o.get("event") == "uploaded")
-            holder = hold_write_lock(srv.db_path)  # progress to follow, however fast the import is
-            try:
+            with hold_write_lock(srv.db_path):  # progress to follow, however fast the import is
                 objs += read_json_until(proc, lambda o: o.get("type") == "loading")
-            finally:
-                holder.close()
             out, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from helpers import hold_write_lock  # noqa: F401  (re-exported for the fault tests)
+from helpers import hold_write_lock, wait_import_recorded  # noqa: F401  (re-exported for the fault tests)
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
