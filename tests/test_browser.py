@@ -28,7 +28,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_support import cli_env, gen_csv, run_cli  # noqa: E402
-from helpers import EventLog, close_client, db_snapshot, post_import, socket_client, wait_for_outcome  # noqa: E402
+from helpers import (  # noqa: E402
+    EventLog, close_client, db_snapshot, hold_write_lock, post_import, socket_client, wait_for_outcome,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -506,16 +508,17 @@ def test_lost_socket_page_polls_then_reconnects_and_rejoins(page: Any, server: A
         sign_in(page, proxy.url)
         sid = str(uuid.uuid4())
         start_cli_import(tmp_path, server.url, csv_250k, sid)
-        page.get(f"{proxy.url}/imports/{sid}")
-        wait_js(page, "WebSocketClient.joined && window.__hx.updates.some(u => u.progress >= 10)", 90, "live")
-        proxy.block = True
-        proxy.cut()
-        wait_js(page, "window.__hx.connection.some(c => c.endsWith('/http-polling'))", 30, "fell back to polling")
-        polled_from = len(recorded(page)["updates"])
-        wait_js(page, f"window.__hx.updates.length > {polled_from} || ProgressModal.isFinished()", 30,
-                "progress while polling")
-        proxy.block = False
-        wait_js(page, "WebSocketClient.joined && WebSocketClient.transport === 'websocket'", 60, "rejoined")
+        with hold_write_lock(server.db_path):  # the import outlasts the outage and the rejoin, however fast it is
+            page.get(f"{proxy.url}/imports/{sid}")
+            wait_js(page, "WebSocketClient.joined && window.__hx.updates.some(u => u.progress >= 10)", 90, "live")
+            proxy.block = True
+            proxy.cut()
+            wait_js(page, "window.__hx.connection.some(c => c.endsWith('/http-polling'))", 30,
+                    "fell back to polling")
+            polled_from = len(recorded(page)["updates"])
+            wait_js(page, f"window.__hx.updates.length > {polled_from}", 30, "progress while polling")
+            proxy.block = False
+            wait_js(page, "WebSocketClient.joined && WebSocketClient.transport === 'websocket'", 60, "rejoined")
         wait_js(page, "document.getElementById('progressModal').dataset.state === 'complete'", 120, "success")
         hx = recorded(page)
         shown = modal(page)
