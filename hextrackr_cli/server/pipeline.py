@@ -528,9 +528,11 @@ class _Run:
                 return 1
             if upsert_calls and time.monotonic() - self.last_report >= HEARTBEAT:
                 part = min(1.0, (steps - upsert_from) / upsert_calls)
-                span = stage_pct["resolve"] - stage_pct["upsert"]
-                self.report(protocol.PROCESSING, stage_pct["upsert"] + span * part, names["upsert"],
-                            processedRows=rows, totalRows=rows)
+                pct = stage_pct["upsert"] + (stage_pct["resolve"] - stage_pct["upsert"]) * part
+                # only a new whole percent: the tracker drops an unchanged state, and a report that says nothing
+                # new would also keep the heartbeat thread (whose message changes every beat) quiet
+                if self._last is None or int(pct) != int(self._last[1]):
+                    self.report(protocol.PROCESSING, pct, names["upsert"], processedRows=rows, totalRows=rows)
             return 0
 
         conn.set_progress_handler(heartbeat, PROGRESS_STEPS)
