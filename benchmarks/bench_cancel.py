@@ -72,10 +72,18 @@ def cancel(rows: int, points: tuple[int, ...] = (10, 50, 90), repeat: int = 1) -
     ok = bool(times) and pct(times, 95) <= 1.0 and unchanged_all and confirmed_all and len(times) == len(raw)
     note = (f"{rows:,}-row import; points {','.join(map(str, points))} %; exit 130 + confirmed: "
             f"{'all' if confirmed_all else 'NOT all'}; data tables unchanged: {'all' if unchanged_all else 'NOT all'}; "
-            f"SIGINT -> summary line median {pct(to_summary, 50):.0f} ms (the CLI waits CANCEL_GRACE 0.4 s before it "
-            f"sends the cancel), summary -> process exit median {pct(after_summary, 50):.0f} ms")
+            f"SIGINT -> summary line median {pct(to_summary, 50):.0f} ms (the CLI waits CANCEL_GRACE {_grace()} s before "
+            f"it sends the cancel), summary -> process exit median {pct(after_summary, 50):.0f} ms")
     return [figure("Ctrl-C -> CLI exit (cancel confirmed), p95", times, "s", stat="p95", value=pct(times, 95),
                    target="<= 1.0 s, exit 130, DB unchanged", ok=ok, note=note)], {"runs": raw}
+
+
+def _grace() -> str:
+    try:
+        from hextrackr_cli.commands.importing import CANCEL_GRACE
+    except ImportError:
+        return "?"
+    return f"{CANCEL_GRACE:g}"
 
 
 def _last_import(db: Any) -> str:
