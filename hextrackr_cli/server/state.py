@@ -110,10 +110,27 @@ class SharedState:
         return f"{self.prefix}:worker:{runner}"
 
     def manager(self) -> Any:
-        """python-socketio's Redis client manager on this deployment's channel."""
+        """python-socketio's Redis client manager on this deployment's channel (publishing first, see below)."""
         import socketio  # type: ignore[import-untyped]
 
-        return socketio.AsyncRedisManager(self.url, channel=self.channel)
+        class PublishFirstRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+            """``AsyncRedisManager`` delivers an emit to this worker's clients and then publishes it to the others;
+            this one publishes first, so every worker fans the event out at the same time, and does not publish an
+            emit meant for one client of this worker (the joiner's current state)."""
+
+            async def _handle_emit(self, message: dict) -> None:
+                if message.get("host_id") == self.host_id and not message.get("_published"):
+                    room = message.get("room")
+                    if room is None or not self.is_connected(room, message.get("namespace") or "/"):
+                        await self._publish(message)
+                    message["_published"] = True  # emit() publishes after delivering: it is done already
+                await super()._handle_emit(message)
+
+            async def _publish(self, data: dict) -> None:
+                if not data.get("_published"):
+                    await super()._publish(data)
+
+        return PublishFirstRedisManager(self.url, channel=self.channel)
 
     # ------------------------------------------------------------------ health
     def ping(self) -> bool:
