@@ -101,6 +101,22 @@ def test_bad_serve_options_exit_2_with_one_line_and_no_traceback(tmp_path) -> No
         busy.close()
 
 
+def test_serve_refuses_a_database_from_a_newer_version_in_one_line(tmp_path) -> None:
+    """A SQLite file whose user_version is above this build's schema: exit 2, one line naming it, file unchanged."""
+    import sqlite3
+
+    db = tmp_path / "newer.db"
+    conn = sqlite3.connect(db)
+    conn.executescript("CREATE TABLE imports (id INTEGER PRIMARY KEY); PRAGMA user_version = 42;")
+    conn.close()
+    before = db.read_bytes()
+    res = serve(tmp_path, "--port", "0", "--database", f"sqlite:///{db}")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "newer hextrackr" in res.stderr and "schema version 42" in res.stderr
+    assert db.read_bytes() == before
+
+
 def test_stopping_during_an_import_rolls_it_back_and_records_it(tmp_path) -> None:
     from helpers import write_tenable_csv
 
