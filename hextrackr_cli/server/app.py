@@ -34,6 +34,7 @@ def log_to_file(path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.touch(mode=0o600, exist_ok=True)
+
     class FileOnly(RotatingFileHandler):
         def handleError(self, record: logging.LogRecord) -> None:
             pass  # a line that cannot be written (disk full) is lost, never printed on the terminal instead
