@@ -23,6 +23,7 @@ import datetime as _dt
 import json
 import logging
 import threading
+import time
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -37,6 +38,7 @@ HEARTBEAT = 1.0  # seconds between two refreshes of a worker's heartbeat key
 WORKER_TTL = 5  # seconds after which a silent worker counts as gone
 ACTIVE_TTL = 3600  # a running session's hash outlives a lost worker by at most this (the sweep ends it sooner)
 ORPHAN_GRACE = 10.0  # seconds an import record may exist before its worker's session does
+FULL_SWEEP = 30.0  # seconds between two looks at the running imports when no worker has gone
 
 # cancel: refused when committing or finished; otherwise set the flag and tell the owner
 _CANCEL = """
@@ -100,6 +102,9 @@ class SharedState:
         self._threads: list[threading.Thread] = []
         self._pending: dict[str, tuple[dict, float]] = {}
         self.reachable = True  # as of the last heartbeat: lookups made on the event loop skip Redis when it is down
+        self.up_since = time.monotonic()  # Redis reachable since (heartbeats lost in an outage need time to return)
+        self.live_workers: set[str] = set()  # heartbeats seen by the last sweep
+        self.last_full_sweep = 0.0
         self._pending_cond = threading.Condition()
         self.Error: type[Exception] = redis.RedisError
 
@@ -240,6 +245,8 @@ class SharedState:
         while True:
             try:
                 self.redis.set(self.worker_key(self.runner), "1", ex=WORKER_TTL)
+                if not self.reachable:
+                    self.up_since = time.monotonic()
                 self.reachable = True
             except self.Error:
                 self.reachable = False
@@ -381,10 +388,20 @@ class SharedTracker(ProgressTracker):
 
 def sweep(shared: SharedState, db: Any, tracker: ProgressTracker, emit: Callable[..., None],
           retention: float) -> int:
-    """Record as failed the running imports whose worker is gone, and tell their rooms. Returns how many."""
+    """Record as failed the running imports whose worker is gone, and tell their rooms. Returns how many.
+
+    The database is asked only when a worker's heartbeat disappeared since the last call, or every FULL_SWEEP
+    seconds (a worker that came and went between two calls; this worker's own orphans).
+    """
     running = getattr(db, "running_imports", None)
-    if running is None:
+    if running is None or not shared.reachable or time.monotonic() - shared.up_since < WORKER_TTL + 2 * HEARTBEAT:
+        return 0  # after a Redis outage every worker needs a beat to show it is alive again
+    live = {k.decode().rsplit(":worker:", 1)[-1] for k in shared.redis.scan_iter(match=shared.worker_key("*"))}
+    vanished = bool(shared.live_workers - live)
+    shared.live_workers = live
+    if not vanished and time.monotonic() - shared.last_full_sweep < FULL_SWEEP:
         return 0
+    shared.last_full_sweep = time.monotonic()
     failed = 0
     now = _dt.datetime.now(_dt.timezone.utc)
     for row in running():
