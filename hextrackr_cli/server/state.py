@@ -135,7 +135,9 @@ class SharedState:
                 if not data.get("_published"):
                     await super()._publish(data)
 
-        return PublishFirstRedisManager(self.url, channel=self.channel)
+        # a bounded connect: an unreachable Redis must not hold the emit queue for a TCP timeout (no read timeout:
+        # the manager's subscription reads block while the channel is quiet)
+        return PublishFirstRedisManager(self.url, channel=self.channel, redis_options={"socket_connect_timeout": 2})
 
     # ------------------------------------------------------------------ health
     def ping(self) -> bool:
