@@ -271,6 +271,35 @@ def test_eight_concurrent_imports_across_workers_lose_no_row(workers: list[Any],
         assert stored == s["summary"]["records"] == 5_000  # one record per row: 0 lost
 
 
+def test_an_import_waiting_for_another_workers_import_says_so_and_can_be_cancelled(workers: list[Any], pg_url: str,
+                                                                                 tmp_path: Path) -> None:
+    """Merges are serialized across workers by a PostgreSQL advisory lock (held here by the test, as a running
+    import on another worker would): the waiting import says it waits, and a cancel from another worker stops it."""
+    import psycopg
+
+    from hextrackr_cli.server.storage_pg import IMPORT_LOCK
+
+    a, b, c = workers
+    log = EventLog()
+    sio = socket_client(c.url, TOKEN, log=log)
+    holder = psycopg.connect(pg_url, autocommit=True)
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", (IMPORT_LOCK,))
+        r = post_import(b.url, TOKEN, gen_csv(tmp_path / "w.csv", 100, offset=8_000_000), vendor="waiting")
+        sid = r.json()["sessionId"]
+        assert sio.call("joinSession", sid, timeout=10)["ok"] is True
+        assert log.wait(lambda l: any("Waiting for another import" in d["message"] for d in l.progress()), 30)
+        assert sio.call("cancelImport", sid, timeout=10) == {"ok": True}
+        assert log.wait(lambda l: "importCancelled" in l.names(), 30)
+    finally:
+        close_client(sio)
+        holder.close()
+    assert wait_for_outcome(a.url, TOKEN, sid)["outcome"] == "cancelled"
+    assert _pg_count(pg_url, "SELECT count(*) FROM vulnerabilities WHERE vendor = 'waiting'") == 0
+    r = post_import(b.url, TOKEN, gen_csv(tmp_path / "w2.csv", 100, offset=8_100_000), vendor="waited")
+    assert wait_for_outcome(a.url, TOKEN, r.json()["sessionId"])["outcome"] == "completed"
+
+
 def test_worker_killed_mid_import_fails_cleanly(workers: list[Any], scan: Path, pg_url: str, mq_url: str,
                                                tmp_path: Path) -> None:
     victim = _spawn(tmp_path / "victim", pg_url, mq_url)

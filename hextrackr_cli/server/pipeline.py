@@ -505,9 +505,10 @@ class _Run:
         conn.execute("BEGIN IMMEDIATE")
         # the upsert is nearly all of processing (seconds at 1M rows, against tenths for resolve and snapshot): it
         # spans 80-93 %, moved inside its one statement by SQLite's count of steps done (vulnerabilities on SQLite)
-        stage_pct = {"upsert": 80, "resolve": 93, "snapshot": 94}
+        stage_pct = {"upsert": 80, "resolve": 93, "snapshot": 94, "wait": 80}
         names = {"upsert": "Merging records", "resolve": "Resolving records absent from this scan",
-                 "snapshot": "Saving the scan snapshot"}
+                 "snapshot": "Saving the scan snapshot",
+                 "wait": "Waiting for another import to finish"}  # another worker's (PostgreSQL import lock)
         steps = 0  # progress handler calls so far
         upsert_from, upsert_calls = 0, 0.0  # where the upsert began, and the calls it is expected to take
         measurable = job.kind == "vulnerabilities" and isinstance(conn, sqlite3.Connection)

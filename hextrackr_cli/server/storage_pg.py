@@ -239,10 +239,8 @@ def lock_imports(conn: PgConnection, check: Any) -> None:
     """One import's merge at a time across every worker: a transaction-scoped advisory lock, waited for with the
     import's cancel check (so a waiting import can be cancelled) and at most LOCK_WAIT seconds."""
     deadline = time.monotonic() + LOCK_WAIT
-    while True:
-        check("upsert")
-        if conn.execute("SELECT pg_try_advisory_xact_lock(?)", (IMPORT_LOCK,)).fetchone()[0]:
-            return
+    while not conn.execute("SELECT pg_try_advisory_xact_lock(?)", (IMPORT_LOCK,)).fetchone()[0]:
+        check("wait")  # says so (the heartbeat repeats it with the seconds waited); a cancel stops the wait
         if time.monotonic() > deadline:
             raise PgOperationalError("database is locked: another worker's import holds it")
         time.sleep(0.05)
@@ -255,6 +253,7 @@ def merge_vulnerabilities(conn: PgConnection, staging: PgStaging, *, import_id: 
     now = utc_now()
     t = f"pg_temp.{staging.table}"
     lock_imports(conn, check)
+    check("upsert")
     id_before = conn.execute("SELECT coalesce(max(id), 0) FROM vulnerabilities").fetchone()[0]
     cols = ", ".join(VULN_FIELDS)
     conn.execute(
