@@ -6,6 +6,7 @@ them; this module wires the two, owns Ctrl-C, ``--timeout`` and ``--detach``, an
 
 from __future__ import annotations
 
+import _thread
 import os
 import re
 import signal
@@ -48,8 +49,10 @@ class Sigint:
     def _handle(self, signum: int, frame: Any) -> None:
         self.count += 1
         self.event.set()
-        if self.wake is not None:  # not from here: the interrupted code may hold the lock wake() needs
-            threading.Thread(target=self.wake, name="hextrackr-sigint", daemon=True).start()
+        if self.wake is not None:
+            # not from here: the interrupted code may hold the lock wake() needs. A bare thread, not
+            # threading.Thread: its start() waits on locks the interrupted code may hold too.
+            _thread.start_new_thread(self.wake, ())
 
     def __exit__(self, *exc: Any) -> None:
         if self._installed:
