@@ -517,6 +517,12 @@ def test_lost_socket_page_polls_then_reconnects_and_rejoins(page: Any, server: A
                     "fell back to polling")
             polled_from = len(recorded(page)["updates"])
             wait_js(page, f"window.__hx.updates.length > {polled_from}", 30, "progress while polling")
+            # the heartbeat changes its message every ~0.5 s, so polling can show progress before the page's first
+            # reconnect attempt (1 s backoff): keep Socket.io blocked until one attempt has been refused
+            from selenium.webdriver.support.ui import WebDriverWait
+
+            WebDriverWait(page, 30, poll_frequency=0.05).until(lambda _: proxy.refused,
+                                                               message="a reconnect attempt while blocked")
             proxy.block = False
             wait_js(page, "WebSocketClient.joined && WebSocketClient.transport === 'websocket'", 60, "rejoined")
         wait_js(page, "document.getElementById('progressModal').dataset.state === 'complete'", 120, "success")
