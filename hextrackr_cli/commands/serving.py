@@ -116,9 +116,9 @@ def run_serve(
         _say(f"hextrackr serve: Browser view: {server.url}/")
         _say(f"hextrackr serve: database {server.database}")
         if server.ctx.shared is not None:
-            from hextrackr_cli.server.state import masked
+            from hextrackr_cli.server.storage import masked_url
 
-            _say(f"hextrackr serve: message queue {masked(server.ctx.shared.url)} "
+            _say(f"hextrackr serve: message queue {masked_url(server.ctx.shared.url)} "
                  f"(key prefix {server.ctx.shared.prefix})")
         while not stop.is_set() and server._thread.is_alive():
             stop.wait(0.5)

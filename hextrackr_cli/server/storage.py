@@ -139,6 +139,17 @@ def _upgrade_unversioned(conn: sqlite3.Connection) -> None:
 MIGRATIONS: list[Any] = []
 
 
+def masked_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``****``: what may be printed or logged."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:****@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

@@ -24,7 +24,8 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 
 from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
-from hextrackr_cli.server.storage import RUNNER, VULN_ON_CONFLICT, Database, LoadCounts, _runner_alive, utc_now
+from hextrackr_cli.server.storage import (RUNNER, VULN_ON_CONFLICT, Database, LoadCounts, _runner_alive, masked_url,
+                                          utc_now)
 
 SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x6878_7472_0001  # advisory lock keys ("hxtr" + n)
@@ -344,14 +345,7 @@ class PgDatabase(Database):
     @property
     def url(self) -> str:
         """The URL without its password (printed at start-up)."""
-        from urllib.parse import urlsplit, urlunsplit
-
-        parts = urlsplit(self.dsn)
-        if parts.password:
-            host = parts.hostname or ""
-            netloc = f"{parts.username}:****@{host}" + (f":{parts.port}" if parts.port else "")
-            parts = parts._replace(netloc=netloc)
-        return urlunsplit(parts)
+        return masked_url(self.dsn)
 
     def _raw(self) -> Any:
         import psycopg
