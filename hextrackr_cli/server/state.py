@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hextrackr_cli import protocol
 from hextrackr_cli.server.pipeline import ImportProblem
-from hextrackr_cli.server.storage import RUNNER
+from hextrackr_cli.server.storage import RUNNER, runner_alive
 from hextrackr_cli.server.tracker import PENDING, ProgressTracker, Session, session_state
 
 log = logging.getLogger("hextrackr.server")
@@ -211,8 +211,6 @@ class SharedState:
             return False
         if self.redis.exists(self.worker_key(runner)):
             return True
-        from hextrackr_cli.server.storage_pg import runner_alive
-
         return runner_alive(runner)  # a process of this host that still exists (Redis may just have been down)
 
     def start(self, on_cancel: Callable[[str], None]) -> None:

@@ -95,8 +95,11 @@ class SchemaTooNew(ValueError):
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"  # which server process runs an import
 
 
-def _runner_alive(runner: str | None) -> bool:
-    """False when ``runner`` is a process of this host that no longer exists (its imports can never finish)."""
+def runner_alive(runner: str | None) -> bool:
+    """False when ``runner`` (host:pid, or host:pid:tag for a PostgreSQL worker) is a process of this host that no
+    longer exists, or this one's past (its imports can never finish)."""
+    if runner and runner.count(":") >= 2:
+        runner = runner.rsplit(":", 1)[0]  # the instance tag
     if not runner or ":" not in runner:
         return False
     host, _, pid = runner.rpartition(":")
@@ -259,15 +262,19 @@ class Database:
         """Imports left 'running' by a server process that died can never finish: record them as failed."""
         conn = self.connect()
         try:
-            stale = [r[0] for r in conn.execute("SELECT id, runner FROM imports WHERE status = 'running'")
-                     if not _runner_alive(r[1])]
-            for import_id in stale:
-                conn.execute(
-                    "UPDATE imports SET status = 'failed', finished_at = ?, error = 'the server stopped during the"
-                    " import; nothing was changed' WHERE id = ? AND status = 'running'", (utc_now(), import_id))
-            return len(stale)
+            stale = [r[0] for r in conn.execute("SELECT id, runner FROM imports WHERE status = 'running'").fetchall()
+                     if not runner_alive(r[1])]
+            return sum(self.fail_import(conn, import_id) for import_id in stale)
         finally:
             conn.close()
+
+    @staticmethod
+    def fail_import(conn: Any, import_id: int,
+                    error: str = "the server stopped during the import; nothing was changed") -> int:
+        """Record a running import as failed; 1 if it was still running, else 0."""
+        return conn.execute(
+            "UPDATE imports SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
+            (utc_now(), error, import_id)).rowcount
 
     def healthy(self) -> bool:
         try:

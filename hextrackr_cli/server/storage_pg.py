@@ -24,8 +24,7 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 
 from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
-from hextrackr_cli.server.storage import (RUNNER, VULN_ON_CONFLICT, Database, LoadCounts, _runner_alive, masked_url,
-                                          utc_now)
+from hextrackr_cli.server.storage import RUNNER, VULN_ON_CONFLICT, Database, LoadCounts, masked_url, utc_now
 
 SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x6878_7472_0001  # advisory lock keys ("hxtr" + n)
@@ -97,11 +96,6 @@ CREATE TABLE IF NOT EXISTS tickets (
     updated_at TEXT NOT NULL
 );
 """
-
-
-def runner_alive(runner: str | None) -> bool:
-    """False when ``runner`` (host:pid:tag) is a process of this host that no longer exists, or this one's past."""
-    return _runner_alive((runner or "").rsplit(":", 1)[0] if (runner or "").count(":") >= 2 else runner)
 
 
 class PgError(sqlite3.DatabaseError):
@@ -382,29 +376,8 @@ class PgDatabase(Database):
         finally:
             conn.close()
 
-    def fail_stale_imports(self) -> int:
-        """Imports left 'running' by a worker of this host that is gone can never finish: record them as failed.
-
-        (Other hosts' workers are judged by their heartbeat in Redis: ``state.sweep``.)
-        """
-        conn = self.connect()
-        try:
-            rows = conn.execute("SELECT id, runner FROM imports WHERE status = 'running'").fetchall()
-            failed = 0
-            for import_id, runner in rows:
-                if runner_alive(runner):
-                    continue
-                failed += self.fail_import(conn, import_id)
-            return failed
-        finally:
-            conn.close()
-
-    @staticmethod
-    def fail_import(conn: PgConnection, import_id: int,
-                    error: str = "the server stopped during the import; nothing was changed") -> int:
-        return conn.execute(
-            "UPDATE imports SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
-            (utc_now(), error, import_id)).rowcount
+    # fail_stale_imports() and fail_import() are the SQLite class's: a worker of this host that is gone is judged
+    # here (other hosts' workers by their heartbeat in Redis: ``state.sweep``)
 
     # ------------------------------------------------------------------ import records
     def create_import(self, *, session_id: str, owner: str, type_: str, filename: str, vendor: str | None,
