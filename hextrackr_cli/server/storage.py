@@ -88,11 +88,11 @@ IMPORT_STATUSES = ("running", "completed", "failed", "cancelled")
 # PRAGMA user_version of the layout above. Databases from before versioning (0) are upgraded in place by
 # _upgrade_unversioned; a later change to SCHEMA bumps this and adds a step to MIGRATIONS.
 SCHEMA_VERSION = 1
+RUNNER = f"{socket.gethostname()}:{os.getpid()}"  # which server process runs an import
 
 
 class SchemaTooNew(ValueError):
     """The database was written by a newer hextrackr; ``str()`` is the one-line message for the user."""
-RUNNER = f"{socket.gethostname()}:{os.getpid()}"  # which server process runs an import
 
 
 def runner_alive(runner: str | None) -> bool:
