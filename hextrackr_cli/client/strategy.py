@@ -61,6 +61,15 @@ def verifying_session(verify: bool | str, headers: Mapping[str, str] | None = No
     return s
 
 
+def hx11_not_known(session_id: str) -> SessionNotFound:
+    """A 1.1.x server's 404 for a session we did not just upload: unknown, or finished more than 5 s ago."""
+    return SessionNotFound(
+        f"session {session_id} is not known to the server",
+        hint="HexTrackr 1.1.x forgets a session 5 s after it completes (10 s after an error): a finished "
+             "import is only in `hextrackr imports`; otherwise check the id",
+    )
+
+
 @dataclass(frozen=True)
 class Fetched:
     """What one status poll told: a seed SessionState, a ProgressEvent, a final Outcome, or nothing new."""
@@ -228,11 +237,7 @@ class Hx11Strategy:
             meaning = self.translator.not_found()
         if meaning == hx11.NOT_STARTED:
             if self.posted_at_ms is None:
-                raise SessionNotFound(
-                    f"session {session_id} is not known to the server",
-                    hint="HexTrackr 1.1.x forgets a session 5 s after it completes (10 s after an error): a finished "
-                         "import is only in `hextrackr imports`; otherwise check the id",
-                )
+                raise hx11_not_known(session_id)
             now = time.monotonic()
             if self._not_started_since is None:
                 self._not_started_since = now

@@ -51,16 +51,12 @@ def _hx11_status(api: Any, session_id: str) -> dict[str, Any]:
     """One look at a HexTrackr 1.1.x session: the server's answer plus the seed fields ``format_status`` reads."""
     from hextrackr_cli.client import events as ev
     from hextrackr_cli.client import hx11_api
-    from hextrackr_cli.client.api import SessionNotFound
+    from hextrackr_cli.client.strategy import hx11_not_known
     from hextrackr_cli.dialects.hx11 import Translator
 
     result = api.progress(session_id)
     if result.status == hx11_api.POLL_NOT_FOUND:
-        raise SessionNotFound(
-            f"session {session_id} is not known to the server",
-            hint="HexTrackr 1.1.x forgets a session 5 s after it completes (10 s after an error): look for the import "
-                 "in `hextrackr imports`; otherwise check the id",
-        )
+        raise hx11_not_known(session_id)
     if result.status == hx11_api.POLL_RATE_LIMITED:
         wait = result.retry_after or 60.0
         raise hx11_api.RateLimited(f"status of session {session_id}: the server's rate limit was reached (429)",
