@@ -118,6 +118,22 @@ def read_json_until(proc: subprocess.Popen, predicate: Any, timeout: float = 30)
     raise AssertionError(f"condition not met; saw {seen[-5:]}")
 
 
+def interrupt_when(proc: subprocess.Popen, predicate: Any, presses: int = 1, timeout: float = 30) -> tuple[str, str, str]:
+    """Read the CLI's NDJSON until ``predicate(obj)`` holds, press Ctrl-C (a real SIGINT) ``presses`` times 50 ms
+    apart, and wait for the exit: (the session id of the last line read, stdout, stderr). Killed on any failure."""
+    try:
+        sid = read_json_until(proc, predicate)[-1]["sessionId"]
+        for press in range(presses):
+            if press:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return sid, out.decode(), err.decode()
+
+
 def status(url: str, sid: str, token: str = TOKEN) -> dict:
     r = requests.get(f"{url}/api/import/progress/{sid}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     r.raise_for_status()

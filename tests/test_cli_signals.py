@@ -12,7 +12,7 @@ from pathlib import Path
 from cli_support import (  # noqa: F401  (fixtures)
     big_csv,
     cli_env,
-    read_json_until,
+    interrupt_when,
     run_cli,
     server,
     small_csv,
@@ -37,18 +37,10 @@ def test_first_ctrl_c_cancels_exit_130_and_leaves_the_database_unchanged(server,
     assert before == 50
 
     proc = spawn_cli(["--output", "json", "import", str(big_csv)], env)
-    try:
-        seen = read_json_until(proc, _accepted)
-        sid = seen[-1]["sessionId"]
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = err.decode()
+    sid, out, text = interrupt_when(proc, _accepted)
     assert proc.returncode == 130, text
     assert "server confirmed" in text and "Traceback" not in text
-    lines = [json.loads(l) for l in out.decode().splitlines()]
+    lines = [json.loads(l) for l in out.splitlines()]
     assert {"event": "cancelling", "sessionId": sid} in lines
     assert lines[-1]["event"] == "summary" and lines[-1]["outcome"] == "cancelled" and lines[-1]["confirmed"] is True
     assert status(server.url, sid)["outcome"] == "cancelled"
@@ -59,19 +51,10 @@ def test_double_ctrl_c_detaches_and_the_import_completes(server, big_csv, tmp_pa
     """Two quick SIGINTs: detach at once (exit 130, prints the session id and the watch command); no cancel."""
     env = cli_env(tmp_path, server.url)
     proc = spawn_cli(["--output", "json", "import", str(big_csv)], env)
-    try:
-        sid = read_json_until(proc, _accepted)[-1]["sessionId"]
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = err.decode()
+    sid, out, text = interrupt_when(proc, _accepted, presses=2)
     assert proc.returncode == 130, text
     assert f"hextrackr watch {sid}" in text and "Traceback" not in text
-    summary = json.loads(out.decode().splitlines()[-1])
+    summary = json.loads(out.splitlines()[-1])
     assert summary["outcome"] == "detached" and summary["exitCode"] == 130
     assert wait_outcome(server.url, sid)["outcome"] == "completed"
     assert vuln_rows(Path(server.db_path)) == 60_000

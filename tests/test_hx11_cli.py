@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +16,15 @@ from typing import Any, Iterator
 
 import pytest
 
-from cli_support import cli_env, read_json_until, run_cli, server, small_csv, spawn_cli  # noqa: F401  (fixtures)
+from cli_support import (  # noqa: F401  (fixtures)
+    cli_env,
+    interrupt_when,
+    read_json_until,
+    run_cli,
+    server,
+    small_csv,
+    spawn_cli,
+)
 from hx11_double import HX11Double, csv_text, self_signed_cert
 
 USER, PASSWORD = "analyst", "s3cret pass"
@@ -237,18 +244,10 @@ def test_ctrl_c_says_there_is_no_cancel_leaves_the_room_and_exits_130(double, tm
     big = tmp_path / "tenable_big.csv"
     big.write_text(csv_text(30_000))
     proc = spawn_cli(["--output", "json", "import", str(big)], env_for(tmp_path, hx))
-    try:
-        seen = read_json_until(proc, lambda o: o.get("type") in ("loading", "processing"))
-        sid = seen[-1]["sessionId"]
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = err.decode()
+    sid, out, text = interrupt_when(proc, lambda o: o.get("type") in ("loading", "processing"))
     assert proc.returncode == 130, text
     assert "has no cancel" in text and f"hextrackr watch {sid}" in text and "Traceback" not in text
-    summary = json.loads(out.decode().splitlines()[-1])
+    summary = json.loads(out.splitlines()[-1])
     assert summary["outcome"] == "detached" and summary["exitCode"] == 130 and summary["sessionId"] == sid
     assert hx.wait_for(lambda: sid in hx.leaves, 5)
     assert hx.wait_for(lambda: sid in hx.sessions and hx.sessions[sid].status == "completed", 30)
