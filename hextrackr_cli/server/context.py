@@ -93,6 +93,15 @@ class _LoopHandle:
                 pass
 
 
+def finished_message(status: str, cancelled: bool) -> str:
+    """The cancelImport refusal for a session that is over (its status or import record's, and cancel flag)."""
+    if cancelled or status == "cancelled":
+        return "Import already cancelled"
+    if status == protocol.FAILED:
+        return "Import already failed"
+    return "Import already completed"
+
+
 class ServerContext:
     def __init__(self, *, db: Database, tokens: list[str], retention: float, max_upload: int,
                  upload_dir: Path, shared: Any = None) -> None:
@@ -188,9 +197,7 @@ class ServerContext:
             return {"ok": False, "error": "Import is committing; too late to cancel"}
         if result == "missing":
             return None
-        if state.get("cancelled"):
-            return {"ok": False, "error": "Import already cancelled"}
-        return {"ok": False, "error": "Import already failed" if result == protocol.FAILED else "Import already completed"}
+        return {"ok": False, "error": finished_message(result, bool(state.get("cancelled")))}
 
     async def stop(self) -> None:
         self.tracker.shutdown()

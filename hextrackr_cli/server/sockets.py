@@ -9,7 +9,7 @@ from typing import Any
 import socketio  # type: ignore[import-untyped]
 
 from hextrackr_cli import protocol
-from hextrackr_cli.server.context import Principal, ServerContext
+from hextrackr_cli.server.context import Principal, ServerContext, finished_message
 from hextrackr_cli.server.tracker import PENDING, session_state
 
 log = logging.getLogger("hextrackr.server")
@@ -143,7 +143,7 @@ class ImportNamespace(socketio.AsyncNamespace):
                     return {"ok": True}
                 if session.committing:
                     return {"ok": False, "error": "Import is committing; too late to cancel"}
-            return {"ok": False, "error": _finished_message(session.status, session.cancelled)}
+            return {"ok": False, "error": finished_message(session.status, session.cancelled)}
         if ctx.tracker.get(session_id) is None:
             ack = await asyncio.to_thread(ctx.remote_cancel, session_id, principal)  # runs on another worker
             if ack is not None:
@@ -152,13 +152,5 @@ class ImportNamespace(socketio.AsyncNamespace):
             if row is not None and principal.may_see(row["owner"]):
                 if row["status"] == "running":
                     return {"ok": False, "error": "Import is not running on this server"}
-                return {"ok": False, "error": _finished_message(row["status"], row["status"] == "cancelled")}
+                return {"ok": False, "error": finished_message(row["status"], row["status"] == "cancelled")}
         return {"ok": False, "error": f"Session {session_id} not found"}
-
-
-def _finished_message(status: str, cancelled: bool) -> str:
-    if cancelled or status == "cancelled":
-        return "Import already cancelled"
-    if status == protocol.FAILED or status == "failed":
-        return "Import already failed"
-    return "Import already completed"
