@@ -112,16 +112,14 @@ def make_context(*, database: str | None, tokens: list[str], retention: float, m
     db = open_database(database or default_database_url())
     db.initialize()  # creates or migrates the schema
     db.fail_stale_imports()
-    upload_dir = getattr(db, "upload_dir", None) or db.path.parent / "uploads"
-    _clean_uploads(upload_dir)
+    _clean_uploads(db.upload_dir)
     shared = None
     if message_queue:
         from hextrackr_cli.server.state import SharedState
-        from hextrackr_cli.server.storage import RUNNER
 
-        shared = SharedState(message_queue, runner=getattr(db, "runner", None) or RUNNER)
+        shared = SharedState(message_queue, runner=db.runner)
     return ServerContext(db=db, tokens=tokens, retention=retention, max_upload=max_upload,
-                         upload_dir=upload_dir, shared=shared)
+                         upload_dir=db.upload_dir, shared=shared)
 
 
 def _clean_uploads(directory: Path) -> None:

@@ -178,6 +178,8 @@ class Database:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self.upload_dir = self.path.parent / "uploads"  # uploads wait here for their import
+        self.runner = RUNNER  # which server runs an import (recorded with it)
 
     @property
     def url(self) -> str:
@@ -295,7 +297,7 @@ class Database:
             cur = conn.execute(
                 "INSERT INTO imports (session_id, owner, type, filename, vendor, scan_date, sha256, size, status,"
                 " runner, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                (session_id, owner, type_, filename, vendor, scan_date, sha256, size, RUNNER, utc_now()),
+                (session_id, owner, type_, filename, vendor, scan_date, sha256, size, self.runner, utc_now()),
             )
             assert cur.lastrowid is not None
             return int(cur.lastrowid)

@@ -331,7 +331,7 @@ class PgDatabase(Database):
         self.dsn = "postgresql://" + url.split("://", 1)[1] if url.startswith("postgres://") else url
         from hextrackr_cli.settings import default_data_dir
 
-        self.path = default_data_dir() / "postgresql"  # only its parent is used: the upload directory
+        self.path = default_data_dir() / "postgresql"  # no file: what EmbeddedServer.db_path names
         self.upload_dir = upload_dir or default_data_dir() / "uploads"
         # which server runs an import: host:pid, plus an instance tag (several servers may share one process)
         self.runner = f"{RUNNER}:{secrets.token_hex(3)}"
