@@ -62,7 +62,6 @@ class Watcher:
         *,
         server_url: str,
         token: str | None,
-        dialect: protocol.Dialect = protocol.SEED,
         transport: str = "auto",
         poll_interval: float = 1.0,
         liveness: float = LIVENESS,
@@ -78,7 +77,6 @@ class Watcher:
         self.api = api
         self.server_url = server_url.rstrip("/")
         self.token = token
-        self.dialect = dialect
         self.transport = transport
         self.poll_interval = poll_interval
         self.liveness = liveness
@@ -86,8 +84,7 @@ class Watcher:
         self.verify = verify
         self.connect_timeout = connect_timeout
         self.strategy = strategy if strategy is not None else SeedStrategy(api, token, verify)
-        if strategy is not None:
-            self.dialect = strategy.dialect
+        self.dialect: protocol.Dialect = self.strategy.dialect
 
         self.session_id: str | None = None
         self.mode: str | None = None  # "socket" | "polling"

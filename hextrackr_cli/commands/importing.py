@@ -458,7 +458,6 @@ def _make_watcher(conn: Connection, settings: Settings, transport: str, timeout:
         conn.api,
         server_url=conn.url,
         token=conn.token,
-        dialect=conn.dialect,
         transport=transport,
         poll_interval=settings.poll_interval,
         liveness=_liveness(),
