@@ -24,6 +24,17 @@ USER_AGENT = f"hextrackr/{__version__}"
 UPLOAD_PIECE = 1 << 18  # bytes read from the multipart encoder per send
 
 
+class VerifyingSession(requests.Session):
+    """A Session whose ``verify`` is honoured: plain requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
+    override ``Session.verify`` (python-engineio never passes ``verify=``), which would silently ignore
+    ``--ca-bundle`` / ``--insecure``."""
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if kwargs.get("verify") is None:
+            kwargs["verify"] = self.verify
+        return super().request(method, url, *args, **kwargs)
+
+
 class SessionNotFound(ServerError):
     """The server does not know this session id (or it belongs to another token)."""
 

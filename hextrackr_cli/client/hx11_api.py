@@ -37,8 +37,7 @@ from urllib.parse import urlsplit
 import requests
 
 from hextrackr_cli import __version__, protocol
-from hextrackr_cli.client.api import UploadAborted
-from hextrackr_cli.client.strategy import VerifyingSession as _Session
+from hextrackr_cli.client.api import UploadAborted, VerifyingSession as _Session
 from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerUnreachable, UsageError
 
 COOKIE_NAME = "hextrackr.sid"

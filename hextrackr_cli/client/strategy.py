@@ -26,7 +26,7 @@ import requests
 
 from hextrackr_cli import protocol
 from hextrackr_cli.client import events as ev
-from hextrackr_cli.client.api import SessionNotFound
+from hextrackr_cli.client.api import SessionNotFound, VerifyingSession
 from hextrackr_cli.errors import ExitStatus, ServerError, ServerUnreachable
 
 # 1.1: the polling interval grows by this factor per poll, up to HX11_POLL_CAP seconds (or --poll-interval
@@ -40,17 +40,6 @@ HX11_NOT_STARTED_GRACE = 30.0
 
 class OutcomeUnknown(ServerUnreachable):
     """The session ended but neither the progress endpoint nor the import history says how (exit 3)."""
-
-
-class VerifyingSession(requests.Session):
-    """A Session whose ``verify`` is honoured: plain requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
-    override ``Session.verify`` (python-engineio never passes ``verify=``), which would silently ignore
-    ``--ca-bundle`` / ``--insecure``."""
-
-    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if kwargs.get("verify") is None:
-            kwargs["verify"] = self.verify
-        return super().request(method, url, *args, **kwargs)
 
 
 def verifying_session(verify: bool | str, headers: Mapping[str, str] | None = None) -> requests.Session:
