@@ -129,7 +129,7 @@ def connect(settings: Settings, notice: Any = None, timeout: float | None = None
             conn.api, who = hx11_session(settings, server, timeout)
             conn.token = None
             api.close()
-        conn.browser_view = getattr(api, "health_info", {}).get(protocol.HEALTH_BROWSER_VIEW) is True
+        conn.browser_view = api.health_info.get(protocol.HEALTH_BROWSER_VIEW) is True
     except BaseException:
         conn.close()
         raise

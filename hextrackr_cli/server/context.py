@@ -176,8 +176,10 @@ class ServerContext:
 
     def reserved_by_other(self, session_id: str, principal: Principal) -> bool:
         """True when another token reserved ``session_id`` on another worker (message queue only); blocking."""
+        if self.shared is None:
+            return False
         try:
-            stored = self.shared.load(session_id) if self.shared is not None else None
+            stored = self.shared.load(session_id)
         except self.shared.Error:
             return False
         return stored is not None and stored.get("status") == PENDING and stored.get("owner") != principal.token_id
