@@ -448,6 +448,14 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
         f" ?, ?, 'open', NULL, ?, ?, ?, ? FROM {t} WHERE true ORDER BY dedup_key, seq" + VULN_ON_CONFLICT,
         (scan_date, scan_date, vendor, scan_date, import_id, import_id, now, now),
     )
+    return after_vuln_upsert(conn, t, import_id=import_id, vendor=vendor, plugins=plugins, now=now,
+                             id_before=id_before, check=check)
+
+
+def after_vuln_upsert(conn: Any, table: str, *, import_id: int, vendor: str, plugins: dict | None, now: str,
+                      id_before: int, check: Any) -> LoadCounts:
+    """The merge after the upsert of the staged ``table`` (SQLite and PostgreSQL alike): count the scan's records,
+    store its plugins, resolve the vendor's records absent from it, snapshot it."""
     # every record of this scan now carries import_id (and is open); the new ones have ids above id_before
     records = conn.execute(
         "SELECT count(*) FROM vulnerabilities WHERE vendor = ? AND status = 'open' AND import_id = ?",
@@ -459,7 +467,7 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
             "INSERT INTO plugins (vendor, plugin_id, name, description, solution, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (vendor, plugin_id) DO UPDATE SET name = excluded.name,"
             " description = excluded.description, solution = excluded.solution, updated_at = excluded.updated_at",
-            ((vendor, pid, name, desc, sol, now) for pid, (name, desc, sol) in plugins.items()),
+            [(vendor, pid, name, desc, sol, now) for pid, (name, desc, sol) in plugins.items()],
         )
     check("resolve")
     # the vendor's other open records were absent from this scan
@@ -471,7 +479,7 @@ def merge_vulnerabilities(conn: sqlite3.Connection, staging: Staging, *, import_
     check("snapshot")
     conn.execute(
         "INSERT INTO vulnerability_snapshots (import_id, dedup_key, severity, state, vpr_score)"
-        f" SELECT ?, dedup_key, severity, state, vpr_score FROM {t}",
+        f" SELECT ?, dedup_key, severity, state, vpr_score FROM {table} ORDER BY seq",  # seq: SQLite's rowid
         (import_id,),
     )
     return LoadCounts(records=records, inserted=inserted, updated=records - inserted, resolved=resolved)

@@ -24,7 +24,8 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 
 from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
-from hextrackr_cli.server.storage import RUNNER, VULN_ON_CONFLICT, Database, LoadCounts, masked_url, utc_now
+from hextrackr_cli.server.storage import (RUNNER, VULN_ON_CONFLICT, Database, LoadCounts, after_vuln_upsert, masked_url,
+                                          utc_now)
 
 SCHEMA_VERSION = 1
 MIGRATION_LOCK = 0x6878_7472_0001  # advisory lock keys ("hxtr" + n)
@@ -158,6 +159,13 @@ class PgConnection:
         except Exception as exc:
             raise _translate(exc) from exc
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            with self.raw.cursor() as cur:
+                cur.executemany(sql.replace("?", "%s"), rows)
+        except Exception as exc:
+            raise _translate(exc) from exc
+
     @property
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
@@ -263,36 +271,8 @@ def merge_vulnerabilities(conn: PgConnection, staging: PgStaging, *, import_id: 
         f"   FROM {t} ORDER BY dedup_key, seq DESC) s" + VULN_ON_CONFLICT,
         (vendor, scan_date, import_id, import_id, now, now, scan_date, scan_date),
     )
-    records = conn.execute(
-        "SELECT count(*) FROM vulnerabilities WHERE vendor = ? AND status = 'open' AND import_id = ?",
-        (vendor, import_id),
-    ).fetchone()[0]
-    inserted = conn.execute("SELECT count(*) FROM vulnerabilities WHERE id > ?", (id_before,)).fetchone()[0]
-    if plugins:
-        try:
-            with conn.raw.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO plugins (vendor, plugin_id, name, description, solution, updated_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (vendor, plugin_id) DO UPDATE SET"
-                    " name = excluded.name, description = excluded.description, solution = excluded.solution,"
-                    " updated_at = excluded.updated_at",
-                    [(vendor, pid, name, desc, sol, now) for pid, (name, desc, sol) in plugins.items()],
-                )
-        except Exception as exc:
-            raise _translate(exc) from exc
-    check("resolve")
-    resolved = conn.execute(
-        "UPDATE vulnerabilities SET status = 'resolved', resolved_at = ?, updated_at = ?"
-        " WHERE vendor = ? AND status = 'open' AND import_id != ?",
-        (now, now, vendor, import_id),
-    ).rowcount
-    check("snapshot")
-    conn.execute(
-        "INSERT INTO vulnerability_snapshots (import_id, dedup_key, severity, state, vpr_score)"
-        f" SELECT ?, dedup_key, severity, state, vpr_score FROM {t} ORDER BY seq",
-        (import_id,),
-    )
-    return LoadCounts(records=records, inserted=inserted, updated=records - inserted, resolved=resolved)
+    return after_vuln_upsert(conn, t, import_id=import_id, vendor=vendor, plugins=plugins, now=now,
+                             id_before=id_before, check=check)
 
 
 def merge_tickets(conn: PgConnection, staging: PgStaging, *, import_id: int, check: Any = None) -> LoadCounts:
