@@ -162,26 +162,25 @@ class ServerContext:
         """False when the message queue is configured but unreachable (blocking)."""
         return self.shared is None or self.shared.ping()
 
-    def remote_state(self, session_id: str, principal: Principal) -> dict | None:
-        """SessionState of a session another worker runs (message queue only); blocking."""
+    def _stored(self, session_id: str) -> dict | None:
+        """The message queue's hash of a session (any worker's), None without a queue or while Redis is down."""
         if self.shared is None:
             return None
         try:
-            stored = self.shared.load(session_id)
+            return self.shared.load(session_id)
         except self.shared.Error:
             return None
+
+    def remote_state(self, session_id: str, principal: Principal) -> dict | None:
+        """SessionState of a session another worker runs (message queue only); blocking."""
+        stored = self._stored(session_id)
         if stored is None or not principal.may_see(stored.get("owner")):
             return None
         return stored["state"]
 
     def reserved_by_other(self, session_id: str, principal: Principal) -> bool:
         """True when another token reserved ``session_id`` on another worker (message queue only); blocking."""
-        if self.shared is None:
-            return False
-        try:
-            stored = self.shared.load(session_id)
-        except self.shared.Error:
-            return False
+        stored = self._stored(session_id)
         return stored is not None and stored.get("status") == PENDING and stored.get("owner") != principal.token_id
 
     def remote_cancel(self, session_id: str, principal: Principal) -> dict | None:
