@@ -572,9 +572,7 @@ def _import_one(
     uploading.set()
     try:
         with Sigint() as sigint:
-            page = conn.page_url(sid)
-            renderer.handle(ev.Started(f"Importing {import_type}", sid, lf.name, lf.size, conn.url, page))
-            _verbose_page_notice(settings, renderer, page)
+            _announce(settings, renderer, conn, f"Importing {import_type}", sid, lf.name, lf.size)
             if not detach:
                 watcher.start(sid, reserve=True)
             if open_browser:
@@ -614,9 +612,13 @@ def _import_one(
 _ASKS_TOKEN = "the page asks for the API token once"
 
 
-def _verbose_page_notice(settings: Settings, renderer: Any, page: str | None) -> None:
+def _announce(settings: Settings, renderer: Any, conn: Connection, title: str, sid: str, filename: str | None = None,
+              size: int | None = None) -> None:
+    """The Started event of an import or a watch, with the session's browser view (named with -v)."""
     from hextrackr_cli.client import events as ev
 
+    page = conn.page_url(sid)
+    renderer.handle(ev.Started(title, sid, filename, size, conn.url, page))
     if page and settings.verbose:
         renderer.handle(ev.Notice(f"browser view: {page} ({_ASKS_TOKEN})"))
 
@@ -744,9 +746,7 @@ def run_watch(settings: Settings, session_id: str, timeout: float | None = None,
     watcher = _make_watcher(conn, settings, transport, timeout)
     try:
         with Sigint() as sigint:
-            page = conn.page_url(session_id)
-            renderer.handle(ev.Started("Watching import", session_id, None, None, conn.url, page))
-            _verbose_page_notice(settings, renderer, page)
+            _announce(settings, renderer, conn, "Watching import", session_id)
             watcher.start(session_id)
             outcome = follow(watcher, renderer, conn, session_id, sigint, timeout=timeout, started=started)
             return int(outcome.exit_code)
