@@ -572,7 +572,7 @@ class _Run:
             raise
         finally:
             conn.set_progress_handler(None, 0)
-        # no staging.drop(): the staging table goes with the connection, closed right after; dropping a million
+        # the staging table is not dropped: it goes with the connection, closed right after; dropping a million
         # rows first would hold 'complete' back by half a second
         self.report(protocol.FINALIZING, 99, "Committed", processedRows=rows, totalRows=rows)
         return counts, rows, fmt.name, vendor

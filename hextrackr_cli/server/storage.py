@@ -404,12 +404,6 @@ class Staging:
     def end(self) -> None:
         self.conn.execute("COMMIT")
 
-    def drop(self) -> None:
-        try:
-            self.conn.execute(f"DROP TABLE IF EXISTS temp.{self.table}")
-        except sqlite3.Error:
-            pass
-
 
 # what the upsert of a staged record changes on the stored one (storage_pg.py uses it too)
 VULN_ON_CONFLICT = (

@@ -231,12 +231,6 @@ class PgStaging:
     def end(self) -> None:
         self.conn.execute("COMMIT")
 
-    def drop(self) -> None:
-        try:
-            self.conn.execute(f"DROP TABLE IF EXISTS pg_temp.{self.table}")
-        except sqlite3.Error:
-            pass
-
 
 def lock_imports(conn: PgConnection, check: Any) -> None:
     """One import's merge at a time across every worker: a transaction-scoped advisory lock, waited for with the
