@@ -107,7 +107,7 @@ def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "p
 
 def make_context(*, database: str | None, tokens: list[str], retention: float, max_upload: int,
                  message_queue: str | None = None) -> ServerContext:
-    from hextrackr_cli.server.storage_pg import open_database
+    from hextrackr_cli.server.storage import open_database
 
     db = open_database(database or default_database_url())
     db.initialize()  # creates or migrates the schema

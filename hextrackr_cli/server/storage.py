@@ -142,6 +142,21 @@ def _upgrade_unversioned(conn: sqlite3.Connection) -> None:
 MIGRATIONS: list[Any] = []
 
 
+def open_database(url: str) -> Any:
+    """The database of a URL: ``postgresql://…`` (or ``postgres://…``) is PostgreSQL (storage_pg), anything else
+    SQLite."""
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ValueError("a PostgreSQL database needs psycopg; install it with pip install 'hextrackr[postgres]'") \
+                from None
+        from hextrackr_cli.server.storage_pg import PgDatabase
+
+        return PgDatabase(url)
+    return Database(parse_database_url(url))
+
+
 def masked_url(url: str) -> str:
     """``url`` with its password (if any) replaced by ``****``: what may be printed or logged."""
     from urllib.parse import urlsplit, urlunsplit

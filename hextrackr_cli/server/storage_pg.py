@@ -391,17 +391,3 @@ class PgDatabase(Database):
     def _one(self, sql: str, args: Sequence[Any]) -> dict | None:
         rows = self._all(sql, args)
         return rows[0] if rows else None
-
-
-def open_database(url: str) -> Any:
-    """The database of a URL: ``postgresql://…`` (or ``postgres://…``) here, anything else SQLite."""
-    if url.startswith(("postgresql://", "postgres://")):
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            raise ValueError("a PostgreSQL database needs psycopg; install it with pip install 'hextrackr[postgres]'") \
-                from None
-        return PgDatabase(url)
-    from hextrackr_cli.server.storage import Database, parse_database_url
-
-    return Database(parse_database_url(url))
