@@ -22,6 +22,7 @@ Exit status:
   3    server unreachable, or the watch broke and could not be recovered
   4    authentication or authorization refused
   5    --timeout reached; the import keeps running (re-attach with `hextrackr watch ID`)
+  75   another run holds the lock (--lock); nothing was done (EX_TEMPFAIL)
   130  interrupted by Ctrl-C (the message says whether the server confirmed the cancel)
 """
 

@@ -18,6 +18,7 @@ class ExitStatus(enum.IntEnum):
     CONNECTION = 3  # server unreachable / watch broke and could not be recovered
     AUTH = 4  # authentication or authorization refused
     TIMEOUT = 5  # --timeout reached; the import keeps running on the server
+    TEMPFAIL = 75  # EX_TEMPFAIL (sysexits.h): another run holds the lock (--lock); nothing was done
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -77,3 +78,14 @@ class Interrupted(HextrackrError):
     """Ctrl-C; the message says whether the server confirmed the cancel."""
 
     exit_status = ExitStatus.INTERRUPTED
+
+
+class LockHeld(HextrackrError):
+    """Another process holds the lock (``--lock``); nothing was done. ``holder_pid`` names it when known."""
+
+    exit_status = ExitStatus.TEMPFAIL
+
+    def __init__(self, message: str, *, holder_pid: int | None = None, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.holder_pid = holder_pid
+        self.path = path

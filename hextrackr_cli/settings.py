@@ -56,6 +56,22 @@ def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "hextrackr"
 
 
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_STATE_HOME/hextrackr`` (``~/.local/state/hextrackr``): the import ledger, fallback lock files."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "hextrackr"
+
+
+def default_runtime_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """``$XDG_RUNTIME_DIR/hextrackr`` when the session has a runtime dir (systemd sets it), else None."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_RUNTIME_DIR")
+    if not base or not os.path.isdir(base) or not os.access(base, os.W_OK | os.X_OK):
+        return None
+    return Path(base) / "hextrackr"
+
+
 def load_config(path: Path) -> dict[str, Any]:
     """Parse the TOML config; a missing file is an empty config, a broken one a usage error."""
     try:
