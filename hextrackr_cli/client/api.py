@@ -245,7 +245,11 @@ class SeedApi:
                 raise UploadAborted("upload aborted; nothing was imported") from None
             except requests.exceptions.SSLError as exc:
                 raise self._unreachable(exc) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            except (
+                requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                # A connection broken while the answer is read (ChunkedEncodingError) is as transient as one broken
+                # before it: the server may be restarting.
                 refused = "refused" in str(exc) or "resolve" in str(exc) or "not known" in str(exc)
                 timed_out = isinstance(exc, requests.exceptions.Timeout)
                 if attempt > max_retries or (refused and not retry_connect) or (timed_out and not retry_timeouts):
