@@ -80,7 +80,7 @@ def cancel(rows: int, points: tuple[int, ...] = (10, 50, 90), repeat: int = 1) -
 
 def _grace() -> str:
     try:
-        from hextrackr_cli.commands.importing import CANCEL_GRACE
+        from hextrackr_cli.core.follower import CANCEL_GRACE
     except ImportError:
         return "?"
     return f"{CANCEL_GRACE:g}"

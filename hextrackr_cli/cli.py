@@ -112,12 +112,13 @@ def cli(ctx: click.Context, **flags: Any) -> None:
 @click.option("--log-interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS", help="Plain output: at most one line per this many seconds between stages. [default: 10]")
 @click.option("--open", "open_browser", is_flag=True, help="Open the browser progress view.")
 @pass_obj
-def import_cmd(obj: Obj, poll_interval: float | None, log_interval: float | None, **opts: Any) -> int:
+def import_cmd(obj: Obj, files: tuple[str, ...], poll_interval: float | None, log_interval: float | None,
+               **opts: Any) -> int:
     """Upload FILE(s) and follow each import until it ends. FILE may be '-' for stdin."""
-    from hextrackr_cli.commands.importing import run_import
+    from hextrackr_cli.commands.importing import ImportOptions, run_import
 
     settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval)
-    return run_import(settings, **opts)
+    return run_import(settings, files, ImportOptions(**opts))
 
 
 # --------------------------------------------------------------------------- watch / cancel / status / imports

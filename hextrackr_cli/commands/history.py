@@ -27,7 +27,7 @@ def _clean(value: Any) -> str:
 
 def run_status(settings: Settings, session_id: str, as_json: bool = False) -> int:
     """One GET of the progress endpoint. Exit 0 whatever the import's state (use ``watch`` for that)."""
-    from hextrackr_cli.commands.importing import connect
+    from hextrackr_cli.core.connection import connect
 
     if not protocol.is_session_id(session_id):
         raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
@@ -109,7 +109,7 @@ def format_status(body: Mapping[str, Any]) -> str:
 
 def run_imports(settings: Settings, as_json: bool = False, limit: int = 20) -> int:
     """The server's import history, newest first, as a table (or JSON)."""
-    from hextrackr_cli.commands.importing import connect
+    from hextrackr_cli.core.connection import connect
 
     conn = connect(settings, _err)
     try:
