@@ -119,14 +119,14 @@ def test_server_error_exits_1_with_the_servers_message(server, tmp_path):
     err = r.stderr.decode()
     assert r.returncode == 1, err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("failed ragged.csv:") and "row 22" in last.lower(), last
+    assert last.startswith("failed ragged.csv:") and "line 22" in last.lower(), last
     assert status(server.url, re.search(r"session ([0-9a-f-]{36})", last).group(1))["outcome"] == "failed"
     assert vuln_rows(Path(server.db_path)) == 0
     assert "Traceback" not in err
 
 
 def test_bad_local_file_exits_2_and_sends_nothing(server, tmp_path):
-    """Missing, empty, binary, non-UTF-8, wrong delimiter, unknown columns: exit 2, one line, server saw nothing."""
+    """Missing, empty, binary, non-UTF-8, unknown columns: exit 2, one line, server saw nothing."""
     env = cli_env(tmp_path, server.url)
     cases = {
         str(tmp_path / "missing.csv"): "no such file",
@@ -134,7 +134,7 @@ def test_bad_local_file_exits_2_and_sends_nothing(server, tmp_path):
         str(BAD / "nul_bytes.csv"): "nul",
         str(BAD / "gzip.csv"): "gzip",
         str(BAD / "latin1.csv"): "utf-8",
-        str(BAD / "semicolon.csv"): "delimiter",
+        str(BAD / "random_bytes.csv"): "binary",
         str(BAD / "unknown_columns.csv"): "columns",
         str(BAD / "header_only.csv"): "no data rows",
     }

@@ -42,7 +42,7 @@ def test_detect_format_recognises_each_known_header(header: list[str], name: str
 
 def test_detection_is_case_insensitive_after_exact_match_and_ignores_a_bom() -> None:
     fmt = detect_format(["\ufeffHOSTNAME", "Ip_Address", "CVE", "severity"])
-    assert fmt.name == "generic" and fmt.index["hostname"] == 0 and fmt.index["ip_address"] == 1
+    assert fmt.name == "generic" and fmt.index["host"] == 0 and fmt.index["ip"] == 1
 
 
 def test_unknown_columns_name_the_expected_columns() -> None:
@@ -149,14 +149,14 @@ def test_scan_date_must_be_a_real_iso_date() -> None:
 @pytest.mark.parametrize(
     "values,words",
     [
-        ({"ip_address": "999.1.1.1"}, "ip_address '999.1.1.1' is not an IPv4 address"),
-        ({"vpr_score": "11"}, "vpr_score '11' is out of range"),
+        ({"ip_address": "999.1.1.1"}, 'column "ip_address" is not an IPv4 address: "999.1.1.1"'),
+        ({"vpr_score": "11"}, 'column "vpr_score" is out of range .0 to 10.: "11"'),
         ({"vpr_score": "-1"}, "out of range"),
         ({"vpr_score": "nan"}, "out of range"),
-        ({"vpr_score": "high"}, "vpr_score 'high' is not a number"),
-        ({"first_seen": "2025-02-30"}, "first_seen '2025-02-30' is not a date"),
-        ({"last_seen": "yesterday"}, "last_seen 'yesterday' is not a date"),
-        ({"severity": "Apocalyptic"}, "severity 'Apocalyptic' is not a severity"),
+        ({"vpr_score": "high"}, 'column "vpr_score" is not a number: "high"'),
+        ({"first_seen": "2025-02-30"}, 'column "first_seen" is not a date .*"2025-02-30"'),
+        ({"last_seen": "yesterday"}, 'column "last_seen" is not a date .*"yesterday"'),
+        ({"severity": "Apocalyptic"}, 'column "severity" is not a severity .*"Apocalyptic"'),
         ({"hostname": "", "ip_address": ""}, "no host"),
     ],
 )

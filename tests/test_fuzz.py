@@ -67,8 +67,8 @@ FUZZ = dict(deadline=None, database=None, derandomize=False,
 # --------------------------------------------------------------------------- formats.py
 from hextrackr_cli import formats  # noqa: E402
 
-ALIASES = sorted({a for cols in (formats._TENABLE_COLS, formats._NESSUS_COLS, formats._GENERIC_COLS,
-                                 formats._TICKET_COLS) for aliases in cols.values() for a in aliases})
+ALIASES = sorted({a for reader in formats.readers() for aliases in getattr(reader, "columns", {}).values()
+                  for a in aliases})
 cell = st.one_of(st.text(max_size=30), st.sampled_from(["", " ", "CVE-2024-1234", "CVE-2024-1,CVE-2024-2", "High",
                                                        "critical", "4", "9.8", "-1", "1e400", "nan", "10.0.0.1",
                                                        "999.1.1.1", "2025-02-30", "XT-12", "\ufeff", "\x00",

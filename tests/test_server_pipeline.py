@@ -91,12 +91,12 @@ BAD_FILES = [
     (b"   \n\n", "empty"),
     (HEADER.encode(), "no data rows"),
     ((HEADER + "\n\n").encode(), "no data rows"),
-    ((HEADER + "h1,,CVE-2020-1,Low\n").encode(), "row 2 has 4 fields"),
-    ((HEADER + "h1,,CVE-2020-1,Low,,,,,,\nh2,,CVE-2020-2,Low,,,,,,,extra\n").encode(), "row 3 has 11 fields"),
+    ((HEADER + "h1,,CVE-2020-1,Low\n").encode(), "record 1 (line 2) has 4 fields"),
+    ((HEADER + "h1,,CVE-2020-1,Low,,,,,,\nh2,,CVE-2020-2,Low,,,,,,,extra\n").encode(), "record 2 (line 3) has 11 fields"),
     ((HEADER + "h\xe9,,CVE-2020-1,Low,,,,,,\n").encode("latin-1"), "line 2"),
     (b"\x00\x01\x02binary\x00junk", "binary"),
     (b"\x1f\x8b\x08\x00gzipdata", "gzip"),
-    (b"hostname;ip_address;cve\nh;1;CVE-1\n", "semicolons"),
+    (b"name;address;issue\nh;1;CVE-1\n", "semicolons"),
     (b"foo,bar\n1,2\n", "unknown columns"),
     ((HEADER + 'h1,,"CVE-2020-1,Low,,,,,,\n').encode(), "quote"),
     (b'{"hostname": "h1"}', "JSON"),
@@ -128,7 +128,7 @@ def test_a_failed_import_is_recorded_with_its_error(live_server) -> None:
     assert r.status_code == 202
     wait_for_outcome(live_server.url, live_server.token, sid)
     (rec,) = db_rows(live_server.db_path, "imports")
-    assert rec["status"] == "failed" and "row 2" in rec["error"] and rec["finished_at"]
+    assert rec["status"] == "failed" and "line 2" in rec["error"] and rec["finished_at"]
     assert db_count(live_server.db_path, "vulnerabilities") == 0
 
 

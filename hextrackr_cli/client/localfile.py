@@ -6,8 +6,6 @@ compressed, UTF-8 throughout, a comma-separated header of a known format, at lea
 
 from __future__ import annotations
 
-import codecs
-import csv
 import os
 import shutil
 import sys
@@ -17,20 +15,9 @@ from pathlib import Path
 from typing import IO
 
 from hextrackr_cli.errors import BadInputError
+from hextrackr_cli.formats import HEAD_BYTES, Format, FormatError, RowError, Utf8Check, check_bytes, detect
 
 CHUNK = 1 << 20
-MAX_HEADER_BYTES = 1 << 20  # a header line longer than this is not a CSV header
-
-_MAGIC = (
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?)"),
-    (b"\xd0\xcf\x11\xe0", "an Excel/OLE binary workbook"),
-    (b"%PDF", "a PDF document"),
-    (b"\xff\xfe", "UTF-16 text (export it as UTF-8)"),
-    (b"\xfe\xff", "UTF-16 text (export it as UTF-8)"),
-    (b"BZh", "a bzip2 archive"),
-    (b"\xfd7zXZ", "an xz archive"),
-)
 
 
 @dataclass
@@ -102,122 +89,38 @@ def check_file(arg: str, *, import_type: str = "vulnerabilities", stdin: IO[byte
 
 
 def _check_content(path: Path, label: str, import_type: str) -> str | None:
+    """The same checks and detection as the server's import (hextrackr_cli.formats), before anything is sent."""
     try:
         fh = open(path, "rb")
     except OSError as exc:
         raise BadInputError(f"{label}: cannot read ({exc.strerror})") from None
     with fh:
         head = fh.read(CHUNK)
-        if not head.strip():
-            raise BadInputError(f"{label}: the file is empty" + (" (only whitespace)" if head else ""))
-        for magic, what in _MAGIC:
-            if head.startswith(magic):
-                raise BadInputError(f"{label}: this is {what}, not a CSV file")
-        if b"\x00" in head:
-            raise BadInputError(f"{label}: contains NUL bytes; this is binary data, not a CSV file")
-        stripped = head.lstrip()
-        low = stripped[:200].lower()
-        if low.startswith((b"<!doctype html", b"<html", b"<?xml", b"<")):
-            kind = "an HTML page" if b"html" in low else "XML/HTML markup"
-            raise BadInputError(f"{label}: this is {kind}, not a CSV file (a saved login or error page?)")
-        if stripped[:1] in (b"{", b"["):
-            raise BadInputError(f"{label}: this looks like JSON, not a CSV file")
-        _check_utf8(fh, head, label)
-        return _check_header(path, label, import_type)
-
-
-def _check_utf8(fh: IO[bytes], head: bytes, label: str) -> None:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line = 1
-    chunk = head
-    controls = 0
-    while chunk:
         try:
-            text = decoder.decode(chunk)
-        except UnicodeDecodeError as exc:
-            bad_line = line + chunk.count(b"\n", 0, exc.start)
-            raise BadInputError(
-                f"{label}: line {bad_line} is not valid UTF-8 (byte 0x{chunk[exc.start]:02x}); "
-                "re-export the file as UTF-8"
-            ) from None
-        if b"\x00" in chunk:
-            raise BadInputError(f"{label}: contains NUL bytes near line {line}; this is binary data, not a CSV file")
-        if controls <= 8:
-            controls += sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\r\n\t\f\v")
-            if controls > 8:
-                raise BadInputError(f"{label}: contains control characters; this looks like binary data, not a CSV")
-        line += chunk.count(b"\n")
-        chunk = fh.read(CHUNK)
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        raise BadInputError(f"{label}: line {line} ends with a truncated UTF-8 sequence") from None
+            check_bytes(head)
+            fmt = detect(head[:HEAD_BYTES], import_type, complete=len(head) < HEAD_BYTES)
+            check = Utf8Check()
+            chunk = head
+            while chunk:
+                check.feed(chunk)
+                chunk = fh.read(CHUNK)
+            check.finish()
+        except FormatError as exc:
+            raise BadInputError(f"{label}: {_printable(str(exc))}") from None
+    _check_rows(path, label, fmt)
+    return fmt.title
 
 
-def _check_header(path: Path, label: str, import_type: str) -> str | None:
-    with open(path, "r", encoding="utf-8-sig", newline="") as fh:
-        first = fh.readline(MAX_HEADER_BYTES + 1)
-        if len(first) > MAX_HEADER_BYTES:
-            raise BadInputError(f"{label}: the first line is longer than 1 MiB; this is not a CSV header line")
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text)  # header cells: no ESC/CR in a message
+
+
+def _check_rows(path: Path, label: str, fmt: Format) -> None:
+    """At least one data row after the header."""
+    with open(path, "rb") as fh:
         try:
-            header = next(csv.reader([first]))
-        except (csv.Error, StopIteration):
-            raise BadInputError(f"{label}: the header line is not valid CSV") from None
-        header = [h.strip() for h in header]
-        if not any(header):
-            raise BadInputError(f"{label}: the header row is empty")
-        if len(header) == 1:
-            for sep, name in ((";", "semicolons (;)"), ("\t", "tabs"), ("|", "pipes (|)")):
-                if sep in header[0]:
-                    raise BadInputError(
-                        f"{label}: wrong delimiter: the header is separated by {name}, not commas; "
-                        "export it as comma-separated CSV"
-                    )
-        seen: set[str] = set()
-        for i, h in enumerate(header, 1):
-            if not h:
-                raise BadInputError(f"{label}: column {i} of the header has no name")
-            key = h.lower()
-            if key in seen:
-                raise BadInputError(f"{label}: duplicate column {h!r} in the header")
-            seen.add(key)
-        title = _detect(header, label, import_type)
-        has_row = False
-        for rest in fh:
-            if rest.strip():
-                has_row = True
-                break
-        if not has_row:
-            raise BadInputError(f"{label}: header only, no data rows")
-        return title
-
-
-def _detect(header: list[str], label: str, import_type: str) -> str | None:
-    try:
-        from hextrackr_cli import formats
-    except ImportError:  # the format module is optional for the client
-        return None
-    try:
-        fmt = formats.detect_format(header, import_type)
-    except formats.FormatError as exc:
-        if import_type == "vulnerabilities":
-            try:
-                other = formats.detect_format(header, "tickets")
-            except formats.FormatError:
-                other = None
-            if other is not None:
-                raise BadInputError(
-                    f"{label}: this is a ticket CSV ({other.title}); import it with --type tickets"
-                ) from None
-        elif import_type == "tickets":
-            try:
-                other = formats.detect_format(header, "vulnerabilities")
-            except formats.FormatError:
-                other = None
-            if other is not None:
-                raise BadInputError(
-                    f"{label}: this is a vulnerability scan ({other.title}), not a ticket CSV; drop --type tickets"
-                ) from None
-        text = "".join(ch if ch.isprintable() else "?" for ch in str(exc))  # header cells: no ESC/CR in a message
-        raise BadInputError(f"{label}: {text}") from None
-    return getattr(fmt, "title", None)
+            for _ in fmt.read(fh):
+                return
+        except RowError:
+            return  # a row the server will refuse, naming it: it is a data row
+    raise BadInputError(f"{label}: header only, no data rows")

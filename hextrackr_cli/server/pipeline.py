@@ -7,8 +7,6 @@ Imports on one database are serialized; a waiting import says so and can be canc
 
 from __future__ import annotations
 
-import codecs
-import csv
 import io
 import logging
 import os
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hextrackr_cli import protocol
-from hextrackr_cli.formats import FormatError, Format, RowError, detect_format, make_mapper, printable
+from hextrackr_cli.formats import HEAD_BYTES, Format, FormatError, RowError, Stager, Utf8Check, detect
 from hextrackr_cli.server.storage import Database
 from hextrackr_cli.server.tracker import ProgressTracker
 
@@ -28,10 +26,9 @@ log = logging.getLogger("hextrackr.server")
 
 BATCH_ROWS = 5000
 HEARTBEAT = 0.25  # seconds: report at least this often while work goes on (the tracker throttles to 2/s)
-FIELD_LIMIT = 1024 * 1024  # one CSV field; Plugin Output can be long, never this long
 SCAN_CHUNK = 1 << 20
 IMPORT_CACHE_KIB = 32 * 1024  # page cache of the import's connection (the server's RSS budget is 150 MiB)
-SNIFF_LIMIT = 64 * 1024  # bytes the server reads synchronously to refuse obvious non-CSV
+SNIFF_LIMIT = HEAD_BYTES  # bytes the server reads synchronously to refuse obvious non-CSV
 PROGRESS_STEPS = 20000  # SQLite calls the import's progress handler (cancel check) every this many VM steps
 # VM steps per staged record of the vulnerability upsert (benchmarks: 115 for a new record, 161 for an update):
 # moves the bar through the one long statement; in between, so it neither stalls long nor jumps far
@@ -41,7 +38,6 @@ UPSERT_STEPS = 130
 # 6 runs each). A stopping server checkpoints at once.
 CHECKPOINT_DELAY = 1.0
 SERVER_STOPPED = "the server stopped during the import; nothing was changed, so it is safe to run the import again"
-csv.field_size_limit(FIELD_LIMIT)
 
 
 class ImportProblem(Exception):
@@ -86,68 +82,14 @@ class _Source(io.RawIOBase):
 
 
 def sniff(head: bytes, kind: str | None = None) -> Format:
-    """Refuse what can be told from the first bytes (empty, binary, compressed, not UTF-8, bad header).
+    """Refuse what can be told from the first bytes (empty, binary, compressed, not UTF-8, unknown header).
 
-    Returns the detected format. Raises ImportProblem with a one-line reason.
+    The same detection as the client's local checks (hextrackr_cli.formats). Returns the detected format.
+    Raises ImportProblem with a one-line reason.
     """
-    if not head.strip():
-        raise ImportProblem("the file is empty")
-    if head.startswith(b"\x1f\x8b"):
-        raise ImportProblem("this is a gzip file; decompress it and import the CSV")
-    if head.startswith(b"PK\x03\x04"):
-        raise ImportProblem("this is a zip archive (an Excel workbook?); export it as CSV")
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ImportProblem("the file is UTF-16 text; save it as UTF-8 CSV")
-    if b"\x00" in head:
-        raise ImportProblem("contains NUL bytes: this is a binary file, not a CSV text file")
     try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
-            line = head[: exc.start].count(b"\n") + 1
-            raise ImportProblem(f"is not UTF-8 text (invalid byte at line {line}); save it as UTF-8") from None
-        text = head[: exc.start].decode("utf-8-sig", "ignore")
-    stripped = text.lstrip()
-    if stripped[:1] in ("{", "["):
-        raise ImportProblem("looks like JSON, not CSV")
-    if stripped[:15].lower().startswith(("<!doctype html", "<html")):
-        raise ImportProblem("looks like an HTML page, not CSV")
-    if b"\n" not in head and len(head) >= SNIFF_LIMIT:
-        raise ImportProblem(f"the first line is longer than {SNIFF_LIMIT // 1024} KiB: not a CSV header")
-    try:
-        header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
-    except csv.Error as exc:
-        raise ImportProblem(f"the header row is not valid CSV: {exc}") from None
-    return check_header(header, kind)
-
-
-def check_header(header: list[str] | None, kind: str | None) -> Format:
-    """The format of a header row, or ImportProblem: empty, blank or duplicate names, tickets vs scans, unknown."""
-    if header is None or not any(h.strip() for h in header):
-        raise ImportProblem("the file is empty")
-    stripped = [h.lstrip("\ufeff").strip() for h in header]
-    if len(stripped) > 1 and "" in stripped:
-        raise ImportProblem(f"column {stripped.index('') + 1} of the header has a blank column name")
-    seen: set[str] = set()
-    for h in stripped:
-        if h.lower() in seen:
-            raise ImportProblem(f"duplicate column '{printable(h)}' in the header")
-        seen.add(h.lower())
-    try:
-        return detect_format(header, kind)
+        return detect(head[:SNIFF_LIMIT], kind, complete=len(head) < SNIFF_LIMIT)
     except FormatError as exc:
-        other = {"vulnerabilities": "tickets", "tickets": "vulnerabilities"}.get(kind or "")
-        if other:
-            try:
-                detect_format(header, other)
-            except FormatError:
-                pass
-            else:
-                if other == "tickets":
-                    raise ImportProblem(
-                        "this is a ticket CSV; import it as tickets (--type tickets, POST /api/tickets/import)"
-                    ) from None
-                raise ImportProblem("this is a vulnerability scan, not a ticket CSV") from None
         raise ImportProblem(str(exc)) from None
 
 
@@ -381,77 +323,35 @@ class _Run:
                 pass
 
     # ------------------------------------------------------------------ stages
-    def _reader(self) -> tuple[Any, Any, _Source, io.TextIOWrapper]:
-        source = _Source(self.job.path)
-        text = io.TextIOWrapper(io.BufferedReader(source, 1 << 16), encoding="utf-8-sig", newline="")
-        reader = csv.reader(text, strict=True)
-        return reader, reader, source, text
-
-    def _rows(self, reader: Any, width: int) -> Iterator[list[str]]:  # reader: a csv.reader (has line_num)
-        """Data rows with the header's width; blank lines skipped; problems name the row."""
-        try:
-            for row in reader:
-                if len(row) != width:
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        continue
-                    raise ImportProblem(
-                        f"row {reader.line_num} has {len(row)} fields but the header has {width}"
-                    )
-                yield row
-        except UnicodeDecodeError:
-            raise ImportProblem(
-                f"is not UTF-8 text (invalid byte near line {reader.line_num + 1}); save it as UTF-8"
-            ) from None
-        except csv.Error as exc:
-            text = str(exc)
-            if "field larger than field limit" in text:
-                text = f"a field is larger than {FIELD_LIMIT // (1024 * 1024)} MiB"
-            elif "EOF" in text or "end of data" in text or "quote" in text.lower():
-                text = "a quoted field is never closed (unterminated quote)"
-            raise ImportProblem(f"CSV error at line {reader.line_num}: {text}") from None
-
-    def _header(self, reader: Any) -> Format:
-        try:
-            header = next(reader, None)
-        except UnicodeDecodeError:
-            raise ImportProblem("is not UTF-8 text (invalid byte at line 1); save it as UTF-8") from None
-        except csv.Error as exc:
-            raise ImportProblem(f"the header row is not valid CSV: {exc}") from None
-        return check_header(header, self.job.kind)
-
     def _scan(self) -> int:
         """Parsing stage: one fast pass over the bytes (NUL, UTF-8, line count). Returns the estimated row count."""
         job = self.job
         size = max(1, job.size)
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        lines = 0
+        check = Utf8Check()
         pos = 0
-        last = b""
         with open(job.path, "rb") as f:
             while True:
                 chunk = f.read(SCAN_CHUNK)
                 if not chunk:
                     break
-                if b"\x00" in chunk:
-                    raise ImportProblem("contains NUL bytes: this is a binary file, not a CSV text file")
                 try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as exc:
-                    line = lines + chunk[: max(0, exc.start)].count(b"\n") + 1
-                    raise ImportProblem(f"is not UTF-8 text (invalid byte at line {line}); save it as UTF-8") from None
-                lines += chunk.count(b"\n")
+                    check.feed(chunk)
+                except FormatError as exc:
+                    raise ImportProblem(str(exc)) from None
                 pos += len(chunk)
-                last = chunk[-1:]
                 if time.monotonic() - self.last_report >= HEARTBEAT:
                     self.check_cancel()
                     self.report(protocol.PARSING, 10 * pos / size, f"Checking {job.filename}")
         try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise ImportProblem(f"is not UTF-8 text (truncated character at line {lines + 1}); save it as UTF-8") from None
-        if last and last != b"\n":
-            lines += 1
+            lines = check.finish()
+        except FormatError as exc:
+            raise ImportProblem(str(exc)) from None
         return max(0, lines - 1)
+
+    def _format(self) -> Format:
+        with open(self.job.path, "rb") as f:
+            head = f.read(SNIFF_LIMIT)
+        return sniff(head, self.job.kind)
 
     def _work(self, conn: sqlite3.Connection) -> tuple[Any, int, str, str]:
         job = self.job
@@ -459,10 +359,10 @@ class _Run:
         # ---- parsing: check the bytes and estimate the row count (nothing touches the database yet)
         self.report(protocol.PARSING, 0, f"Checking {job.filename}")
         estimate = self._scan()
-        reader, _, source, text = self._reader()
+        fmt = self._format()
+        source = _Source(job.path)
+        stream = io.BufferedReader(source, 1 << 16)
         try:
-            fmt = self._header(reader)
-            width = len(fmt.header)
             vendor = job.vendor or fmt.default_vendor
             self.check_cancel()
             batch_rows = self.importer.batch_rows
@@ -470,39 +370,45 @@ class _Run:
             self.report(protocol.PARSING, 10, f"{fmt.title}: about {estimate} rows", totalRows=estimate,
                         processedRows=0)
 
-            # ---- loading: parse, map and stage rows in batches (each batch = progress + cancel point)
-            mapper = make_mapper(fmt, vendor)
+            # ---- loading: read, map and stage records in batches (each batch = progress + cancel point)
+            mapper = Stager(vendor)
+            stats = fmt.stats
             staging = self.importer.db.staging(conn, job.kind)
             staging.begin()
             batch: list = []
-            done = 0
+            found = 0
             staged = 0
             number = 0
-            for row in self._rows(reader, width):
-                try:
-                    batch.extend(mapper(row))
-                except RowError as exc:
-                    raise ImportProblem(f"row {reader.line_num}: {exc}") from None
-                done += 1
-                if done % batch_rows == 0 or (done & 255 == 0 and time.monotonic() - self.last_report >= HEARTBEAT):
-                    self.check_cancel()
-                    staging.add(batch)
-                    staged += len(batch)
-                    batch = []
-                    if done % batch_rows == 0:
-                        number += 1
-                    total = max(estimate, done)
-                    self.report(
-                        protocol.LOADING, 10 + 70 * min(1.0, source.pos / size), f"Loading batch {number} of {batches}",
-                        processedRows=done, totalRows=total, batchNumber=number, totalBatches=max(batches, number),
-                    )
+            next_flush = batch_rows
+            try:
+                for record in fmt.read(stream):
+                    batch.append(mapper(record))
+                    found += 1
+                    done = stats.records
+                    if done >= next_flush or (found & 255 == 0 and time.monotonic() - self.last_report >= HEARTBEAT):
+                        self.check_cancel()
+                        staging.add(batch)
+                        staged += len(batch)
+                        batch = []
+                        if done >= next_flush:
+                            number += 1
+                            next_flush += batch_rows
+                        total = max(estimate, done)
+                        self.report(
+                            protocol.LOADING, 10 + 70 * min(1.0, source.pos / size),
+                            f"Loading batch {number} of {batches}", processedRows=done, totalRows=total,
+                            batchNumber=number, totalBatches=max(batches, number),
+                        )
+            except RowError as exc:
+                raise ImportProblem(str(exc)) from None
+            done = stats.records
             if batch:
                 staging.add(batch)
                 staged += len(batch)
             staging.end()
             self.check_cancel()
         finally:
-            text.close()
+            stream.close()
         rows = done
         if rows == 0:
             raise ImportProblem("has a header but no data rows")

@@ -54,16 +54,17 @@ def build() -> None:
     case("excel.csv", buf.getvalue(), "refuse", "zip")
     case("html_page.csv", "<!DOCTYPE html>\n<html><body><h1>502 Bad Gateway</h1></body></html>\n", "refuse", "html")
     case("json_file.csv", json.dumps([{"hostname": "a", "cve": "CVE-2024-1"}]) + "\n", "refuse", "csv")
-    case("semicolon.csv", good().replace(",", ";"), "refuse", "delimiter", ";")
-    case("tab_separated.csv", good().replace(",", "\t"), "refuse", "delimiter")
+    case("semicolon.csv", good().replace(",", ";"), "accept", note="';' delimiter (European locale export), sniffed")
+    case("tab_separated.csv", good().replace(",", "\t"), "accept", note="tab delimiter, sniffed")
     case("unknown_columns.csv", "name,address,issue\r\na,b,c\r\n", "refuse", "columns")
     case("duplicate_headers.csv", HEADER + ",hostname\r\n" + "\r\n".join(r + ",x" for r in rows()) + "\r\n",
          "refuse", "duplicate", "hostname")
-    case("blank_column_name.csv", HEADER + ",\r\n" + "\r\n".join(r + "," for r in rows()) + "\r\n", "refuse", "column")
+    case("blank_column_name.csv", HEADER + ",\r\n" + "\r\n".join(r + "," for r in rows()) + "\r\n", "accept",
+         note="a blank column name (real Tenable exports have them) is ignored")
     case("ragged_rows.csv", "\r\n".join([HEADER, *rows(2), "web09.example.com,10.0.0.9,CVE-2024-1009"]) + "\r\n",
-         "refuse", "row 4")
+         "refuse", "line 4")
     case("ragged_long_row.csv", "\r\n".join([HEADER, rows(1)[0] + ",extra,fields", *rows(2, 2)]) + "\r\n",
-         "refuse", "row 2")
+         "refuse", "line 2")
     case("unterminated_quote.csv", "\r\n".join([HEADER, *rows(2), 'web09.example.com,10.0.0.9,CVE-2024-1009,High,1,"Open SSL,ACTIVE,2025-10-01,2025-11-20']) + "\r\n",
          "refuse", "quote")
     case("single_line_10mb.csv", "hostname," + "x" * (10 * 1024 * 1024), "refuse", "line")
@@ -72,17 +73,17 @@ def build() -> None:
     case("too_many_columns.csv", ",".join(f"c{i}" for i in range(5000)) + "\r\n" + ",".join("v" * 5000) + "\r\n",
          "refuse", "columns")
     case("no_host.csv", "\r\n".join([HEADER, *rows(1), ",,CVE-2024-1999,High,1,X,ACTIVE,2025-10-01,2025-11-20"]) + "\r\n",
-         "refuse", "row 3", "host")
-    case("non_date_dates.csv", good().replace("2025-10-01", "last tuesday", 1), "refuse", "row 2", "first_seen")
-    case("impossible_date.csv", good().replace("2025-10-01", "2025-02-30", 1), "refuse", "row 2", "first_seen")
+         "refuse", "line 3", "host")
+    case("non_date_dates.csv", good().replace("2025-10-01", "last tuesday", 1), "refuse", "line 2", "first_seen")
+    case("impossible_date.csv", good().replace("2025-10-01", "2025-02-30", 1), "refuse", "line 2", "first_seen")
     case("giant_numbers.csv",
          "hostname,ip_address,cve,severity,vpr_score,plugin_id\r\nweb01.example.com,10.0.0.1,CVE-2024-1001,High,"
-         + "9" * 400 + ",20001\r\n", "refuse", "row 2", "vpr_score")
+         + "9" * 400 + ",20001\r\n", "refuse", "line 2", "vpr_score")
     case("negative_score.csv",
          "hostname,ip_address,cve,severity,vpr_score,plugin_id\r\nweb01.example.com,10.0.0.1,CVE-2024-1001,High,-4,20001\r\n",
-         "refuse", "row 2", "vpr_score")
-    case("unknown_severity.csv", good().replace("High", "Apocalyptic", 1), "refuse", "row 2", "severity")
-    case("bad_ip.csv", good().replace("10.0.0.1,", "999.1.1.1,", 1), "refuse", "row 2", "ip")
+         "refuse", "line 2", "vpr_score")
+    case("unknown_severity.csv", good().replace("High", "Apocalyptic", 1), "refuse", "line 2", "severity")
+    case("bad_ip.csv", good().replace("10.0.0.1,", "999.1.1.1,", 1), "refuse", "line 2", "ip")
     case("tickets_as_vulns.csv",
          "xt_number,date_submitted,date_due,hexagon_ticket,service_now_ticket,location,devices,supervisor,tech,status,notes\r\n"
          "XT-12,2025-11-01,2025-11-30,HX1,SN1,Site A,host1,Ann,Bob,Open,\r\n", "refuse", "ticket")
