@@ -15,6 +15,7 @@ from hextrackr_cli.formats.csvbase import FIELD_LIMIT, CsvReader, locate
 from hextrackr_cli.formats.generic import GENERIC_CSV
 from hextrackr_cli.formats.metadata import metadata_from_filename, parse_scan_date
 from hextrackr_cli.formats.nessus import NESSUS_CSV
+from hextrackr_cli.formats.nessus_xml import NESSUS_XML, NESSUS_XML_READER
 from hextrackr_cli.formats.records import (
     GENERIC,
     KINDS,
@@ -60,11 +61,13 @@ from hextrackr_cli.formats.values import (
 for _reader in (HEXTRACKR_TICKETS, TENABLE_VM, NESSUS_CSV, GENERIC_CSV):
     register(_reader)
 
+register(NESSUS_XML_READER)  # XML: matched by its root element, never by a CSV header
+
 EXPECTED_COLUMNS = expected()
 
 __all__ = [
     "CsvReader", "EXPECTED_COLUMNS", "FIELD_LIMIT", "Finding", "Format", "FormatError", "GENERIC", "HEAD_BYTES",
-    "Head", "KINDS", "Mapper", "NESSUS", "Reader", "ReadStats", "Record", "RowError", "SEVERITY_LEVELS",
+    "Head", "KINDS", "Mapper", "NESSUS", "NESSUS_XML", "Reader", "ReadStats", "Record", "RowError", "SEVERITY_LEVELS",
     "SEVERITY_SHORT", "Stager", "TENABLE", "TICKETS", "TICKET_FIELDS", "Ticket", "Utf8Check", "VULNERABILITIES",
     "VULN_FIELDS", "check_bytes", "dedup_key", "detect", "detect_format", "expected", "locate", "make_mapper",
     "metadata_from_filename", "names", "normalize_host", "normalize_severity", "normalize_xt_number",
