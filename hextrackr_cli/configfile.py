@@ -20,8 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from hextrackr_cli import profile_keys
 from hextrackr_cli.errors import UsageError
-from hextrackr_cli.settings import PROFILE_KEYS, SECRET_KEYS, load_config
+from hextrackr_cli.profile_keys import KEYS, SECRET_KEYS, BadValue
+from hextrackr_cli.settings import load_config
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -160,35 +162,18 @@ def check_profile_name(name: str) -> str:
 
 
 def coerce_value(key: str, value: Any) -> Any:
-    """Check ``key`` is a profile key and convert ``value`` (often a string from the command line) to its type."""
-    if key not in PROFILE_KEYS:
-        raise UsageError(f"unknown config key {key!r}", hint="known keys: " + ", ".join(sorted(PROFILE_KEYS)))
-    kind = PROFILE_KEYS[key]
+    """Check ``key`` is a profile key and convert ``value`` (often a string from the command line) with the
+    key's check (``hextrackr_cli.profile_keys``, the same the reader applies); a UsageError names why."""
+    try:
+        spec = profile_keys.key(key)
+    except BadValue as exc:
+        raise UsageError(str(exc), hint="known keys: " + ", ".join(sorted(KEYS))) from None
     if value is None:
         return None
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise UsageError(f"{key} must be true or false, not {value!r}")
-    if kind is float:
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            raise UsageError(f"{key} must be a number, not {value!r}") from None
-        if not math.isfinite(out) or out < 0:
-            raise UsageError(f"{key} must be a non-negative number, not {value!r}")
-        return out
-    text = str(value)
-    if key == "server":
-        text = text.strip().rstrip("/")
-        if text != "local" and not text.startswith(("http://", "https://")):
-            raise UsageError(f"server must be an http:// or https:// URL or 'local', not {value!r}")
-    return text
+    try:
+        return spec.parse(value)
+    except BadValue as exc:
+        raise UsageError(f"{key} {exc}") from None
 
 
 def mask(key: str, value: Any) -> str:

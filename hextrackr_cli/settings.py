@@ -21,27 +21,16 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hextrackr_cli.errors import UsageError
+from hextrackr_cli.profile_keys import (  # noqa: F401  (re-exported: the names commands import from here)
+    DIALECT_NAMES,
+    KEYS,
+    LOCAL,
+    OUTPUT_MODES,
+    SECRET_KEYS,
+    BadValue,
+)
 
 ENV_PREFIX = "HEXTRACKR_"
-OUTPUT_MODES = ("auto", "rich", "plain", "json")
-DIALECT_NAMES = ("auto", "seed", "hextrackr-1.1")
-LOCAL = "local"  # --server local: the embedded in-process server
-SECRET_KEYS = frozenset({"token", "password", "cookie"})
-
-# Keys a profile may hold, with the type they are converted to.
-PROFILE_KEYS: dict[str, type] = {
-    "server": str,
-    "token": str,
-    "dialect": str,
-    "username": str,
-    "ca_bundle": str,
-    "insecure": bool,
-    "output": str,
-    "poll_interval": float,
-    "log_interval": float,
-    "database": str,
-    "cookie": str,
-}
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -182,23 +171,41 @@ def _pick(
 
 
 def _to_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
+    """``value`` as a boolean ("" is false); a UsageError naming ``name`` otherwise."""
+    if value == "":
         return False
-    raise UsageError(f"{name} must be true or false, not {value!r}")
-
-
-def _to_float(value: Any, name: str, minimum: float) -> float:
     try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{name} must be a number, not {value!r}") from None
-    if not out >= minimum:
-        raise UsageError(f"{name} must be at least {minimum}, not {value!r}")
+        return bool(KEYS["insecure"].parse(value))
+    except BadValue as exc:
+        raise UsageError(f"{name} {exc}") from None
+
+
+def _checked(key: str, value: Any, sources: Mapping[str, str]) -> Any:
+    """A flag or environment value through the key's check (profile values were checked on reading)."""
+    if value is None or sources.get(key) not in ("flag", "env"):
+        return value
+    try:
+        return KEYS[key].parse(value)
+    except BadValue as exc:
+        where = ENV_PREFIX + key.upper() if sources[key] == "env" else "--" + key.replace("_", "-")
+        raise UsageError(f"{where}: {key.replace('_', ' ')} {exc}") from None
+
+
+def checked_profile(config_path: Path, name: str, table: Mapping[str, Any]) -> dict[str, Any]:
+    """Every known key of a profile through its check; a bad one names the file, the profile and the key."""
+    out = dict(table)
+    for key, value in table.items():
+        spec = KEYS.get(key)
+        if spec is None or value in (None, ""):
+            continue
+        try:
+            out[key] = spec.parse(value)
+        except BadValue as exc:
+            how = f"config set {key} -" if spec.secret else f"config set {key} VALUE"
+            raise UsageError(
+                f"config file {config_path}, profile '{name}': {key} {exc}",
+                hint=f"fix it with `hextrackr --profile {name} {how}` or edit the file",
+            ) from None
     return out
 
 
@@ -217,7 +224,7 @@ def resolve(
     profile_name = flags.get("profile") or env.get("HEXTRACKR_PROFILE") or config.get("default_profile") or "default"
     if not isinstance(profile_name, str):
         raise UsageError(f"default_profile in {config_path} must be a string")
-    profile = profile_table(config, profile_name)
+    profile = checked_profile(config_path, profile_name, profile_table(config, profile_name))
     if flags.get("profile") and not profile and profile_name != "default":
         raise UsageError(
             f"profile '{profile_name}' is not in {config_path}",
@@ -230,46 +237,37 @@ def resolve(
         stdin_isatty = sys.stdin.isatty()
     dumb = env.get("TERM", "") == "dumb"
 
-    output = _pick("output", flags.get("output"), env, profile, "auto", sources)
-    if output not in OUTPUT_MODES:
-        raise UsageError(f"output must be one of {', '.join(OUTPUT_MODES)}, not {output!r}")
+    def pick(key: str, flag: Any, default: Any) -> Any:
+        return _checked(key, _pick(key, flag, env, profile, default, sources), sources)
+
+    output = pick("output", flags.get("output"), "auto")
     if output == "auto":
         output = "rich" if stderr_isatty and not dumb else "plain"
 
     no_color = bool(flags.get("no_color")) or "NO_COLOR" in env or dumb or output == "plain"
 
-    dialect = _pick("dialect", flags.get("dialect"), env, profile, "auto", sources)
-    if dialect not in DIALECT_NAMES:
-        raise UsageError(f"dialect must be one of {', '.join(DIALECT_NAMES)}, not {dialect!r}")
-
+    dialect = pick("dialect", flags.get("dialect"), "auto")
     server = _pick("server", flags.get("server"), env, profile, None, sources)
-    if server is not None:
-        server = str(server).strip().rstrip("/") or None
-        if server and server != LOCAL and not server.startswith(("http://", "https://")):
-            raise UsageError(f"server must be an http:// or https:// URL or 'local', not {server!r}")
+    server = _checked("server", server, sources) if str(server or "").strip() else None
 
     return Settings(
         server=server,
-        token=_pick("token", flags.get("token"), env, profile, None, sources),
+        token=pick("token", flags.get("token"), None),
         profile=profile_name,
         config_path=config_path,
         output=output,
         color=not no_color,
         verbose=int(flags.get("verbose") or 0),
         quiet=bool(flags.get("quiet")),
-        ca_bundle=_pick("ca_bundle", flags.get("ca_bundle"), env, profile, None, sources),
-        insecure=_to_bool(_pick("insecure", flags.get("insecure") or None, env, profile, False, sources), "insecure"),
+        ca_bundle=pick("ca_bundle", flags.get("ca_bundle"), None),
+        insecure=bool(pick("insecure", flags.get("insecure") or None, False)),
         dialect=dialect,
-        username=_pick("username", flags.get("username"), env, profile, None, sources),
-        poll_interval=_to_float(
-            _pick("poll_interval", flags.get("poll_interval"), env, profile, 1.0, sources), "poll interval", 0.05
-        ),
-        log_interval=_to_float(
-            _pick("log_interval", flags.get("log_interval"), env, profile, 10.0, sources), "log interval", 0.0
-        ),
+        username=pick("username", flags.get("username"), None),
+        poll_interval=float(pick("poll_interval", flags.get("poll_interval"), 1.0)),
+        log_interval=float(pick("log_interval", flags.get("log_interval"), 10.0)),
         stderr_isatty=stderr_isatty,
         stdin_isatty=stdin_isatty,
-        cookie=_pick("cookie", None, env, profile, None, sources),
+        cookie=pick("cookie", None, None),
         password_stdin=bool(flags.get("password_stdin")),
         sources=sources,
     )

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from hextrackr_cli import __version__  # noqa: E402
 from hextrackr_cli.cli import EXIT_STATUS_HELP, ENV_HELP, cli  # noqa: E402
 from hextrackr_cli.commands.config import SHELLS, completion_script  # noqa: E402
+from hextrackr_cli.profile_keys import KEYS  # noqa: E402
 
 PROG = "hextrackr"
 
@@ -242,6 +243,15 @@ def man_page() -> str:
     lines.append(".SH FILES")
     for path, text in FILES:
         lines += [".TP", f"\\fI{roff(path)}\\fR", roff(text)]
+    lines += [
+        ".SH CONFIG FILE",
+        roff("A profile ([profiles.NAME], chosen with --profile, HEXTRACKR_PROFILE or default_profile) holds these "
+             "keys. hextrackr config set and hextrackr login refuse a value outside the allowed ones; a bad value "
+             "found in the file stops every command with one line naming the file, the profile and the key."),
+    ]
+    for spec in KEYS.values():
+        secret = " Secret: never taken from a command-line value, shown masked." if spec.secret else ""
+        lines += [".TP", f"\\fB{roff(spec.name)}\\fR", roff(f"{spec.help} Allowed: {spec.allowed}. Environment: {spec.env}.{secret}")]
     lines.append(".SH EXAMPLES")
     for text, command in EXAMPLES:
         lines += [".PP", roff(text), ".PP", ".RS 4", ".nf", roff(command), ".fi", ".RE"]

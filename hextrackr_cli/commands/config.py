@@ -14,7 +14,7 @@ import click
 
 from hextrackr_cli import configfile
 from hextrackr_cli.errors import AuthError, ExitStatus, ServerError, ServerUnreachable, UsageError
-from hextrackr_cli.settings import LOCAL, SECRET_KEYS, _pick, _to_bool, config_location
+from hextrackr_cli.settings import LOCAL, SECRET_KEYS, _pick, _to_bool, checked_profile, config_location
 
 LOGIN_TIMEOUT = 15.0  # seconds for the one verification request
 SHELLS = ("bash", "zsh", "fish")
@@ -158,7 +158,7 @@ def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False) -> int
         )
     path, profile = config_location(global_flags, env)
     configfile.check_profile_name(profile)
-    existing = configfile.list_profiles(path).get(profile, {})
+    existing = checked_profile(path, profile, configfile.list_profiles(path).get(profile, {}))
     stdin_isatty = sys.stdin.isatty()
 
     dialect = _pick("dialect", global_flags.get("dialect"), env, existing, "auto", {})
