@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hextrackr_cli.formats import (
+    RowError,
     FormatError,
     VULN_FIELDS,
     detect_format,
@@ -170,3 +171,73 @@ def test_impossible_values_are_refused_naming_the_column(values: dict, words: st
     row.update(values)
     with pytest.raises(RowError, match=words):
         mapper(list(row.values()))
+
+
+# --------------------------------------------------------------------------- one reader per family (issue 14)
+import io  # noqa: E402
+
+from hextrackr_cli.formats import detect  # noqa: E402
+
+
+def read_all(text: str, kind: str | None = None) -> tuple:
+    data = text.encode("utf-8")
+    fmt = detect(data, kind, complete=True)
+    return fmt, list(fmt.read(io.BytesIO(data)))
+
+
+def test_tenable_sc_list_is_its_own_format_with_plugin_ids_and_dns_names_and_its_dates() -> None:
+    fmt, found = read_all(
+        'Plugin,Plugin Name,Family,Severity,IP Address,DNS Name,First Discovered,Last Observed\r\n'
+        '19506,Nessus Scan Information,Settings,Info,10.0.0.1,web01.corp,"Jun 20, 2016 09:09:53 EDT",'
+        '"Jun 21, 2016 10:00:00 EDT"\r\n'
+        '11219,Nessus SYN scanner,Port scanners,info,10.0.0.1,web01.corp,,\r\n')
+    assert fmt.name == "tenable-sc"
+    assert [(f.plugin_id, f.host, f.ip, f.severity) for f in found] == [
+        ("19506", "web01.corp", "10.0.0.1", "Info"), ("11219", "web01.corp", "10.0.0.1", "Info")]
+    assert found[0].first_seen == "2016-06-20T09:09:53" and found[1].severity_raw == "info"
+
+
+def test_tenable_sc_summary_export_is_refused_naming_the_list_export() -> None:
+    with pytest.raises(FormatError, match="Vulnerability List"):
+        detect(b"Plugin,Plugin Name,Family,Severity,Total,Host Total\r\n19506,x,y,Info,1,1\r\n", complete=True)
+
+
+def test_a_vendor_signature_without_a_needed_column_is_refused_never_generic() -> None:
+    with pytest.raises(FormatError, match='Tenable.sc.*no column "IP Address"'):
+        detect(b"Plugin,Plugin Name,Severity,CVE,Host\r\n1,x,High,CVE-2020-1,h\r\n", complete=True)
+
+
+def test_vendor_severity_scales_map_to_levels_and_keep_the_original() -> None:
+    _, found = read_all('IP,Hostname,Port,Port Protocol,CVSS,Severity,NVT Name,NVT OID,CVEs\n'
+                        '10.0.0.1,h,22,tcp,0.0,Log,OS Detection,1.3.6.1.4.1.25623.1.0.1,\n')
+    assert (found[0].severity, found[0].severity_raw, found[0].plugin_id) == ("Info", "Log", "1.3.6.1.4.1.25623.1.0.1")
+    _, found = read_all('"IP","DNS","QID","Title","Type","Severity","CVE ID"\n'
+                        '"10.0.0.2","db","38170","SSL cert","Vuln","4","CVE-2020-1, CVE-2020-2"\n'
+                        '"10.0.0.2","db","45038","Host scan time","Ig","3",""\n')
+    assert [(f.severity, f.severity_raw, f.cve) for f in found] == [
+        ("High", "4", "CVE-2020-1"), ("High", "4", "CVE-2020-2"), ("Info", "3", "")]
+
+
+def test_semicolon_bom_crlf_blank_names_and_trailing_empty_rows_are_read_and_counted() -> None:
+    fmt, found = read_all("\ufeffasset.id;asset.name;definition.id;;severity\r\nA1;web01;19506;;High\r\n;;;;\r\n;;;;\r\n")
+    assert fmt.name == "tenable" and fmt.delimiter == ";"
+    assert len(found) == 1 and fmt.stats.empty_rows == 2 and found[0].severity == "High"
+
+
+def test_a_qualys_preamble_is_skipped_and_lines_count_from_the_top_of_the_file() -> None:
+    text = ('"Asset Vuln Datalist Report","04 Feb 2026 10:00AM GMT-0500","1"\n"Company","Street"\n\n'
+            '"QID","Title","Severity","Asset Id","Asset Name","Asset IPV4"\n'
+            '"1","a","5","7","h1","10.0.0.1"\n"2","b","2","7","h1","10.0.0.x"\n')
+    data = text.encode()
+    fmt = detect(data, complete=True)
+    assert fmt.name == "qualys-vmdr" and fmt.header_line == 4
+    with pytest.raises(RowError, match=r'record 2 \(line 6\): column "Asset IPV4" is not an IPv4 address: "10.0.0.x"'):
+        list(fmt.read(io.BytesIO(data)))
+
+
+def test_the_tickets_exporter_header_round_trips() -> None:
+    fmt, (t,) = read_all("XT Number,Date Submitted,Date Due,Hexagon Ticket #,Service Now #,Site,Location,Devices,"
+                         "Supervisor,Tech,Status,Notes\nXT-7,2025-01-01,2025-02-01,H9,SN9,S,L,d1,Sup,T,Closed,n\n",
+                         "tickets")
+    assert fmt.name == "tickets" and (t.xt_number, t.hexagon_ticket, t.service_now_ticket, t.status) == (
+        "0007", "H9", "SN9", "Closed")

@@ -47,7 +47,10 @@ from hextrackr_cli.formats.registry import (
 )
 from hextrackr_cli.formats.sniff import HEAD_BYTES, Head, Utf8Check, check_bytes, parse_head
 from hextrackr_cli.formats.staging import Mapper, Stager, dedup_key, make_mapper
-from hextrackr_cli.formats.tenable import TENABLE_VM
+from hextrackr_cli.formats.openvas import OPENVAS_CSV
+from hextrackr_cli.formats.qualys import QUALYS_PCI, QUALYS_SCAN, QUALYS_VMDR
+from hextrackr_cli.formats.tenable import TENABLE_VM, TENABLE_WORKBENCH
+from hextrackr_cli.formats.tenablesc import TENABLE_SC
 from hextrackr_cli.formats.tickets import HEXTRACKR_TICKETS
 from hextrackr_cli.formats.values import (
     normalize_host,
@@ -57,8 +60,10 @@ from hextrackr_cli.formats.values import (
     split_cves,
 )
 
-# Order matters: the first reader whose signature fits wins (tickets and vendors before the generic columns).
-for _reader in (HEXTRACKR_TICKETS, TENABLE_VM, NESSUS_CSV, GENERIC_CSV):
+# Order matters: the first reader whose columns fit wins (tickets and vendors before the generic columns; the
+# workbench before Nessus, whose columns it extends). A format of another module registers with before="generic".
+for _reader in (HEXTRACKR_TICKETS, TENABLE_VM, TENABLE_WORKBENCH, NESSUS_CSV, TENABLE_SC, QUALYS_PCI, QUALYS_VMDR,
+                QUALYS_SCAN, OPENVAS_CSV, GENERIC_CSV):
     register(_reader)
 
 register(NESSUS_XML_READER)  # XML: matched by its root element, never by a CSV header

@@ -70,13 +70,16 @@ class CsvReader:
     kind: str = VULNERABILITIES
     vendor: str = "generic"
     expected: str = ""  # the columns a message names when nothing matched
-    signature: tuple[str, ...] = ()  # names (any case) that only this family writes; all present = this family
+    # groups of names (any case) only this family writes: a header with every name of a group is this family's,
+    # so a file with the signature but without a column the reader needs is refused naming it (never generic)
+    signature: tuple[tuple[str, ...], ...] = ()
     refuse: tuple[tuple[tuple[str, ...], str], ...] = ()  # (names all present, message): a known export we refuse
     preamble: bool = False  # report lines may come before the header
     severity_scale: Mapping[str, str] = field(default_factory=lambda: SEVERITIES)  # raw (lower-case) -> level
     severity_names: str = "Critical, High, Medium, Low, Info"  # what a message says the column may hold
     date_layouts: tuple[str, ...] = ()  # besides ISO 8601
     cve_from_name: bool = True  # a CVE in the plugin name when the CVE cell is empty
+    info_types: frozenset[str] = frozenset()  # values of the "type" column that make a finding informational
 
     # ------------------------------------------------------------------ detection
     def match(self, head: Head) -> Format | None:
@@ -99,14 +102,24 @@ class CsvReader:
             if all(n.lower() in folded for n in names):
                 raise FormatError(message)
         index = locate(header, self.columns)
-        if not all(any(f in index for f in alternative) for alternative in self.required):
+        missing = [alternative for alternative in self.required if not any(f in index for f in alternative)]
+        if missing:
+            if self.has_signature(folded):
+                names = " or ".join(quoted(self.columns[f][0]) for f in missing[0] if f in self.columns)
+                raise FormatError(f"this looks like a {self.title} (it has the columns"
+                                  f" {', '.join(self.signature_of(folded))}) but it has no column {names}")
             return None
         self.check_header(header)
         return Format(self, header, index)
 
-    def has_signature(self, header: Sequence[str]) -> bool:
-        folded = {h.strip().lower() for h in header}
-        return bool(self.signature) and all(s.lower() in folded for s in self.signature)
+    def signature_of(self, folded: set[str]) -> tuple[str, ...]:
+        for group in self.signature:
+            if all(s.lower() in folded for s in group):
+                return group
+        return ()
+
+    def has_signature(self, folded: set[str]) -> bool:
+        return bool(self.signature_of(folded))
 
     @staticmethod
     def check_header(header: Sequence[str]) -> None:
@@ -176,7 +189,8 @@ def vuln_mapper(spec: CsvReader, fmt: Format) -> RowMapper:
     which is the "" appended to each row. Values that repeat (scores, dates, severities, addresses) are checked once."""
     ix = {f: fmt.index.get(f, -1) for f in (
         "asset_id", "host", "dns", "ip", "ips", "plugin_id", "plugin_name", "cve", "severity", "vpr_score",
-        "cvss_score", "state", "port", "protocol", "first_seen", "last_seen", "solution", "description", "output")}
+        "cvss_score", "state", "port", "protocol", "first_seen", "last_seen", "solution", "description", "output",
+        "type")}
     col = fmt.column
     i_aid, i_host, i_dns, i_ip, i_ips = ix["asset_id"], ix["host"], ix["dns"], ix["ip"], ix["ips"]
     i_pid, i_name, i_cve, i_sev = ix["plugin_id"], ix["plugin_name"], ix["cve"], ix["severity"]
@@ -191,6 +205,8 @@ def vuln_mapper(spec: CsvReader, fmt: Format) -> RowMapper:
     first_of = date_checker(col("first_seen"), spec.date_layouts)
     last_of = date_checker(col("last_seen"), spec.date_layouts)
     cve_from_name = spec.cve_from_name
+    i_type = ix["type"]
+    info_types = spec.info_types if i_type >= 0 else frozenset()
     known_ips: set[str] = set()
     severities: dict[str, str] = {}
     scores: dict[str, float | None] = {"": None}
@@ -222,6 +238,8 @@ def vuln_mapper(spec: CsvReader, fmt: Format) -> RowMapper:
             sev = sev_of(raw_sev)
             if len(severities) < 1000:
                 severities[raw_sev] = sev
+        if info_types and row[i_type].strip().lower() in info_types:
+            sev = "Info"
         text = row[i_vpr]
         vpr = scores[text] if text in scores else vpr_of(text)
         text2 = row[i_cvss]

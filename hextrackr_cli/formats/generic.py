@@ -9,7 +9,7 @@ GENERIC_CSV = CsvReader(
     name=GENERIC,
     title="generic HexTrackr columns",
     vendor="generic",
-    expected="generic (hostname or ip_address, cve or plugin_id, severity, ...)",
+    expected="generic (hostname or ip_address, cve or plugin_id, ...)",
     columns={
         "host": ("hostname", "Host", "Hostname", "host"),
         "ip": ("ip_address", "IP Address", "ip"),

@@ -104,7 +104,7 @@ def names(kind: str | None = None) -> list[str]:
 
 
 def expected(kind: str | None = None) -> str:
-    return ", ".join(getattr(r, "expected", r.title) for r in readers(kind))
+    return ", ".join(e for e in (getattr(r, "expected", r.title) for r in readers(kind)) if e)
 
 
 def detect(head: bytes | Head, kind: str | None = None, *, complete: bool = False) -> Format:

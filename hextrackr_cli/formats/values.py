@@ -14,6 +14,8 @@ _SPLIT_RE = re.compile(r"[,\s;]+")
 _IP_RE = re.compile(r"\A\d{1,3}(?:\.\d{1,3}){3}\Z")
 _DIGITS_RE = re.compile(r"\d+")
 _PLACEHOLDERS = frozenset({"n/a", "na", "-", "none", "null"})
+# "8.1 (AV:N/AC:H/...)" (Qualys writes the vector after the score), "5,0" (a decimal comma, ';'-delimited exports)
+_SCORE_RE = re.compile(r"\A\s*(\d{1,2}(?:[.,]\d+)?)\s*(?:\(.*\))?\s*\Z", re.S)
 
 # The common scale: names (any case) and Tenable's 0-4. Vendors with another scale pass their own map.
 SEVERITIES: dict[str, str] = {
@@ -121,7 +123,10 @@ def score_checker(column: str) -> Callable[[str], float | None]:
         except ValueError:
             if text.strip().lower() in _PLACEHOLDERS:
                 return None
-            raise RowError(f"column {quoted(column)} is not a number: {quoted(text)}") from None
+            m = _SCORE_RE.match(text)
+            if m is None:
+                raise RowError(f"column {quoted(column)} is not a number: {quoted(text)}") from None
+            value = float(m.group(1).replace(",", "."))
         if not 0.0 <= value <= 10.0:  # also refuses nan and inf
             raise RowError(f"column {quoted(column)} is out of range (0 to 10): {quoted(text)}")
         return value
@@ -135,7 +140,7 @@ DATE_LAYOUTS: dict[str, tuple[str, ...]] = {
     "tenable.sc": ("%b %d, %Y %H:%M:%S", "%b %d, %Y"),
     "us": ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%m/%d/%y %H:%M", "%m/%d/%y"),
 }
-_TZ_TAIL_RE = re.compile(r"\s+(?:[A-Z]{2,5}|[+-]\d{2}:?\d{2}|UTC[+-]?\d*)\Z")
+_TZ_TAIL_RE = re.compile(r"\s+(?!AM\Z|PM\Z)(?:[A-Z]{2,5}|[+-]\d{2}:?\d{2}|(?:UTC|GMT)[+-]?\d*)\Z")
 
 
 def date_checker(column: str, layouts: Sequence[str] = ()) -> Callable[[str], str]:
@@ -176,5 +181,5 @@ def _parse_date(text: str, layouts: Sequence[str]) -> str | None:
             when = _dt.datetime.strptime(bare, layout)
         except ValueError:
             continue
-        return when.date().isoformat() if "%H" not in layout else when.isoformat(timespec="seconds")
+        return when.isoformat(timespec="seconds") if ("%H" in layout or "%I" in layout) else when.date().isoformat()
     return None
