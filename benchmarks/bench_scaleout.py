@@ -81,7 +81,7 @@ def staging_copy_vs_executemany(rows: int, runs: int) -> tuple[list[dict], dict[
     import csv
 
     from hextrackr_cli.formats import VULN_FIELDS, detect_format, make_mapper
-    from hextrackr_cli.server.storage_pg import PgDatabase
+    from hextrackr_cli.server.storage.postgres import PgDatabase
 
     path = data_file(rows)
     with open(path, newline="", encoding="utf-8") as f:

@@ -2,7 +2,7 @@
 """The floor: the least work an import of a Tenable VM export can do, in one process.
 
 csv.reader -> the same fields mapped inline (one record per CVE, the server's dedup key) -> executemany into the
-server's own schema (``hextrackr_cli.server.storage.SCHEMA``, same UNIQUE (vendor, dedup_key)) with the same
+server's own schema (``hextrackr_cli.server.storage.sqlite.SCHEMA``, same UNIQUE (vendor, dedup_key)) with the same
 upsert, plugin text once per plugin as the server stores it, in one transaction. No progress, no HTTP, no staging,
 no resolve/snapshot. The end-to-end import is compared with this.
 
@@ -21,13 +21,13 @@ csv.field_size_limit(8 * 1024 * 1024)
 
 
 def floor_import(csv_path: str, db_path: str, vendor: str = "tenable", scan_date: str = "2025-11-20") -> dict:
-    from hextrackr_cli.server.storage import SCHEMA
+    from hextrackr_cli.server.storage.sqlite import SCHEMA
 
     start = time.perf_counter()
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA cache_size=-32768")  # as the server (storage.Database.connect)
+    conn.execute("PRAGMA cache_size=-32768")  # as the server (storage.sqlite.SqliteDatabase.connect)
     conn.executescript(SCHEMA)
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     conn.execute("BEGIN IMMEDIATE")

@@ -277,7 +277,7 @@ def test_an_import_waiting_for_another_workers_import_says_so_and_can_be_cancell
     import on another worker would): the waiting import says it waits, and a cancel from another worker stops it."""
     import psycopg
 
-    from hextrackr_cli.server.storage_pg import IMPORT_LOCK
+    from hextrackr_cli.server.storage.postgres import IMPORT_LOCK
 
     a, b, c = workers
     log = EventLog()

@@ -6,7 +6,6 @@ import os
 import re
 import secrets
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -84,6 +83,7 @@ def run_serve(
                          message_queue=message_queue)
     try:
         from hextrackr_cli.server.app import start_background
+        from hextrackr_cli.server.storage import StorageError
     except ImportError as exc:  # the server extra is not installed
         raise UsageError(
             f"the embedded server needs extra packages ({exc.name}); install them with pip install 'hextrackr[server]'"
@@ -100,7 +100,7 @@ def run_serve(
         raise UsageError(str(exc)) from None
     except RuntimeError as exc:
         raise UsageError(str(exc)) from None
-    except sqlite3.Error as exc:  # PostgreSQL unreachable or refusing us at start-up
+    except StorageError as exc:  # PostgreSQL unreachable or refusing us at start-up
         raise UsageError(f"cannot open the database: {exc}") from None
 
     stop = threading.Event()

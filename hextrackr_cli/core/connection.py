@@ -144,7 +144,7 @@ def start_embedded() -> Any:
             f"the embedded server is not available ({exc})",
             hint="install the server extra: pip install 'hextrackr[server]', or pass --server URL",
         ) from None
-    import sqlite3
+    from hextrackr_cli.server.storage import StorageError
 
     data_dir = default_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -152,7 +152,7 @@ def start_embedded() -> Any:
         return start_background(database=f"sqlite:///{data_dir / 'hextrackr.db'}", log_file=data_dir / "server.log")
     except ValueError as exc:  # e.g. a database written by a newer hextrackr
         raise UsageError(str(exc)) from None
-    except (OSError, RuntimeError, sqlite3.Error) as exc:  # unreadable or corrupt database, no free port…
+    except (OSError, RuntimeError, StorageError) as exc:  # unreadable or corrupt database, no free port…
         raise UsageError(f"the embedded server could not start: {exc}") from None
 
 

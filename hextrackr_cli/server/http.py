@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 import tempfile
 import uuid
 from typing import Any, Awaitable, Callable
@@ -18,6 +17,7 @@ from hextrackr_cli import __version__, protocol
 from hextrackr_cli.formats import metadata_from_filename, parse_scan_date
 from hextrackr_cli.server.context import Principal, ServerContext
 from hextrackr_cli.server.pipeline import SNIFF_LIMIT, ImportProblem, Job, sniff
+from hextrackr_cli.server.storage import Duplicate, Unavailable, import_record
 from hextrackr_cli.server.tracker import PENDING
 
 log = logging.getLogger("hextrackr.server")
@@ -87,7 +87,7 @@ class HttpApp:
         except HttpError as exc:
             if not started:
                 await send_json(send, exc.status, {"error": exc.message, "code": exc.code}, exc.headers)
-        except sqlite3.OperationalError as exc:  # locked beyond the busy timeout, disk full, read-only...
+        except Unavailable as exc:  # locked beyond the busy timeout, disk full, read-only, unreachable...
             log.error("database error on %s %s: %s", scope.get("method"), scope.get("path"), exc)
             if not started:
                 await send_json(send, 503, {"error": f"database unavailable: {exc}", "code": "database"},
@@ -182,8 +182,6 @@ class HttpApp:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         limit = _int_param(query, "limit", 50, 1, 1000)
         offset = _int_param(query, "offset", 0, 0, 10**12)
-        from hextrackr_cli.server.storage import import_record
-
         rows, total = await asyncio.to_thread(
             self.ctx.db.list_imports, limit, offset, None if principal.admin else principal.token_id
         )
@@ -191,8 +189,6 @@ class HttpApp:
                                     "offset": offset})
 
     async def import_one(self, send: Send, principal: Principal, ident: str) -> None:
-        from hextrackr_cli.server.storage import import_record
-
         if not ident.isdigit() or len(ident) > 18:
             raise HttpError(400, f"invalid import id {ident[:32]!r}: expected a number", "invalid_import_id")
         row = await asyncio.to_thread(self.ctx.db.import_by_id, int(ident))
@@ -309,7 +305,7 @@ class HttpApp:
                 ctx.db.create_import, session_id=session_id, owner=principal.token_id, type_=kind,
                 filename=filename, vendor=vendor, scan_date=scan_date, sha256=sha, size=upload.size,
             )
-        except sqlite3.IntegrityError:  # a concurrent POST with the same session id won the race
+        except Duplicate:  # a concurrent POST with the same session id won the race
             upload.discard()
             row = await asyncio.to_thread(ctx.db.import_by_session, session_id)
             if row is None:

@@ -10,16 +10,15 @@ from __future__ import annotations
 import io
 import logging
 import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from hextrackr_cli import protocol
 from hextrackr_cli.formats import HEAD_BYTES, Format, FormatError, RowError, Stager, Utf8Check, detect
-from hextrackr_cli.server.storage import Database
+from hextrackr_cli.server.storage import Connection, Database, Interrupted, StorageError
 from hextrackr_cli.server.tracker import ProgressTracker
 
 log = logging.getLogger("hextrackr.server")
@@ -180,7 +179,7 @@ class _Run:
     def run(self) -> None:
         job = self.job
         lock = self.importer._lock
-        conn: sqlite3.Connection | None = None
+        conn: Connection | None = None
         rows = 0
         self._watchdog.start()
         try:
@@ -192,8 +191,7 @@ class _Run:
                     self.check_cancel()
             try:
                 self.check_cancel()
-                conn = self.importer.db.connect()
-                conn.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+                conn = self.importer.db.connect(cache_kib=IMPORT_CACHE_KIB)
                 counts, rows, fmt, vendor = self._work(conn)
             finally:
                 lock.release()
@@ -221,7 +219,7 @@ class _Run:
             self._fail(conn, f"{job.filename}: {exc}", rows)
             self._close(conn)
             return
-        except sqlite3.Error as exc:  # locked, disk full, corrupt: the transaction is rolled back
+        except StorageError as exc:  # locked, disk full, corrupt: the transaction is rolled back
             log.error("import %s: database error: %s", job.import_id, exc)
             self._fail(conn, f"{job.filename}: database error: {exc}; nothing was changed", rows)
             self._close(conn)
@@ -259,8 +257,8 @@ class _Run:
         )
         self.tracker.complete_session(self.sid, success=True)
         try:
-            conn.execute("UPDATE imports SET last_event = ? WHERE id = ?", (_json(event), job.import_id))
-        except sqlite3.Error:
+            self.importer.db.store_last_event(conn, job.import_id, event)
+        except StorageError:
             log.warning("could not store the final event of import %s", job.import_id)
         try:  # the upload is not needed any more: not on the disk for the delay
             os.unlink(job.path)
@@ -270,10 +268,10 @@ class _Run:
         self._close(conn)
         try:  # copy the WAL into the database now, off everyone's critical path
             self.importer.db.checkpoint()
-        except sqlite3.Error:
+        except StorageError:
             pass
 
-    def _fail(self, conn: sqlite3.Connection | None, message: str, rows: int) -> None:
+    def _fail(self, conn: Connection | None, message: str, rows: int) -> None:
         """Roll back, record the failure, then tell the room (so whoever reacts to the event finds it recorded)."""
         self._stop_watchdog()
         self._rollback(conn)
@@ -286,40 +284,35 @@ class _Run:
         self.tracker.emit_progress(self.sid, protocol.ERROR, pct, message)
         self.tracker.complete_session(self.sid, success=False)
 
-    def _finish(self, conn: sqlite3.Connection | None, status: str, **kw: Any) -> None:
+    def _finish(self, conn: Connection | None, status: str, **kw: Any) -> None:
         duration = int((time.monotonic() - self.started) * 1000)
         try:
             c = self.importer.db.connect() if conn is None else conn
-            # After a rollback, SQLite's next commit may start the WAL afresh and fsync it: that flushes every page
-            # the undone transaction wrote (0.3 s at 1M rows) while the room waits for the outcome. This one row
-            # needs no fsync of its own (lost to a power cut, it is recorded failed at the next start).
-            unsynced = isinstance(c, sqlite3.Connection) and status != "completed"
             try:
-                if unsynced:
-                    c.execute("PRAGMA synchronous=OFF")
-                self.importer.db.finish_import(c, self.job.import_id, status=status, duration_ms=duration, **kw)
+                # an outcome other than completed needs no sync of its own (the room waits for it after a
+                # rollback; lost to a power cut, it is recorded failed at the next start)
+                self.importer.db.finish_import(c, self.job.import_id, status=status, duration_ms=duration,
+                                               durable=status == "completed", **kw)
             finally:
-                if unsynced:
-                    c.execute("PRAGMA synchronous=NORMAL")
                 if c is not conn:
                     c.close()
-        except sqlite3.Error:
+        except StorageError:
             log.exception("could not record the outcome of import %s", self.job.import_id)
 
     @staticmethod
-    def _rollback(conn: sqlite3.Connection | None) -> None:
+    def _rollback(conn: Connection | None) -> None:
         if conn is not None and conn.in_transaction:
             try:
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
+            except StorageError:
                 pass
 
     @staticmethod
-    def _close(conn: sqlite3.Connection | None) -> None:
+    def _close(conn: Connection | None) -> None:
         if conn is not None:
             try:
                 conn.close()
-            except sqlite3.Error:
+            except StorageError:
                 pass
 
     # ------------------------------------------------------------------ stages
@@ -353,7 +346,7 @@ class _Run:
             head = f.read(SNIFF_LIMIT)
         return sniff(head, self.job.kind)
 
-    def _work(self, conn: sqlite3.Connection) -> tuple[Any, int, str, str]:
+    def _work(self, conn: Connection) -> tuple[Any, int, str, str]:
         job = self.job
         size = max(1, job.size)
         # ---- parsing: check the bytes and estimate the row count (nothing touches the database yet)
@@ -428,7 +421,7 @@ class _Run:
                  "wait": "Waiting for another import to finish"}  # another worker's (PostgreSQL import lock)
         steps = 0  # progress handler calls so far
         upsert_from, upsert_calls = 0, 0.0  # where the upsert began, and the calls it is expected to take
-        measurable = job.kind == "vulnerabilities" and isinstance(conn, sqlite3.Connection)
+        measurable = job.kind == "vulnerabilities" and self.importer.db.counts_steps
 
         def check(stage: str) -> None:
             nonlocal upsert_from, upsert_calls
@@ -472,10 +465,8 @@ class _Run:
             if not self.tracker.try_commit(self.sid):  # from here on a cancel is refused, not half-done
                 raise Cancelled()
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if "interrupted" in str(exc):
-                raise Cancelled() from None
-            raise
+        except Interrupted:
+            raise Cancelled() from None
         finally:
             conn.set_progress_handler(None, 0)
         # the staging table is not dropped: it goes with the connection, closed right after; dropping a million
@@ -483,8 +474,3 @@ class _Run:
         self.report(protocol.FINALIZING, 99, "Committed", processedRows=rows, totalRows=rows)
         return counts, rows, fmt.name, vendor
 
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hextrackr_cli import protocol
 from hextrackr_cli.server.pipeline import ImportProblem
-from hextrackr_cli.server.storage import RUNNER, runner_alive
+from hextrackr_cli.server.storage import RUNNER, Database, runner_alive
 from hextrackr_cli.server.tracker import PENDING, ProgressTracker, Session, session_state
 
 log = logging.getLogger("hextrackr.server")
@@ -378,15 +378,14 @@ class SharedTracker(ProgressTracker):
                 session.cancelled = True
 
 
-def sweep(shared: SharedState, db: Any, tracker: ProgressTracker, emit: Callable[..., None],
+def sweep(shared: SharedState, db: Database, tracker: ProgressTracker, emit: Callable[..., None],
           retention: float) -> int:
     """Record as failed the running imports whose worker is gone, and tell their rooms. Returns how many.
 
     The database is asked only when a worker's heartbeat disappeared since the last call, or every FULL_SWEEP
     seconds (a worker that came and went between two calls; this worker's own orphans).
     """
-    running = getattr(db, "running_imports", None)
-    if running is None or not shared.reachable or time.monotonic() - shared.up_since < WORKER_TTL + 2 * HEARTBEAT:
+    if not db.shared_by_workers or not shared.reachable or time.monotonic() - shared.up_since < WORKER_TTL + 2 * HEARTBEAT:
         return 0  # after a Redis outage every worker needs a beat to show it is alive again
     live = {k.decode().rsplit(":worker:", 1)[-1] for k in shared.redis.scan_iter(match=shared.worker_key("*"))}
     vanished = bool(shared.live_workers - live)
@@ -396,7 +395,7 @@ def sweep(shared: SharedState, db: Any, tracker: ProgressTracker, emit: Callable
     shared.last_full_sweep = time.monotonic()
     failed = 0
     now = _dt.datetime.now(_dt.timezone.utc)
-    for row in running():
+    for row in db.running_imports():
         runner = row.get("runner")
         if runner == shared.runner:
             session = tracker.sessions.get(row["session_id"])
