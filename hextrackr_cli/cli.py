@@ -13,6 +13,7 @@ import click
 
 from hextrackr_cli import __version__
 from hextrackr_cli.errors import ExitStatus, HextrackrError
+from hextrackr_cli.globalopts import Group, global_options
 
 EXIT_STATUS_HELP = """\b
 Exit status:
@@ -61,33 +62,9 @@ class Obj:
 pass_obj = click.make_pass_decorator(Obj)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_STATUS_HELP + "\n" + ENV_HELP)
+@click.group(cls=Group, context_settings=CONTEXT_SETTINGS, epilog=EXIT_STATUS_HELP + "\n" + ENV_HELP)
 @click.version_option(__version__, "-V", "--version", prog_name="hextrackr")
-@click.option("--server", metavar="URL", help="Server URL, or 'local' for the embedded server. [env: HEXTRACKR_SERVER]")
-@click.option("--token", metavar="TOKEN", help="API token. Prefer HEXTRACKR_TOKEN: flags end up in shell history.")
-@click.option("--profile", metavar="NAME", help="Config profile to use. [env: HEXTRACKR_PROFILE]")
-@click.option("--config", "config", metavar="PATH", type=click.Path(dir_okay=False), help="Config file. [env: HEXTRACKR_CONFIG]")
-@click.option(
-    "--output",
-    type=click.Choice(["auto", "rich", "plain", "json"]),
-    default=None,
-    help="Output mode: rich (TTY), plain lines, or NDJSON on stdout. [default: auto]",
-)
-@click.option("--no-color", is_flag=True, default=None, help="No colour (also NO_COLOR, TERM=dumb).")
-@click.option("-v", "--verbose", count=True, help="More detail (repeat for more).")
-@click.option("-q", "--quiet", is_flag=True, default=None, help="Only the summary and errors.")
-@click.option("--ca-bundle", metavar="PATH", type=click.Path(dir_okay=False), help="CA bundle for TLS.")
-@click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS certificates (warns).")
-@click.option(
-    "--dialect",
-    type=click.Choice(["auto", "seed", "hextrackr-1.1"]),
-    default=None,
-    help="Server protocol: the seed protocol or deployed HexTrackr 1.1.x. [default: auto]",
-)
-@click.option("--username", metavar="USER", help="User for HexTrackr 1.1.x login. [env: HEXTRACKR_USERNAME]")
-@click.option(
-    "--password-stdin", is_flag=True, default=None, help="Read the 1.1.x password from stdin (else HEXTRACKR_PASSWORD or a prompt)."
-)
+@global_options
 @click.pass_context
 def cli(ctx: click.Context, **flags: Any) -> None:
     """Import vulnerability scans into HexTrackr with live progress.
@@ -235,7 +212,7 @@ def config_list(obj: Obj) -> int:
     return run_config_list(obj.flags)
 
 
-@cli.command()
+@cli.command(cls=click.Command)  # no settings: no global options
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> int:
     """Print the shell completion script for SHELL."""

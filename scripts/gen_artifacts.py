@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from hextrackr_cli import __version__  # noqa: E402
 from hextrackr_cli.cli import EXIT_STATUS_HELP, ENV_HELP, cli  # noqa: E402
 from hextrackr_cli.commands.config import SHELLS, completion_script  # noqa: E402
+from hextrackr_cli.globalopts import GlobalOption  # noqa: E402
 from hextrackr_cli.profile_keys import KEYS  # noqa: E402
 
 PROG = "hextrackr"
@@ -128,8 +129,8 @@ def option_lines(ctx: click.Context, with_help: bool = True) -> list[str]:
     out: list[str] = []
     help_option = ctx.command.get_help_option(ctx)
     for param in ctx.command.get_params(ctx):
-        if not isinstance(param, click.Option) or param.hidden:
-            continue
+        if not isinstance(param, click.Option) or param.hidden or isinstance(param, GlobalOption):
+            continue  # the global options are listed once, under GLOBAL OPTIONS
         if param is help_option and not with_help:
             continue
         record = param.get_help_record(ctx)
@@ -219,6 +220,9 @@ def man_page() -> str:
         "Human output goes to standard error, machine output (\\-\\-output json) to standard output. "
         "Settings are resolved once, in this order: command\\-line flag, environment variable, config profile, default.",
         ".SH GLOBAL OPTIONS",
+        "These options may come before or after the command name "
+        "(\\fBhextrackr import scan.csv \\-\\-output json\\fR is \\fBhextrackr \\-\\-output json import scan.csv\\fR); "
+        "given twice, the later one wins.",
     ]
     lines += option_lines(root)
     lines.append(".SH COMMANDS")
