@@ -247,7 +247,9 @@ class HX11Double:
 
         self._auth: dict[str, dict[str, Any]] = {}  # cookie sid -> {"user", "csrf"}
         self._rate: dict[str, tuple[float, int]] = {}  # ip -> (window start, count)
-        self._current: dict[tuple[str, ...], str] = {}  # vulnerability key -> vendor
+        # vulnerabilities_current as 1.1.12 keeps it: records mapped by its mapVulnerabilityRow (tests/hx11_rows.py)
+        self.current: list[dict[str, Any]] = []
+        self._by_key: dict[str, int] = {}  # enhanced or legacy unique key -> index in current
         self._next_import_id = 1
         self._stall_ended: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -749,18 +751,37 @@ class HX11Double:
         return record
 
     def _apply(self, header: list[str], rows: list[list[str]], vendor: str) -> tuple[int, int, int]:
-        """Upsert into the 'current' table: counts of inserted, updated and resolved vulnerabilities."""
-        cols = [h.strip().lower() for h in header]
-        idx = [cols.index(c) for c in ("hostname", "cve") if c in cols] or list(range(len(cols)))
-        keys = {tuple(r[i] if i < len(r) else "" for i in idx) for r in rows}
-        inserted = sum(1 for k in keys if k not in self._current)
-        updated = len(keys) - inserted
-        stale = [k for k, v in self._current.items() if v == vendor and k not in keys]
-        for k in stale:
-            del self._current[k]
-        for k in keys:
-            self._current[k] = vendor
-        return inserted, updated, len(stale)
+        """What 1.1.12 does to vulnerabilities_current: every active record into its grace period, each row mapped
+        by mapVulnerabilityRow and looked up by its enhanced or legacy unique key (found: updated, else inserted),
+        then what is still in its grace period resolved. Counts of inserted, updated and resolved records."""
+        import hx11_rows
+
+        for record in self.current:
+            if record["lifecycle_state"] == "active":
+                record["lifecycle_state"] = "grace_period"
+        inserted = updated = 0
+        for cells in rows:
+            row = dict(zip(header, cells))  # PapaParse with header: true
+            for mapped in hx11_rows.map_vulnerability_row(row):
+                stored = hx11_rows.staged(mapped)
+                enhanced, legacy = hx11_rows.enhanced_unique_key(stored), hx11_rows.legacy_unique_key(stored)
+                at = self._by_key.get(enhanced, self._by_key.get(legacy))
+                record = {**stored, "lifecycle_state": "active", "enhanced_unique_key": enhanced}
+                if at is None:
+                    self.current.append({**record, "unique_key": legacy})
+                    at = len(self.current) - 1
+                    self._by_key.setdefault(legacy, at)
+                    inserted += 1
+                else:
+                    self.current[at].update(record)
+                    updated += 1
+                self._by_key[enhanced] = at
+        resolved = 0
+        for record in self.current:
+            if record["lifecycle_state"] == "grace_period":
+                record["lifecycle_state"] = "resolved"
+                resolved += 1
+        return inserted, updated, resolved
 
     # ------------------------------------------------------------------ socket.io
     async def _on_join(self, sid: str, session_id: Any = None) -> Any:

@@ -455,20 +455,39 @@ class Hx11Api:
         filename: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         abort: threading.Event | None = None,
+        on_notice: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         """Stream ``path`` to ``/api/vulnerabilities/import-staging``; returns the server's answer.
 
+        Any export but a plain Tenable VM CSV is first converted to the columns 1.1.12 reads
+        (``client.hx11_convert``; ``on_notice`` is told what was converted).
         Join ``progress-<session_id>`` on the socket **before** calling this: the server emits before it
         answers. A 500 "Internal server error" is retried once with a fresh CSRF token.
         """
-        from requests_toolbelt.multipart.encoder import MultipartEncoder  # type: ignore[import-untyped]
+        from hextrackr_cli.client.hx11_convert import ConversionAborted, prepare_for_hx11
 
         if not protocol.is_session_id(session_id):
             raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
         if import_type != "vulnerabilities":
             raise UsageError(f"HexTrackr 1.1.x servers import vulnerability scans only, not --type {import_type}",
                              hint="import tickets through the HexTrackr web UI")
-        name = csv_upload_name(filename or Path(path).name)
+        try:
+            prepared = prepare_for_hx11(path, filename or Path(path).name, abort)
+        except ConversionAborted:
+            raise UploadAborted("upload aborted; nothing was imported") from None
+        if prepared.note and on_notice is not None:
+            on_notice(prepared.note)
+        try:
+            return self._upload(prepared.path, session_id=session_id, vendor=vendor, scan_date=scan_date,
+                                filename=prepared.name, on_progress=on_progress, abort=abort)
+        finally:
+            prepared.cleanup()
+
+    def _upload(self, path: Path, *, session_id: str, vendor: str | None, scan_date: str | None, filename: str,
+                on_progress: Callable[[int, int], None] | None, abort: threading.Event | None) -> dict[str, Any]:
+        from requests_toolbelt.multipart.encoder import MultipartEncoder  # type: ignore[import-untyped]
+
+        name = csv_upload_name(filename)
         what = f"upload of {name}"
         for attempt in (1, 2):
             fields: list[tuple[str, Any]] = []

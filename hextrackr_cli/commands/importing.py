@@ -117,12 +117,16 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
             if options.open_browser:
                 open_progress_page(conn, sid, watcher.put)
 
+            # a 1.1.x server is sent the file converted to the columns it reads; -v says so
+            said: dict[str, Any] = ({"on_notice": lambda m: watcher.put(ev.Notice(m))}
+                                    if conn.dialect is protocol.HEXTRACKR_11 and settings.verbose else {})
+
             def do_upload() -> None:
                 try:
                     answer = conn.api.upload(
                         lf.path, import_type=options.import_type, session_id=sid, vendor=options.vendor,
                         scan_date=options.scan_date, filename=lf.name, abort=abort,
-                        on_progress=lambda s, t: watcher.put(ev.UploadProgress(s, t)),
+                        on_progress=lambda s, t: watcher.put(ev.UploadProgress(s, t)), **said,
                     )
                 except BaseException as exc:  # reported in the main thread
                     watcher.fail(exc)
