@@ -63,6 +63,7 @@ PATH_IMPORT_TICKETS = "/api/tickets/import"
 PATH_PROGRESS = "/api/import/progress/{session_id}"
 PATH_IMPORTS = "/api/imports"
 PATH_IMPORT = "/api/imports/{import_id}"
+PATH_COMPLETED = "/api/imports/completed"  # ?sha256=&type=&vendor=&filename=: did this content complete? (extension)
 UPLOAD_FIELD = "csvFile"
 # extension: the browser progress view of `hextrackr serve` (its /health says "browserView": true)
 PAGE_IMPORT_PREFIX = "/imports/"

@@ -29,6 +29,7 @@ Send = Callable[[dict], Awaitable[None]]
 MAX_FIELD = 64 * 1024  # text form fields
 DRAIN_LIMIT = 16 * 1024 * 1024  # body read and discarded after a 413 so the client sees the answer
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 _VENDOR_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._ -]{0,63}\Z")
 
 
@@ -127,6 +128,9 @@ class HttpApp:
         if path == protocol.PATH_IMPORTS:
             self._method(method, "GET")
             return await self.imports(scope, send, principal)
+        if path == protocol.PATH_COMPLETED:
+            self._method(method, "GET")
+            return await self.completed(scope, send, principal)
         if path.startswith(protocol.PATH_IMPORTS + "/"):
             self._method(method, "GET")
             return await self.import_one(send, principal, path[len(protocol.PATH_IMPORTS) + 1:])
@@ -187,6 +191,31 @@ class HttpApp:
         )
         await send_json(send, 200, {"imports": [import_record(r) for r in rows], "total": total, "limit": limit,
                                     "offset": offset})
+
+    async def completed(self, scope: Scope, send: Send, principal: Principal) -> None:
+        """Did an import of these bytes (sha256), with this type and vendor, complete? The latest one, if so.
+
+        Failed, cancelled and running imports never count. The vendor is the one an upload would get: ``vendor``,
+        else the one in ``filename``; with neither, the format's default, which the same bytes always share, so
+        any vendor matches. Another token's imports are invisible (the admin token sees all).
+        """
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        sha = (query.get("sha256") or [""])[0].strip().lower()
+        if not _SHA256_RE.match(sha):
+            raise HttpError(400, f"invalid sha256 {sha[:80]!r}: expected 64 hex digits", "invalid_sha256")
+        kind = (query.get("type") or ["vulnerabilities"])[0]
+        if kind not in ("vulnerabilities", "tickets"):
+            raise HttpError(400, f"invalid type {kind[:32]!r}: vulnerabilities or tickets", "invalid_type")
+        vendor = (query.get("vendor") or [""])[0].strip() or None
+        if vendor is not None and not _VENDOR_RE.match(vendor):
+            raise HttpError(400, f"invalid vendor {vendor[:64]!r}: letters, digits, '.', '_', '-' only", "invalid_vendor")
+        filename = (query.get("filename") or [""])[0]
+        vendor = vendor or (metadata_from_filename(clean_filename(filename))[0] if filename else None)
+        from hextrackr_cli.server.storage import import_record
+
+        row = await asyncio.to_thread(self.ctx.db.completed_import, sha256=sha, type_=kind, vendor=vendor,
+                                      owner=None if principal.admin else principal.token_id)
+        await send_json(send, 200, {"found": row is not None, "import": import_record(row) if row else None})
 
     async def import_one(self, send: Send, principal: Principal, ident: str) -> None:
         if not ident.isdigit() or len(ident) > 18:

@@ -64,6 +64,12 @@ class ImportRecords:
     def import_by_id(self, import_id: int) -> Row | None:
         return self._one("SELECT * FROM imports WHERE id = ?", (import_id,))
 
+    def completed_import(self, *, sha256: str, type_: str, vendor: str | None, owner: str | None) -> Row | None:
+        """The latest completed import of these bytes (and type, and vendor when given) that ``owner`` may see
+        (None: any owner): one lookup in ``imports_completed_sha256``."""
+        sql, args = completed_query(sha256, type_, vendor, owner)
+        return self._one(sql, args)
+
     def list_imports(self, limit: int, offset: int, owner: str | None) -> tuple[list[Row], int]:
         where, args = ("", ()) if owner is None else (" WHERE owner = ?", (owner,))
         total = self._rows("SELECT count(*) AS n FROM imports" + where, args)[0]["n"]
@@ -107,6 +113,17 @@ class ImportRecords:
             return sum(self.fail_import(conn, import_id) for import_id in stale)
         finally:
             conn.close()
+
+
+def completed_query(sha256: str, type_: str, vendor: str | None, owner: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The SQL behind ``GET /api/imports/completed``; its ``status = 'completed'`` matches the partial index."""
+    sql = "SELECT * FROM imports WHERE sha256 = ? AND type = ? AND status = 'completed'"
+    args: tuple[Any, ...] = (sha256, type_)
+    if vendor is not None:
+        sql, args = sql + " AND vendor = ?", args + (vendor,)
+    if owner is not None:
+        sql, args = sql + " AND owner = ?", args + (owner,)
+    return sql + " ORDER BY id DESC LIMIT 1", args
 
 
 def create_schema(conn: Connection, dialect: str, columns: dict[str, set[str]]) -> None:

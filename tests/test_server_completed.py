@@ -1,0 +1,92 @@
+"""GET /api/imports/completed: did an import of these bytes complete? (docs/wire.md), on a real server."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+from helpers import GENERIC_CSV, get_json, post_import, wait_for_outcome
+
+SHA = hashlib.sha256(GENERIC_CSV.encode()).hexdigest()
+
+
+def completed(srv, token: str, sha: str = SHA, **params: str) -> dict:
+    query = "&".join(f"{k}={v}" for k, v in {"sha256": sha, **params}.items())
+    r = get_json(srv.url, token, f"/api/imports/completed?{query}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def imported(srv, token: str, content: str = GENERIC_CSV, **kw: str) -> dict:
+    r = post_import(srv.url, token, content, **kw)
+    assert r.status_code == 202, r.text
+    return wait_for_outcome(srv.url, token, r.json()["sessionId"])
+
+
+def test_completed_import_is_found_with_its_id_session_and_time(live_server) -> None:
+    assert completed(live_server, live_server.token) == {"found": False, "import": None}
+    state = imported(live_server, live_server.token, filename="tenable_vulns_2025-11-20.csv")
+    assert state["outcome"] == "completed"
+    answer = completed(live_server, live_server.token)
+    assert answer["found"] is True
+    rec = answer["import"]
+    assert rec["id"] == state["importId"] and rec["sessionId"] == state["sessionId"]
+    assert rec["status"] == "completed" and rec["finishedAt"].endswith("Z") and rec["filename"] == "tenable_vulns_2025-11-20.csv"
+    # the answer is about these bytes only
+    assert completed(live_server, live_server.token, sha=hashlib.sha256(b"other").hexdigest())["found"] is False
+    assert completed(live_server, live_server.token, type="tickets")["found"] is False
+
+
+def test_vendor_given_or_from_the_file_name_must_match(live_server) -> None:
+    imported(live_server, live_server.token, filename="tenable_vulns_2025-11-20.csv")
+    assert completed(live_server, live_server.token, vendor="tenable")["found"] is True
+    assert completed(live_server, live_server.token, vendor="qualys")["found"] is False
+    assert completed(live_server, live_server.token, filename="tenable_vulns_2025-12-01.csv")["found"] is True
+    assert completed(live_server, live_server.token, filename="qualys_vulns_2025-12-01.csv")["found"] is False
+    assert completed(live_server, live_server.token, filename="scan.csv")["found"] is True  # no vendor named: any
+
+
+def test_failed_import_of_the_same_bytes_never_counts(live_server) -> None:
+    bad = GENERIC_CSV.replace("10.0.0.2", "10.0.0.999")  # fails while parsing: an impossible IPv4
+    state = imported(live_server, live_server.token, bad)
+    assert state["outcome"] == "failed"
+    assert completed(live_server, live_server.token, sha=hashlib.sha256(bad.encode()).hexdigest())["found"] is False
+
+
+def test_latest_completed_import_wins(live_server) -> None:
+    imported(live_server, live_server.token)
+    second = imported(live_server, live_server.token)
+    assert completed(live_server, live_server.token)["import"]["id"] == second["importId"]
+
+
+def test_token_scoped_another_tokens_import_is_invisible_admin_sees_all(server_factory) -> None:
+    admin, user = "admin-token-aaaaaaaaaaaa", "user-token-bbbbbbbbbbbb"
+    srv = server_factory(tokens=[admin, user])
+    imported(srv, admin)
+    assert completed(srv, user)["found"] is False
+    imported(srv, user)
+    assert completed(srv, user)["found"] is True
+    assert completed(srv, admin)["found"] is True
+
+
+def test_bad_parameters_and_missing_token_are_refused(live_server) -> None:
+    for query, code in (("sha256=xyz", "invalid_sha256"), ("", "invalid_sha256"),
+                        (f"sha256={SHA}&type=assets", "invalid_type"),
+                        (f"sha256={SHA}&vendor=%3Cscript%3E", "invalid_vendor")):
+        r = get_json(live_server.url, live_server.token, f"/api/imports/completed?{query}")
+        assert r.status_code == 400 and r.json()["code"] == code, query
+    assert get_json(live_server.url, None, f"/api/imports/completed?sha256={SHA}").status_code == 401
+    assert completed(live_server, live_server.token, sha=SHA.upper())["found"] is False  # accepted, normalised
+
+
+def test_the_lookup_is_one_indexed_search(live_server) -> None:
+    from hextrackr_cli.server.storage.common import completed_query as _completed_query
+
+    imported(live_server, live_server.token)
+    sql, args = _completed_query(SHA, "vulnerabilities", "tenable", "abc")
+    conn = sqlite3.connect(live_server.db_path)
+    try:
+        plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    finally:
+        conn.close()
+    assert "USING INDEX imports_completed_sha256" in plan, plan
