@@ -6,6 +6,7 @@ so ``--help`` and ``--version`` stay fast (no socketio, requests, rich or server
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Sequence
 
@@ -76,8 +77,39 @@ def cli(ctx: click.Context, **flags: Any) -> None:
 
 
 # --------------------------------------------------------------------------- import
+def lock_options(f: Any) -> Any:
+    """--lock [PATH] and --lock-wait SECONDS (import, sweep)."""
+    f = click.option("--lock-wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+                     help="With --lock: wait this long for the lock before giving up (exit 75). [default: 0]")(f)
+    return click.option("--lock", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+                        help="One run at a time: hold an exclusive lock (auto-named per server and profile, or "
+                             "--lock=PATH); held by another run: exit 75 naming its PID.")(f)
+
+
+def lock_and_files(lock: str | None, files: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """``--lock scan.csv``: click gives the file to --lock as its PATH; a name with a scan's extension is a FILE
+    (and the lock auto-named). FILE... is checked here for that reason, not by click."""
+    if lock:
+        from hextrackr_cli.sweeping import matches
+
+        if matches(os.path.basename(lock)):
+            lock, files = "", (lock, *files)
+    if not files:
+        raise click.UsageError("Missing argument 'FILE...'.")
+    return lock, files
+
+
+def lock_request(lock: str | None, lock_wait: float | None) -> Any:
+    """What --lock/--lock-wait ask for (None: no lock); --lock-wait alone implies --lock."""
+    if lock is None and lock_wait is None:
+        return None
+    from hextrackr_cli.locking import LockRequest
+
+    return LockRequest(path=lock or None, wait=lock_wait or 0.0)
+
+
 @cli.command("import", epilog=EXIT_STATUS_HELP)
-@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.argument("files", nargs=-1, metavar="FILE...")
 @click.option("--type", "import_type", type=click.Choice(["vulnerabilities", "tickets"]), default="vulnerabilities", show_default=True)
 @click.option("--vendor", metavar="V", help="Vendor (default: derived from the file name).")
 @click.option("--scan-date", metavar="YYYY-MM-DD", help="Scan date (default: from the file name, else today).")
@@ -88,14 +120,19 @@ def cli(ctx: click.Context, **flags: Any) -> None:
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS", help="HTTP polling interval. [default: 1]")
 @click.option("--log-interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS", help="Plain output: at most one line per this many seconds between stages. [default: 10]")
 @click.option("--open", "open_browser", is_flag=True, help="Open the browser progress view.")
+@click.option("--if-changed", is_flag=True, default=None, help="Skip a file whose content already completed an import on this server (exit 0). [profile: if_changed]")
+@click.option("--force", is_flag=True, help="Import even when --if-changed (or the profile) would skip.")
+@lock_options
 @pass_obj
 def import_cmd(obj: Obj, files: tuple[str, ...], poll_interval: float | None, log_interval: float | None,
-               **opts: Any) -> int:
+               if_changed: bool | None, force: bool, lock: str | None, lock_wait: float | None, **opts: Any) -> int:
     """Upload FILE(s) and follow each import until it ends. FILE may be '-' for stdin."""
     from hextrackr_cli.commands.importing import ImportOptions, run_import
 
-    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval)
-    return run_import(settings, files, ImportOptions(**opts))
+    lock, files = lock_and_files(lock, files)
+    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval, if_changed=if_changed)
+    options = ImportOptions(if_changed=settings.if_changed and not force, **opts)
+    return run_import(settings, files, options, lock=lock_request(lock, lock_wait))
 
 
 # --------------------------------------------------------------------------- watch / cancel / status / imports

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Mapping
@@ -28,6 +29,7 @@ except ImportError:  # pragma: no cover - Windows: no flock
     fcntl = None  # type: ignore[assignment]
 
 POLL_SECONDS = 0.05  # how often a --lock-wait retries; a flock has no blocking-with-timeout call
+_LOCK_CONTENT = re.compile(rb"\A\d*\n?\Z")  # what a lock file holds: nothing, or its holder's PID
 
 
 def lock_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -43,6 +45,18 @@ def default_lock_path(server: str, profile: str = "", *, purpose: str = "run", e
     host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", server.lower()).split("/")[0]
     host = re.sub(r"[^a-z0-9.-]+", "_", host)[:40] or "server"
     return lock_dir(env) / f"{purpose}-{host}-{digest}.lock"
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    """What ``--lock [PATH]`` / ``--lock-wait`` asked for; ``path`` None = the auto name."""
+
+    path: str | None = None
+    wait: float = 0.0
+
+    def lock(self, server: str, profile: str) -> "FileLock":
+        path = Path(self.path) if self.path else default_lock_path(server, profile)
+        return FileLock(path, wait=self.wait)
 
 
 def read_holder(path: Path) -> int | None:
@@ -120,9 +134,20 @@ class FileLock:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # O_CLOEXEC: a child we exec must not inherit (and so prolong) the lock.
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise UsageError(f"cannot open lock file {self.path}: {exc.strerror or exc}") from None
+        try:
+            head = os.pread(fd, 64, 0)
+        except OSError:  # a directory, a FIFO...: not ours to lock
+            head = b"?"
+        if not _LOCK_CONTENT.match(head):  # never truncate someone's file (`--lock scan.csv other.csv`)
+            os.close(fd)
+            raise UsageError(
+                f"{self.path} is not a lock file (it holds other data); refusing to use it as the lock",
+                hint="give the lock its own file with --lock=PATH, or put --lock after the FILE arguments",
+            )
+        return fd
 
     def _refusal(self) -> LockHeld:
         pid = read_holder(self.path)

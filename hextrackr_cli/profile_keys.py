@@ -103,6 +103,8 @@ KEYS: dict[str, ProfileKey] = {
         ProfileKey("log_interval", float, "Plain output: at most one line per this many seconds.", minimum=0.0),
         ProfileKey("database", str, "serve: database URL."),
         ProfileKey("cookie", str, "HexTrackr 1.1.x session cookie (`login --save-cookie`).", secret=True),
+        ProfileKey("if_changed", bool, "import: skip a file whose content already completed an import."),
+        ProfileKey("log_file", str, "Append the plain output lines, timestamped, to this file."),
     )
 }
 # Masked wherever shown; "password" is never stored but masked if a hand-edited file holds one.

@@ -110,6 +110,9 @@ class Settings:
     color: bool
     verbose: int = 0
     quiet: bool = False
+    silent: bool = False  # -qq / --silent: nothing at all unless something failed
+    log_file: str | None = None  # --log-file: the plain lines appended here too, whatever the output mode
+    if_changed: bool = False  # import --if-changed (or the profile key): skip content that already completed
     ca_bundle: str | None = None
     insecure: bool = False
     dialect: str = "auto"
@@ -258,7 +261,10 @@ def resolve(
         output=output,
         color=not no_color,
         verbose=int(flags.get("verbose") or 0),
-        quiet=bool(flags.get("quiet")),
+        quiet=bool(flags.get("quiet")) or bool(flags.get("silent")),
+        silent=int(flags.get("quiet") or 0) >= 2 or bool(flags.get("silent")),
+        log_file=pick("log_file", flags.get("log_file"), None),
+        if_changed=bool(pick("if_changed", flags.get("if_changed") or None, False)),
         ca_bundle=pick("ca_bundle", flags.get("ca_bundle"), None),
         insecure=bool(pick("insecure", flags.get("insecure") or None, False)),
         dialect=dialect,

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 from hextrackr_cli.errors import UsageError
 
 # What `sweep` takes by default: every file name ending the package's readers accept.
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv",)
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".nessus")
 
 
 def default_patterns() -> tuple[str, ...]:

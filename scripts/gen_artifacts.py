@@ -47,6 +47,8 @@ ENVIRONMENT: dict[str, str] = {
     "HEXTRACKR_INSECURE": "Set to 1 to skip TLS verification (a warning is printed). Same as --insecure.",
     "HEXTRACKR_POLL_INTERVAL": "HTTP polling interval in seconds. Same as --poll-interval.",
     "HEXTRACKR_LOG_INTERVAL": "Plain output: at most one line per this many seconds between stages.",
+    "HEXTRACKR_LOG_FILE": "Also append the plain output lines, timestamped, to this file. Same as --log-file.",
+    "HEXTRACKR_IF_CHANGED": "Set to 1: import skips a file whose content already completed an import (as --if-changed).",
     "HEXTRACKR_DATABASE": "serve: database URL (sqlite:///PATH or postgresql://...). Same as --database.",
     "HEXTRACKR_MESSAGE_QUEUE": "serve: redis:// URL to share Socket.io rooms, session state and cancels across workers.",
     "HEXTRACKR_WORKERS": "serve: number of worker processes (ports PORT to PORT+N-1; needs PostgreSQL and a message queue).",
@@ -54,6 +56,8 @@ ENVIRONMENT: dict[str, str] = {
     "TERM": "TERM=dumb selects plain output and no colour.",
     "XDG_CONFIG_HOME": "Base directory of the config file (default ~/.config).",
     "XDG_DATA_HOME": "Base directory of the embedded server's database (default ~/.local/share).",
+    "XDG_STATE_HOME": "Base directory of the import ledger and of lock files without a runtime dir (default ~/.local/state).",
+    "XDG_RUNTIME_DIR": "Directory of the auto-named --lock files, when set.",
     "HTTPS_PROXY, HTTP_PROXY, NO_PROXY": "Proxies, honoured by the HTTP requests and the Socket.io connection alike.",
 }
 
@@ -66,6 +70,16 @@ FILES: list[tuple[str, str]] = [
     (
         "$XDG_DATA_HOME/hextrackr/hextrackr.db",
         "The embedded server's default SQLite database (default ~/.local/share/hextrackr/hextrackr.db).",
+    ),
+    (
+        "$XDG_STATE_HOME/hextrackr/ledger.jsonl",
+        "The import ledger (default ~/.local/state/hextrackr/ledger.jsonl): one JSON line per import completed on a "
+        "server that cannot answer --if-changed itself (HexTrackr 1.1.x).",
+    ),
+    (
+        "$XDG_RUNTIME_DIR/hextrackr/*.lock",
+        "Auto-named --lock files, one per server and profile (else in $XDG_STATE_HOME/hextrackr/locks); each holds "
+        "its holder's PID.",
     ),
 ]
 

@@ -69,6 +69,8 @@ def cli_env(tmp_path: Path, server_url: str | None, token: str | None = TOKEN, *
     env.update(
         XDG_CONFIG_HOME=str(tmp_path / "cfg"),
         XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_STATE_HOME=str(tmp_path / "state"),  # the import ledger, lock files without a runtime dir
+        XDG_RUNTIME_DIR=str(tmp_path),  # auto-named lock files
         PYTHONUNBUFFERED="1",
         COLUMNS="100",
     )

@@ -362,6 +362,26 @@ class SeedApi:
             raise ServerError(f"import history: unexpected answer {_short(json.dumps(body))}")
         return body
 
+    def completed_import(self, sha256: str, *, import_type: str, vendor: str | None,
+                         filename: str | None) -> tuple[bool, dict[str, Any] | None]:
+        """GET /api/imports/completed: (True, the latest completed ImportRecord of these bytes or None), or
+        (False, None) when the server cannot answer (one of ours from before the endpoint)."""
+        params = {"sha256": sha256, "type": import_type}
+        if vendor:
+            params["vendor"] = vendor
+        if filename:
+            params["filename"] = filename
+        what = "did this content complete an import"
+        body = self.request("GET", protocol.PATH_COMPLETED, what=what, params=params, ok=(200, 400, 404))
+        if not isinstance(body, dict):
+            raise ServerError(f"{what}: unexpected answer {_short(json.dumps(body))}")
+        if "found" not in body:  # 404 no such endpoint, or 400 from the older /api/imports/{id} route
+            if body.get("code") in ("not_found", "invalid_import_id"):
+                return False, None
+            raise ServerError(f"{what}: {body.get('error') or _short(json.dumps(body))}")
+        record = body.get("import")
+        return True, (record if body.get("found") and isinstance(record, dict) else None)
+
     def import_record(self, import_id: Any) -> dict[str, Any]:
         body = self.request("GET", protocol.PATH_IMPORT.format(import_id=import_id), what=f"import {import_id}")
         if not isinstance(body, dict):

@@ -21,6 +21,7 @@ OUTCOME_TIMEOUT = "timeout"
 OUTCOME_DETACHED = "detached"
 OUTCOME_INTERRUPTED = "interrupted"
 OUTCOME_BROKEN = "broken"
+OUTCOME_SKIPPED = "skipped"  # --if-changed: these bytes already completed an import; nothing sent
 
 
 class Event:
@@ -127,11 +128,12 @@ class Notice(Event):
 class Outcome(Event):
     """How a watch ended. ``exit_code`` is what the process will return for this import."""
 
-    outcome: str  # completed | failed | cancelled | timeout | detached | interrupted | broken
+    outcome: str  # completed | failed | cancelled | timeout | detached | interrupted | broken | skipped
     session_id: str
     exit_code: int
     import_id: Any = None
     message: str = ""
+    filename: str | None = None  # the file, when no Started event named it (a skipped file)
     summary: Mapping[str, Any] = field(default_factory=dict)
     confirmed: bool = False  # cancel: the server confirmed it
     source: str = ""  # which transport decided

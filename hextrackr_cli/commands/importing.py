@@ -14,15 +14,19 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from hextrackr_cli import protocol
 from hextrackr_cli.core.browser import ASKS_TOKEN, open_progress_page
 from hextrackr_cli.core.connection import Connection, connect
 from hextrackr_cli.core.follower import Follower
 from hextrackr_cli.core.sigint import Sigint
+from hextrackr_cli.core.unchanged import Content, ContentCheck
 from hextrackr_cli.errors import ExitStatus, HextrackrError, ServerError, UsageError
+from hextrackr_cli.locking import LockRequest
+from hextrackr_cli.render.unattended import logged_errors
 from hextrackr_cli.settings import LOCAL, Settings
 
 _DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
@@ -42,6 +46,7 @@ class ImportOptions:
     timeout: float | None = None
     transport: str = "auto"
     open_browser: bool = False
+    if_changed: bool = False  # skip a file whose content already completed an import (core.unchanged)
 
     def check(self, settings: Settings, files: Sequence[str]) -> None:
         """Refuse a bad combination before anything is read or sent (UsageError, exit 2)."""
@@ -65,41 +70,76 @@ class ImportOptions:
 
 
 # --------------------------------------------------------------------------- import
-def run_import(settings: Settings, files: Sequence[str], options: ImportOptions = ImportOptions()) -> int:
-    """Check every file, then upload and follow each in turn; the exit status is the worst outcome."""
+def run_import(settings: Settings, files: Sequence[str], options: ImportOptions = ImportOptions(),
+               lock: LockRequest | None = None) -> int:
+    """Check every file, then upload and follow each in turn; the exit status is the worst outcome.
+
+    With ``lock`` the whole run holds it (another run holding it: LockHeld, exit 75, nothing done)."""
     from hextrackr_cli.client.localfile import check_file
 
-    options.check(settings, files)
+    renderer = _renderer(settings)
     checked: list[Any] = []
     try:
-        for f in files:
-            try:
-                checked.append(check_file(f, import_type=options.import_type))
-            except HextrackrError as exc:
-                if settings.output == "json":  # the NDJSON stream still ends with its summary
-                    _json_error(_renderer(settings), exc, None, f)
-                raise
-        renderer = _renderer(settings)
-        conn = connect(settings, _notice_fn(renderer), options.timeout)
-        try:
-            if options.detach and conn.embedded is not None:
-                raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
-            worst = 0
-            for lf in checked:
-                code = _import_one(conn, settings, renderer, lf, options)
-                worst = max(worst, int(code))
-                if code in _STOP_AFTER:
-                    break
-            return worst
-        finally:
-            renderer.close()
-            conn.close()
+        with logged_errors(renderer):
+            options.check(settings, files)
+            with held(settings, lock):
+                for f in files:
+                    try:
+                        checked.append(check_file(f, import_type=options.import_type))
+                    except HextrackrError as exc:
+                        _json_error(renderer, exc, None, f)  # the NDJSON stream still ends with its summary
+                        raise
+                conn = connect(settings, _notice_fn(renderer), options.timeout)
+                try:
+                    if options.detach and conn.embedded is not None:
+                        raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
+                    check = ContentCheck(conn)
+                    worst = 0
+                    for lf in checked:
+                        code = import_or_skip(conn, settings, renderer, lf, options, check)
+                        worst = max(worst, int(code))
+                        if code in _STOP_AFTER:
+                            break
+                    return worst
+                finally:
+                    conn.close()
     finally:
+        renderer.close()
         for lf in checked:
             lf.cleanup()
 
 
-def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, options: ImportOptions) -> int:
+@contextmanager
+def held(settings: Settings, lock: LockRequest | None) -> Iterator[None]:
+    """Hold ``lock`` (auto-named per server and profile) for the block; no lock asked: nothing."""
+    if lock is None:
+        yield
+        return
+    with lock.lock(settings.server or LOCAL, settings.profile):
+        yield
+
+
+def import_or_skip(conn: Connection, settings: Settings, renderer: Any, lf: Any, options: ImportOptions,
+                   check: ContentCheck) -> int:
+    """One checked file: skipped when --if-changed finds its content completed, else imported; its exit status.
+    A completed import on a server that cannot answer --if-changed itself goes into the local ledger."""
+    content = None
+    if options.if_changed or not check.server_knows:
+        content = Content.of(lf, options.import_type, options.vendor)
+    if options.if_changed and content is not None:
+        previous = check.previous(content)
+        if previous is not None:
+            renderer.handle(previous.outcome(lf.name))
+            return ExitStatus.OK
+    outcomes: list[Any] = []
+    code = _import_one(conn, settings, renderer, lf, options, outcomes.append)
+    if content is not None and outcomes:
+        check.remember(content, outcomes[-1])
+    return code
+
+
+def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, options: ImportOptions,
+                on_outcome: Callable[[Any], Any] | None = None) -> int:
     """Upload one checked file (in a thread) and follow its session; its exit status."""
     from hextrackr_cli.client import events as ev
 
@@ -142,6 +182,8 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
                                started=started, uploading=uploading, abort=abort).run()
             if outcome.outcome == ev.OUTCOME_INTERRUPTED and abort.is_set():
                 t.join(5.0)
+            if on_outcome is not None:
+                on_outcome(outcome)
             return int(outcome.exit_code)
     except HextrackrError as exc:
         renderer.close()
@@ -259,8 +301,11 @@ def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> in
 def _renderer(settings: Settings) -> Any:
     from hextrackr_cli.render import make_renderer
 
-    return make_renderer(settings.output, color=settings.color, quiet=settings.quiet,
-                         log_interval=settings.log_interval, verbose=settings.verbose)
+    from hextrackr_cli.render.unattended import unattended
+
+    screen = make_renderer(settings.output, color=settings.color, quiet=settings.quiet,
+                           log_interval=settings.log_interval, verbose=settings.verbose)
+    return unattended(screen, settings)
 
 
 def _notice_fn(renderer: Any) -> Any:

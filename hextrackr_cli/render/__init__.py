@@ -63,6 +63,8 @@ def summary_line(outcome: ev.Outcome, filename: str | None = None, elapsed: floa
         return f"timeout {what}{outcome.message}"
     if outcome.outcome == "detached":
         return f"detached {what}{outcome.message}"
+    if outcome.outcome == "skipped":
+        return f"skipped {what}{outcome.message}"
     if outcome.outcome == "interrupted":
         return f"interrupted {what}{outcome.message}"
     return f"{outcome.outcome} {what}{outcome.message} ({ids})"

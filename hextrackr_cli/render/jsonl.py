@@ -26,9 +26,10 @@ class JsonRenderer:
 
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.Outcome):
-            self.emit(summary_object(event, self.filename, self.page_url))
+            filename = event.filename or self.filename
+            self.emit(summary_object(event, filename, self.page_url if filename == self.filename else None))
             try:
-                self.err.write(summary_line(event, self.filename) + "\n")
+                self.err.write(summary_line(event, filename) + "\n")
                 self.err.flush()
             except (OSError, ValueError):
                 pass

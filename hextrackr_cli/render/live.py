@@ -179,8 +179,9 @@ class RichRenderer:
                 v.state = "stopped"
             self._refresh()
             self.close()
-            style = {"completed": "green", "failed": "red"}.get(event.outcome, "yellow")
-            self.console.print(Text(summary_line(event, v.filename, v.frozen_elapsed), style=style), soft_wrap=True)
+            style = {"completed": "green", "skipped": "green", "failed": "red"}.get(event.outcome, "yellow")
+            line = summary_line(event, event.filename or v.filename, v.frozen_elapsed)
+            self.console.print(Text(line, style=style), soft_wrap=True)
             return
         self._refresh()
 

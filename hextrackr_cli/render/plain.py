@@ -42,7 +42,7 @@ class PlainRenderer:
 
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.Outcome):
-            self._write(summary_line(event, self.filename, time.monotonic() - self.started))
+            self._write(summary_line(event, event.filename or self.filename, time.monotonic() - self.started))
             return
         if isinstance(event, ev.Notice) and event.level == "warning":
             self._line(f"warning: {event.message}")
