@@ -90,3 +90,44 @@ def test_the_lookup_is_one_indexed_search(live_server) -> None:
     finally:
         conn.close()
     assert "USING INDEX imports_completed_sha256" in plan, plan
+
+
+def test_the_same_answers_from_a_postgresql_database(server_factory) -> None:
+    """Both backends share the query and the index (storage.schema): the same lookup on PostgreSQL."""
+    import os
+    import secrets
+
+    import pytest
+
+    psycopg = pytest.importorskip("psycopg")
+    admin = os.environ.get("HEXTRACKR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"hextrackr_test_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI_STRICT"):
+            pytest.fail(f"PostgreSQL is not reachable: {exc}")
+        pytest.skip(f"PostgreSQL is not reachable at {admin}: {exc}")
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    try:
+        srv = server_factory(database=url)
+        token = "admin-token-0123456789abcdef"
+        assert completed(srv, token)["found"] is False
+        bad = GENERIC_CSV.replace("10.0.0.2", "10.0.0.999")
+        assert imported(srv, token, bad)["outcome"] == "failed"
+        assert completed(srv, token, sha=hashlib.sha256(bad.encode()).hexdigest())["found"] is False
+        state = imported(srv, token, filename="tenable_vulns_2025-11-20.csv")
+        answer = completed(srv, token, vendor="tenable")
+        assert answer["found"] is True and answer["import"]["id"] == state["importId"]
+        assert completed(srv, token, vendor="qualys")["found"] is False
+        with psycopg.connect(url) as conn:
+            plan = " ".join(r[0] for r in conn.execute(
+                "EXPLAIN SELECT * FROM imports WHERE sha256 = %s AND type = %s AND status = 'completed'",
+                (SHA, "vulnerabilities")).fetchall())
+            indexes = [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'imports'")]
+        assert "imports_completed_sha256" in indexes, (indexes, plan)
+        srv.stop()
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
