@@ -49,12 +49,14 @@ ACTIVE = "active"
 COMPLETED = "completed"
 FAILED = "failed"
 SESSION_STATUSES: frozenset[str] = frozenset({ACTIVE, COMPLETED, FAILED})
+PENDING = "pending"  # extension: reserved by joinSession({"reserve": true}), not yet posted
 
 # Outcome of an import as the client reports it (derived from status + cancelled flag).
 OUTCOME_RUNNING = "running"
 OUTCOME_COMPLETED = "completed"
 OUTCOME_FAILED = "failed"
 OUTCOME_CANCELLED = "cancelled"
+OUTCOMES: frozenset[str] = frozenset({OUTCOME_RUNNING, OUTCOME_COMPLETED, OUTCOME_FAILED, OUTCOME_CANCELLED})
 
 # --------------------------------------------------------------------------- HTTP (seed dialect)
 PATH_HEALTH = "/health"
@@ -185,6 +187,126 @@ def outcome_of(status: str | None, cancelled: bool = False) -> str:
     if status == FAILED:
         return OUTCOME_CANCELLED if cancelled else OUTCOME_FAILED
     return OUTCOME_RUNNING
+
+
+# --------------------------------------------------------------------------- SessionState (docs/wire.md)
+def session_state(
+    session_id: str,
+    *,
+    status: str,
+    cancelled: bool = False,
+    import_id: int | None = None,
+    progress: int = 0,
+    latest: Mapping[str, Any] | None = None,
+    total_rows: int = 0,
+    processed_rows: int = 0,
+    start_time: int | None = None,
+    end_time: int | None = None,
+    last_event: dict[str, Any] | None = None,
+    summary: dict[str, Any] | None = None,
+    error: str | None = None,
+    import_type: str = "vulnerabilities",
+    **extra: Any,
+) -> dict[str, Any]:
+    """Build a SessionState, the answer of the status endpoint and of ``joinSession`` (the one builder of it).
+
+    ``latest``: the latest reported event, whose ``type``/``message``/``eta`` the state shows (a session with none
+    shows the stage it is in: waiting for the upload while pending, else starting). A completed session is never
+    ``cancelled``; ``outcome`` follows from status and cancelled. ``extra`` fields are appended."""
+    latest = latest or {}
+    pending = status == PENDING
+    cancelled = bool(cancelled) and status != COMPLETED
+    state = {
+        "sessionId": session_id,
+        "importId": import_id,
+        "status": status,
+        "cancelled": cancelled,
+        "outcome": outcome_of_status(status, cancelled),
+        "progress": progress,
+        "type": latest.get("type", None if pending else PARSING),
+        "message": latest.get("message", "Waiting for the upload" if pending else "Starting"),
+        "eta": latest.get("eta"),
+        "totalRows": total_rows,
+        "processedRows": processed_rows,
+        "startTime": start_time,
+        "endTime": end_time,
+        "lastEvent": last_event,
+        "summary": summary,
+        "error": error,
+        "importType": import_type,
+    }
+    state.update(extra)
+    return state
+
+
+def outcome_of_status(status: str | None, cancelled: bool = False) -> str:
+    """The outcome of a session status: a pending (reserved) session is running; see ``outcome_of``."""
+    return OUTCOME_RUNNING if status == PENDING else outcome_of(status, cancelled)
+
+
+def validate_session_state(data: Any) -> dict[str, Any]:
+    """Check a SessionState the server sent and return it normalized: ``outcome`` one of OUTCOMES (derived from
+    status and cancelled when missing or unknown, as an older server sends it), ``cancelled`` a bool, ``progress``
+    0-100. Raises ProtocolError for what is not a state at all."""
+    if not isinstance(data, Mapping):
+        raise ProtocolError(f"session state is not an object: {type(data).__name__}")
+    out = dict(data)
+    out["cancelled"] = bool(data.get("cancelled"))
+    if data.get("outcome") not in OUTCOMES:
+        out["outcome"] = outcome_of_status(data.get("status"), out["cancelled"])
+    out["progress"] = clamp_progress(data.get("progress", 0))
+    return out
+
+
+def state_outcome(state: Mapping[str, Any]) -> str:
+    """The outcome a SessionState reports (see ``validate_session_state``)."""
+    outcome = state.get("outcome")
+    return outcome if outcome in OUTCOMES else outcome_of_status(state.get("status"), bool(state.get("cancelled")))
+
+
+def state_event(state: Mapping[str, Any], session_id: str) -> dict[str, Any] | None:
+    """The ProgressEvent a SessionState shows: its ``lastEvent`` (rows filled from the state), else one made of
+    its ``type``/``progress``/``message``/``eta``; None when it names no stage."""
+    last = state.get("lastEvent")
+    if isinstance(last, Mapping):
+        try:
+            event = validate_progress_event({**last, "sessionId": session_id})
+            for key in ("totalRows", "processedRows"):
+                if key not in event and isinstance(state.get(key), int):
+                    event[key] = state[key]
+            return event
+        except ProtocolError:
+            pass
+    type_ = state.get("type")
+    if type_ not in EVENT_TYPES:
+        return None
+    extra = {k: state[k] for k in ("totalRows", "processedRows", "importId") if state.get(k) is not None}
+    eta = state.get("eta")
+    return validate_progress_event(progress_event(session_id, type_, state.get("progress", 0),
+                                                  str(state.get("message") or ""),
+                                                  eta=eta if isinstance(eta, int) else None, **extra))
+
+
+def final_event(state: Mapping[str, Any], session_id: str) -> dict[str, Any]:
+    """The terminal ProgressEvent of a SessionState whose outcome is completed (``complete``, with the summary)
+    or failed (``error``, with the state's error)."""
+    final = dict(state_event(state, session_id) or {})
+    if state_outcome(state) == OUTCOME_COMPLETED:
+        summary = state.get("summary")
+        final.update(summary if isinstance(summary, Mapping) else {})
+        final.update(sessionId=session_id, type=COMPLETE, progress=100,
+                     importId=state.get("importId", final.get("importId")))
+        final.setdefault("message", "Import completed")
+        final.setdefault("eta", 0)
+    else:
+        error = state.get("error")
+        if isinstance(error, Mapping):
+            error = error.get("message") or error.get("error")
+        message = str(error or (final.get("message") if final.get("type") == ERROR else "") or "")
+        final.update(sessionId=session_id, type=ERROR, importId=state.get("importId"))
+        final["message"] = message or "the import failed on the server"
+    final.setdefault("timestamp", state.get("endTime") or now_ms())
+    return validate_progress_event(final)
 
 
 # --------------------------------------------------------------------------- dialects

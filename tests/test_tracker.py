@@ -7,7 +7,7 @@ from typing import Any, Callable
 import pytest
 
 from hextrackr_cli import protocol
-from hextrackr_cli.server.tracker import PENDING, ProgressTracker
+from hextrackr_cli.server.tracker import ProgressTracker
 
 SID = "f47ac10b-58cc-4372-a567-0e02b2c3d479"
 
@@ -193,7 +193,7 @@ def test_failed_session_state_reports_failed_or_cancelled_outcome(setup) -> None
 def test_a_reservation_expires_unless_the_upload_arrives(setup) -> None:
     tracker, ft, _ = setup
     tracker.reserve(SID, owner="abc", ttl=60)
-    assert tracker.sessions[SID].status == PENDING
+    assert tracker.sessions[SID].status == protocol.PENDING
     ft.advance(61)
     assert SID not in tracker.sessions
     tracker.reserve(SID, owner="abc", ttl=60)

@@ -466,15 +466,8 @@ class Watcher:
 
     def _on_status(self, body: Mapping[str, Any], *, source: str) -> None:
         """A SessionState (join ack or polling body): show its progress, finish on a final outcome."""
-        outcome = body.get("outcome")
-        if outcome not in (
-            protocol.OUTCOME_RUNNING,
-            protocol.OUTCOME_COMPLETED,
-            protocol.OUTCOME_FAILED,
-            protocol.OUTCOME_CANCELLED,
-        ):
-            outcome = protocol.outcome_of(body.get("status"), bool(body.get("cancelled")))
-        event = self._event_from_status(body)
+        outcome = protocol.state_outcome(body)
+        event = protocol.state_event(body, self.session_id or "")
         if outcome == protocol.OUTCOME_RUNNING:
             if event is not None and event.get("type") not in protocol.TERMINAL_TYPES:
                 self._on_progress(event, source)
@@ -495,56 +488,7 @@ class Watcher:
                     )
                 )
             return
-        summary = body.get("summary") if isinstance(body.get("summary"), Mapping) else None
-        if outcome == protocol.OUTCOME_COMPLETED:
-            final = dict(event or {})
-            final.update(summary or {})
-            final.update(
-                sessionId=self.session_id,
-                type=protocol.COMPLETE,
-                progress=100,
-                importId=body.get("importId", final.get("importId")),
-            )
-            final.setdefault("message", "Import completed")
-            final.setdefault("timestamp", body.get("endTime") or protocol.now_ms())
-            final.setdefault("eta", 0)
-            self._on_progress(protocol.validate_progress_event(final), source)
-        else:
-            final = dict(event or {})
-            error = body.get("error")
-            if isinstance(error, Mapping):
-                error = error.get("message") or error.get("error")
-            message = str(error or (final.get("message") if final.get("type") == protocol.ERROR else "") or "")
-            final.update(sessionId=self.session_id, type=protocol.ERROR, importId=body.get("importId"))
-            final["message"] = message or "the import failed on the server"
-            final.setdefault("timestamp", body.get("endTime") or protocol.now_ms())
-            self._on_progress(protocol.validate_progress_event(final), source)
-
-    def _event_from_status(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
-        last = body.get("lastEvent")
-        if isinstance(last, Mapping):
-            try:
-                event = protocol.validate_progress_event({**last, "sessionId": self.session_id})
-                for key in ("totalRows", "processedRows"):
-                    if key not in event and isinstance(body.get(key), int):
-                        event[key] = body[key]
-                return event
-            except protocol.ProtocolError:
-                pass
-        type_ = body.get("type")
-        if type_ not in protocol.EVENT_TYPES:
-            return None
-        extra = {k: body[k] for k in ("totalRows", "processedRows", "importId") if body.get(k) is not None}
-        return protocol.validate_progress_event(
-            protocol.progress_event(
-                self.session_id or "",
-                type_,
-                body.get("progress", 0),
-                str(body.get("message") or ""),
-                eta=body.get("eta") if isinstance(body.get("eta"), int) else None,
-                **extra,
-            )
-        )
+        self._on_progress(protocol.final_event(body, self.session_id or ""), source)
 
     def _finish(self, outcome: ev.Outcome) -> None:
         with self._lock:
@@ -658,8 +602,8 @@ class Watcher:
             return
         body = fetched.state
         if body is not None:
-            event = self._event_from_status(body)
-            outcome = body.get("outcome") or protocol.outcome_of(body.get("status"), bool(body.get("cancelled")))
+            event = protocol.state_event(body, sid)
+            outcome = protocol.state_outcome(body)
         else:
             event = fetched.event
             outcome = protocol.OUTCOME_RUNNING if fetched.outcome is None else fetched.outcome.outcome

@@ -79,7 +79,7 @@ def _hx11_status(api: Any, session_id: str) -> dict[str, Any]:
 
 
 def format_status(body: Mapping[str, Any]) -> str:
-    outcome = body.get("outcome") or protocol.outcome_of(body.get("status"), bool(body.get("cancelled")))
+    outcome = protocol.state_outcome(body)
     lines = [f"session   {body.get('sessionId', '')}"]
     if body.get("importId") is not None:
         lines.append(f"import    {body.get('importId')}")

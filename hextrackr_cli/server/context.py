@@ -17,7 +17,7 @@ from typing import Any, Callable
 from hextrackr_cli import protocol
 from hextrackr_cli.server.pipeline import Importer
 from hextrackr_cli.server.storage import Database
-from hextrackr_cli.server.tracker import PENDING, ProgressTracker, Session, session_state
+from hextrackr_cli.server.tracker import ProgressTracker, Session, session_state
 
 log = logging.getLogger("hextrackr.server")
 
@@ -181,7 +181,7 @@ class ServerContext:
     def reserved_by_other(self, session_id: str, principal: Principal) -> bool:
         """True when another token reserved ``session_id`` on another worker (message queue only); blocking."""
         stored = self._stored(session_id)
-        return stored is not None and stored.get("status") == PENDING and stored.get("owner") != principal.token_id
+        return stored is not None and stored.get("status") == protocol.PENDING and stored.get("owner") != principal.token_id
 
     def remote_cancel(self, session_id: str, principal: Principal) -> dict | None:
         """The cancelImport ack for a session another worker runs (message queue only), None if unknown; blocking."""
@@ -289,25 +289,11 @@ def state_from_record(row: dict) -> dict:
             last_event = protocol.progress_event(row["session_id"], protocol.ERROR, 0,
                                                  row["error"] or f"Import {status}")
     progress = 100 if status == "completed" else (last_event or {}).get("progress", 0)
-    return {
-        "sessionId": row["session_id"],
-        "importId": row["id"],
-        "status": seed_status,
-        "cancelled": cancelled,
-        "outcome": protocol.outcome_of(seed_status, cancelled),
-        "progress": progress,
-        "type": (last_event or {}).get("type"),
-        "message": (last_event or {}).get("message", ""),
-        "eta": None if status != "completed" else 0,
-        "totalRows": row["rows"],
-        "processedRows": row["rows"] if status == "completed" else 0,
-        "startTime": None,
-        "endTime": None,
-        "lastEvent": last_event,
-        "summary": summary,
-        "error": row["error"],
-        "importType": row["type"],
-        "startedAt": row["started_at"],
-        "finishedAt": row["finished_at"],
-    }
+    shown = {"type": (last_event or {}).get("type"), "message": (last_event or {}).get("message", ""),
+             "eta": None if status != "completed" else 0}
+    return protocol.session_state(
+        row["session_id"], status=seed_status, cancelled=cancelled, import_id=row["id"], progress=progress,
+        latest=shown, total_rows=row["rows"], processed_rows=row["rows"] if status == "completed" else 0,
+        last_event=last_event, summary=summary, error=row["error"], import_type=row["type"],
+        startedAt=row["started_at"], finishedAt=row["finished_at"])
 

@@ -18,7 +18,6 @@ from hextrackr_cli.formats import metadata_from_filename, parse_scan_date
 from hextrackr_cli.server.context import Principal, ServerContext
 from hextrackr_cli.server.pipeline import SNIFF_LIMIT, ImportProblem, Job, sniff
 from hextrackr_cli.server.storage import Duplicate, Unavailable, import_record
-from hextrackr_cli.server.tracker import PENDING
 
 log = logging.getLogger("hextrackr.server")
 
@@ -302,7 +301,7 @@ class HttpApp:
 
         # idempotency and ownership of the session id
         existing = ctx.tracker.get(session_id)
-        if (existing is not None and existing.status == PENDING and existing.owner != principal.token_id) or (
+        if (existing is not None and existing.status == protocol.PENDING and existing.owner != principal.token_id) or (
                 existing is None and ctx.shared is not None
                 and await asyncio.to_thread(ctx.reserved_by_other, session_id, principal)):  # on another worker
             upload.discard()
@@ -319,7 +318,7 @@ class HttpApp:
         except ImportProblem as exc:
             upload.discard()
             message = f"{filename}: {exc}"
-            if existing is not None and existing.status == PENDING:
+            if existing is not None and existing.status == protocol.PENDING:
                 ctx.tracker.emit_progress(session_id, protocol.ERROR, 0, message)
                 ctx.tracker.cleanup(session_id)
             raise HttpError(422, message, "unprocessable") from None

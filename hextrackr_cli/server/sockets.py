@@ -10,7 +10,7 @@ import socketio  # type: ignore[import-untyped]
 
 from hextrackr_cli import protocol
 from hextrackr_cli.server.context import Principal, ServerContext, finished_message
-from hextrackr_cli.server.tracker import PENDING, session_state
+from hextrackr_cli.server.tracker import session_state
 
 log = logging.getLogger("hextrackr.server")
 
@@ -113,7 +113,7 @@ class ImportNamespace(socketio.AsyncNamespace):
     def _send_current(self, sid: str, state: dict) -> None:
         """The joiner (only) gets the current state at once, through the ordered emit queue."""
         event = state.get("lastEvent")
-        if event is None and state.get("status") != PENDING:
+        if event is None and state.get("status") != protocol.PENDING:
             session = self.ctx.tracker.get(state["sessionId"])
             event = session.latest if session is not None else None
         if event is not None:
@@ -134,7 +134,7 @@ class ImportNamespace(socketio.AsyncNamespace):
         ctx = self.ctx
         session = ctx.visible_session(session_id, principal)
         if session is not None:
-            if session.status == PENDING:
+            if session.status == protocol.PENDING:
                 ctx.tracker.emit_cancelled(session_id)
                 ctx.tracker.cleanup(session_id)
                 return {"ok": True}

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from hextrackr_cli import protocol
 from hextrackr_cli.server.pipeline import ImportProblem
 from hextrackr_cli.server.storage import RUNNER, Database, runner_alive
-from hextrackr_cli.server.tracker import PENDING, ProgressTracker, Session, session_state
+from hextrackr_cli.server.tracker import ProgressTracker, Session, session_state
 
 log = logging.getLogger("hextrackr.server")
 
@@ -196,7 +196,7 @@ class SharedState:
     def cancel(self, session_id: str) -> str:
         """'ok' | 'committing' | 'missing' | the finished status. Raises ``self.Error`` when Redis is down."""
         result = self._cancel(keys=[self.key(session_id)],
-                              args=[self.cancel_channel, session_id, protocol.ACTIVE, PENDING])
+                              args=[self.cancel_channel, session_id, protocol.ACTIVE, protocol.PENDING])
         return result.decode() if isinstance(result, bytes) else str(result)
 
     def try_commit(self, session_id: str) -> bool:
@@ -301,13 +301,13 @@ class SharedTracker(ProgressTracker):
 
     def get(self, session_id: str) -> Session | None:
         session = super().get(session_id)
-        if session is not None and session.status == PENDING and self.shared.reachable:
+        if session is not None and session.status == protocol.PENDING and self.shared.reachable:
             # a reservation made here, but the upload went to another worker: that worker has the session now
             try:
                 status = self.shared.redis.hget(self.shared.key(session_id), "status")
             except self.shared.Error:
                 return session
-            if status is not None and status.decode() != PENDING:
+            if status is not None and status.decode() != protocol.PENDING:
                 with self._lock:
                     if self.sessions.get(session_id) is session:
                         self.sessions.pop(session_id, None)
@@ -371,7 +371,7 @@ class SharedTracker(ProgressTracker):
             session = self.sessions.get(session_id)
             if session is None:
                 return
-            if session.status == PENDING:
+            if session.status == protocol.PENDING:
                 super().emit_cancelled(session_id)
                 self.cleanup(session_id)
             elif session.status == protocol.ACTIVE and not session.committing:

@@ -14,7 +14,6 @@ from typing import Any, Callable, Protocol
 
 from hextrackr_cli import protocol
 
-PENDING = "pending"  # extension: reserved by joinSession({"reserve": true}), not yet posted
 
 
 class Handle(Protocol):
@@ -102,7 +101,7 @@ class ProgressTracker:
     def reserve(self, session_id: str, owner: str, ttl: float = 60.0) -> Session:
         """Extension: hold an unused id for ``owner`` for ``ttl`` seconds so a client can join before posting."""
         with self._lock:
-            session = Session(id=session_id, startTime=self._wall_ms(), status=PENDING, owner=owner)
+            session = Session(id=session_id, startTime=self._wall_ms(), status=protocol.PENDING, owner=owner)
             session.expires = self._clock() + ttl
             self.sessions[session_id] = session
             self._cleanup_handles[session_id] = self._call_later(ttl, lambda: self._expire(session_id))
@@ -111,7 +110,7 @@ class ProgressTracker:
     def _expire(self, session_id: str) -> None:
         with self._lock:
             session = self.sessions.get(session_id)
-            if session is not None and session.status == PENDING:
+            if session is not None and session.status == protocol.PENDING:
                 self.sessions.pop(session_id, None)
                 self._cleanup_handles.pop(session_id, None)
 
@@ -230,7 +229,7 @@ class ProgressTracker:
         """
         with self._lock:
             session = self.sessions.get(session_id)
-            if session is None or session.status not in (protocol.ACTIVE, PENDING) or session.committing:
+            if session is None or session.status not in (protocol.ACTIVE, protocol.PENDING) or session.committing:
                 return False
             session.cancelled = True
             if reason is not None:
@@ -296,29 +295,10 @@ class ProgressTracker:
             return session_state(session)
 
 
-def session_state(session: Session) -> dict:
-    latest = session.latest or {}
-    cancelled = session.cancelled and session.status != protocol.COMPLETED
-    if session.status == PENDING:
-        outcome = protocol.OUTCOME_RUNNING
-    else:
-        outcome = protocol.outcome_of(session.status, cancelled)
-    return {
-        "sessionId": session.id,
-        "importId": session.import_id,
-        "status": session.status,
-        "cancelled": cancelled,
-        "outcome": outcome,
-        "progress": session.progress,
-        "type": latest.get("type", protocol.PARSING if session.status != PENDING else None),
-        "message": latest.get("message", "Waiting for the upload" if session.status == PENDING else "Starting"),
-        "eta": latest.get("eta"),
-        "totalRows": session.totalRows,
-        "processedRows": session.processedRows,
-        "startTime": session.startTime,
-        "endTime": session.endTime,
-        "lastEvent": session.last_event,
-        "summary": session.summary,
-        "error": session.error,
-        "importType": session.import_type,
-    }
+def session_state(session: Session) -> dict[str, Any]:
+    """The SessionState of an in-memory session."""
+    return protocol.session_state(
+        session.id, status=session.status, cancelled=session.cancelled, import_id=session.import_id,
+        progress=session.progress, latest=session.latest, total_rows=session.totalRows,
+        processed_rows=session.processedRows, start_time=session.startTime, end_time=session.endTime,
+        last_event=session.last_event, summary=session.summary, error=session.error, import_type=session.import_type)
