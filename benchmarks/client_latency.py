@@ -54,7 +54,7 @@ def main() -> int:
     ap.add_argument("--transport", default="websocket", choices=["websocket", "auto", "polling"])
     args = ap.parse_args()
 
-    from hextrackr_cli.client import events as ev
+    from hextrackr_cli import events as ev
     from hextrackr_cli.client.api import SeedApi
     from hextrackr_cli.client.watcher import Watcher
     from hextrackr_cli.render.plain import PlainRenderer

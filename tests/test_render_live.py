@@ -13,7 +13,7 @@ import time
 
 from cli_support import ANSI_RE, big_csv, cli_env, server, small_csv  # noqa: F401  (fixtures)
 from hextrackr_cli import protocol
-from hextrackr_cli.client import events as ev
+from hextrackr_cli import events as ev
 from hextrackr_cli.render.jsonl import JsonRenderer
 from hextrackr_cli.render.plain import PlainRenderer
 

@@ -11,7 +11,7 @@ import pytest
 import xmlschema
 
 from hextrackr_cli import gate as g
-from hextrackr_cli.client import events as ev
+from hextrackr_cli import events as ev
 from hextrackr_cli.render import ci
 from hextrackr_cli.render.plain import PlainRenderer
 from hextrackr_cli.render.reports import FileReport, junit_xml, markdown_summary, write_report

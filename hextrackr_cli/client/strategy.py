@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 import requests
 
 from hextrackr_cli import protocol
-from hextrackr_cli.client import events as ev
+from hextrackr_cli import events as ev
 from hextrackr_cli.client.api import SessionNotFound, VerifyingSession
 from hextrackr_cli.errors import ExitStatus, ServerError, ServerUnreachable
 

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from hextrackr_cli import protocol
-from hextrackr_cli.client import events as ev
+from hextrackr_cli import events as ev
 from hextrackr_cli.client.api import SeedApi, SessionNotFound
 from hextrackr_cli.client.strategy import Fetched, OutcomeUnknown, SeedStrategy
 from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError, ServerUnreachable

@@ -49,7 +49,7 @@ def run_status(settings: Settings, session_id: str, as_json: bool = False) -> in
 
 def _hx11_status(api: Any, session_id: str) -> dict[str, Any]:
     """One look at a HexTrackr 1.1.x session: the server's answer plus the seed fields ``format_status`` reads."""
-    from hextrackr_cli.client import events as ev
+    from hextrackr_cli import events as ev
     from hextrackr_cli.client import hx11_api
     from hextrackr_cli.client.strategy import hx11_not_known
     from hextrackr_cli.dialects.hx11 import Translator

@@ -141,7 +141,7 @@ def import_or_skip(conn: Connection, settings: Settings, renderer: Any, lf: Any,
 def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, options: ImportOptions,
                 on_outcome: Callable[[Any], Any] | None = None) -> int:
     """Upload one checked file (in a thread) and follow its session; its exit status."""
-    from hextrackr_cli.client import events as ev
+    from hextrackr_cli import events as ev
 
     sid = options.session_id or str(uuid.uuid4())
     started = time.monotonic()
@@ -195,7 +195,7 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
 
 def _detach_after_upload(watcher: Any, renderer: Any, sid: str, sigint: Sigint, abort: threading.Event) -> int:
     """--detach: wait for the server to accept the upload, print the session id, exit 0."""
-    from hextrackr_cli.client import events as ev
+    from hextrackr_cli import events as ev
     from hextrackr_cli.client.api import UploadAborted
 
     while True:
@@ -254,7 +254,7 @@ def run_watch(settings: Settings, session_id: str, timeout: float | None = None,
 
 def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> int:
     """Send the cancel and wait for the server's confirmation (exit 0 when confirmed)."""
-    from hextrackr_cli.client import events as ev
+    from hextrackr_cli import events as ev
 
     _check_session_id(session_id)
     renderer = _renderer(settings)
@@ -309,7 +309,7 @@ def _renderer(settings: Settings) -> Any:
 
 
 def _notice_fn(renderer: Any) -> Any:
-    from hextrackr_cli.client import events as ev
+    from hextrackr_cli import events as ev
 
     def notice(message: str) -> None:
         renderer.handle(ev.Notice(message, "info"))
@@ -320,7 +320,7 @@ def _notice_fn(renderer: Any) -> Any:
 def _announce(settings: Settings, renderer: Any, conn: Connection, title: str, sid: str, filename: str | None = None,
               size: int | None = None) -> None:
     """The Started event of an import or a watch, with the session's browser view (named with -v)."""
-    from hextrackr_cli.client import events as ev
+    from hextrackr_cli import events as ev
 
     page = conn.page_url(sid)
     renderer.handle(ev.Started(title, sid, filename, size, conn.url, page))

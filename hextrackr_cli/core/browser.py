@@ -14,7 +14,7 @@ ASKS_TOKEN = "the page asks for the API token once"
 
 def open_progress_page(conn: Connection, sid: str, report: Callable[[Any], Any]) -> None:
     """--open: the browser progress view, in a graphical browser only (a text browser would take the terminal)."""
-    from hextrackr_cli.client import events as ev
+    from hextrackr_cli import events as ev
 
     url = conn.page_url(sid)
     if url is None:

@@ -98,13 +98,13 @@ class Follower:
         return self.uploading is not None and self.uploading.is_set()
 
     def _outcome(self, outcome: str, status: ExitStatus, message: str) -> Any:
-        from hextrackr_cli.client import events as ev
+        from hextrackr_cli import events as ev
 
         return ev.Outcome(outcome, self.sid, status, message=message)
 
     # ------------------------------------------------------------------ one step each
     def _upload_aborted(self) -> Any:
-        from hextrackr_cli.client import events as ev
+        from hextrackr_cli import events as ev
 
         if self.timed_out_uploading:
             return self._outcome(ev.OUTCOME_TIMEOUT, ExitStatus.TIMEOUT,
@@ -115,7 +115,7 @@ class Follower:
 
     def _on_event(self, event: Any) -> Any:
         """Show an event; return the final Outcome when it ends the follow."""
-        from hextrackr_cli.client import events as ev
+        from hextrackr_cli import events as ev
 
         if isinstance(event, ev.Uploaded) and self.uploading is not None:
             self.uploading.clear()
@@ -136,7 +136,7 @@ class Follower:
 
     def _on_presses(self) -> Any:
         """React to new Ctrl-C presses: abort the upload, detach, or schedule the cancel."""
-        from hextrackr_cli.client import events as ev
+        from hextrackr_cli import events as ev
 
         presses = self.sigint.count
         if presses <= self.seen_presses:
@@ -157,7 +157,7 @@ class Follower:
 
     def _on_clock(self) -> Any:
         """The cancel grace, the cancel wait and --timeout; return the final Outcome when one ends the follow."""
-        from hextrackr_cli.client import events as ev
+        from hextrackr_cli import events as ev
 
         now = time.monotonic()
         if self.cancel_at is not None and self.cancel_sent is None:
@@ -183,7 +183,7 @@ class Follower:
         return None
 
     def _stopped_watching(self) -> Any:
-        from hextrackr_cli.client import events as ev
+        from hextrackr_cli import events as ev
 
         return self._outcome(ev.OUTCOME_TIMEOUT, ExitStatus.TIMEOUT,
                              f"stopped watching after {self.timeout:g}s (--timeout); {self.watch_hint}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import IO, Any, Protocol
 
-from hextrackr_cli.client import events as ev
+from hextrackr_cli import events as ev
 
 
 class Renderer(Protocol):

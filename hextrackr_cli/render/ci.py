@@ -12,7 +12,7 @@ import re
 import time
 from typing import IO, Any, Callable, Mapping, Sequence
 
-from hextrackr_cli.client import events as ev
+from hextrackr_cli import events as ev
 from hextrackr_cli.render.reports import FileReport
 
 GITHUB, GITLAB = "github", "gitlab"

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hextrackr_cli import protocol
-from hextrackr_cli.client import events as ev
+from hextrackr_cli import events as ev
 from hextrackr_cli.render import summary_line
 
 

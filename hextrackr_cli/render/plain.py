@@ -9,7 +9,7 @@ import time
 from typing import IO
 
 from hextrackr_cli import protocol
-from hextrackr_cli.client import events as ev
+from hextrackr_cli import events as ev
 from hextrackr_cli.render import summary_line
 
 

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
-from hextrackr_cli.client import events as ev
+from hextrackr_cli import events as ev
 from hextrackr_cli.errors import HextrackrError, UsageError
 from hextrackr_cli.render.plain import PlainRenderer, _clean as clean
 
