@@ -196,3 +196,20 @@ def test_lock_before_a_scan_takes_the_scan_as_a_file_and_a_foreign_lock_path_is_
     r = run_cli(["import", "--lock", str(notes), str(a)], env)
     assert r.returncode == 2 and "is not a lock file" in r.stderr.decode()
     assert notes.read_text() == "my notes\n" and import_count(server.db_path) == 1
+
+
+def test_if_changed_while_the_same_bytes_are_being_imported_follows_that_import(server, tmp_path, big_csv):
+    env = cli_env(tmp_path, server.url)
+    first = spawn_cli(["--output", "json", "import", str(big_csv)], env)
+    try:
+        _started(first)
+        r = run_cli(["--output", "json", "import", "--if-changed", str(big_csv)], env, timeout=120)
+        assert r.returncode == 0, r.stderr.decode()
+        summary = last_json(r.stdout)
+        assert summary["outcome"] == "completed" and summary["importId"] == 1
+        assert first.wait(120) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert import_count(server.db_path) == 1

@@ -24,7 +24,7 @@ def imported(srv, token: str, content: str = GENERIC_CSV, **kw: str) -> dict:
 
 
 def test_completed_import_is_found_with_its_id_session_and_time(live_server) -> None:
-    assert completed(live_server, live_server.token) == {"found": False, "import": None}
+    assert completed(live_server, live_server.token) == {"found": False, "import": None, "running": None}
     state = imported(live_server, live_server.token, filename="tenable_vulns_2025-11-20.csv")
     assert state["outcome"] == "completed"
     answer = completed(live_server, live_server.token)
@@ -89,7 +89,7 @@ def test_the_lookup_is_one_indexed_search(live_server) -> None:
         plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
     finally:
         conn.close()
-    assert "USING INDEX imports_completed_sha256" in plan, plan
+    assert "USING INDEX imports_sha256" in plan, plan
 
 
 def test_the_same_answers_from_a_postgresql_database(server_factory) -> None:
@@ -126,8 +126,23 @@ def test_the_same_answers_from_a_postgresql_database(server_factory) -> None:
                 "EXPLAIN SELECT * FROM imports WHERE sha256 = %s AND type = %s AND status = 'completed'",
                 (SHA, "vulnerabilities")).fetchall())
             indexes = [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'imports'")]
-        assert "imports_completed_sha256" in indexes, (indexes, plan)
+        assert "imports_sha256" in indexes, (indexes, plan)
         srv.stop()
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_an_identical_import_still_running_is_named(live_server, tmp_path) -> None:
+    from cli_support import gen_csv
+
+    big = gen_csv(tmp_path / "big.csv", 60_000)
+    sha = hashlib.sha256(big.read_bytes()).hexdigest()
+    r = post_import(live_server.url, live_server.token, big, filename="big.csv")
+    assert r.status_code == 202
+    answer = completed(live_server, live_server.token, sha=sha)
+    assert answer["found"] is False and answer["running"]["sessionId"] == r.json()["sessionId"]
+    assert answer["running"]["status"] == "running"
+    wait_for_outcome(live_server.url, live_server.token, r.json()["sessionId"])
+    answer = completed(live_server, live_server.token, sha=sha)
+    assert answer["found"] is True and answer["running"] is None

@@ -363,9 +363,10 @@ class SeedApi:
         return body
 
     def completed_import(self, sha256: str, *, import_type: str, vendor: str | None,
-                         filename: str | None) -> tuple[bool, dict[str, Any] | None]:
-        """GET /api/imports/completed: (True, the latest completed ImportRecord of these bytes or None), or
-        (False, None) when the server cannot answer (one of ours from before the endpoint)."""
+                         filename: str | None) -> tuple[bool, dict[str, Any] | None, dict[str, Any] | None]:
+        """GET /api/imports/completed: (True, the latest completed ImportRecord of these bytes or None, the
+        latest running one when none completed), or (False, None, None) when the server cannot answer (one of
+        ours from before the endpoint)."""
         params = {"sha256": sha256, "type": import_type}
         if vendor:
             params["vendor"] = vendor
@@ -377,10 +378,11 @@ class SeedApi:
             raise ServerError(f"{what}: unexpected answer {_short(json.dumps(body))}")
         if "found" not in body:  # 404 no such endpoint, or 400 from the older /api/imports/{id} route
             if body.get("code") in ("not_found", "invalid_import_id"):
-                return False, None
+                return False, None, None
             raise ServerError(f"{what}: {body.get('error') or _short(json.dumps(body))}")
-        record = body.get("import")
-        return True, (record if body.get("found") and isinstance(record, dict) else None)
+        record, running = body.get("import"), body.get("running")
+        return (True, record if body.get("found") and isinstance(record, dict) else None,
+                running if isinstance(running, dict) else None)
 
     def import_record(self, import_id: Any) -> dict[str, Any]:
         body = self.request("GET", protocol.PATH_IMPORT.format(import_id=import_id), what=f"import {import_id}")

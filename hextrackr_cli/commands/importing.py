@@ -131,6 +131,10 @@ def import_or_skip(conn: Connection, settings: Settings, renderer: Any, lf: Any,
         if previous is not None:
             renderer.handle(previous.outcome(lf.name))
             return ExitStatus.OK
+        if check.running is not None:  # the same bytes are being imported (a run before us): follow, not resend
+            outcome = follow_session(conn, settings, renderer, check.running, "Following the identical import",
+                                     filename=lf.name, timeout=options.timeout, transport=options.transport)
+            return int(outcome.exit_code)
     outcomes: list[Any] = []
     code = _import_one(conn, settings, renderer, lf, options, outcomes.append)
     if content is not None and outcomes:
@@ -233,23 +237,36 @@ def run_watch(settings: Settings, session_id: str, timeout: float | None = None,
     _check_session_id(session_id)
     started = time.monotonic()
     renderer = _renderer(settings)
-    conn = connect(settings, _notice_fn(renderer), timeout)
+    try:
+        with logged_errors(renderer):
+            conn = connect(settings, _notice_fn(renderer), timeout)
+            try:
+                outcome = follow_session(conn, settings, renderer, session_id, "Watching import", timeout=timeout,
+                                         transport=transport, started=started)
+                return int(outcome.exit_code)
+            finally:
+                conn.close()
+    finally:
+        renderer.close()
+
+
+def follow_session(conn: Connection, settings: Settings, renderer: Any, session_id: str, title: str, *,
+                   filename: str | None = None, timeout: float | None = None, transport: str = "auto",
+                   started: float | None = None) -> Any:
+    """Follow an existing session to its end (``watch``, or an identical import already under way); its Outcome."""
     watcher = conn.watcher(settings, transport, timeout)
     try:
         with Sigint() as sigint:
-            _announce(settings, renderer, conn, "Watching import", session_id)
+            _announce(settings, renderer, conn, title, session_id, filename)
             watcher.start(session_id)
-            outcome = Follower(watcher, renderer, session_id, sigint, watch_hint=conn.watch_hint(session_id),
-                               timeout=timeout, started=started).run()
-            return int(outcome.exit_code)
+            return Follower(watcher, renderer, session_id, sigint, watch_hint=conn.watch_hint(session_id),
+                            timeout=timeout, started=time.monotonic() if started is None else started).run()
     except HextrackrError as exc:
         renderer.close()
         _json_error(renderer, exc, session_id)
         raise
     finally:
         watcher.close()
-        renderer.close()
-        conn.close()
 
 
 def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> int:

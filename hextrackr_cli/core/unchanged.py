@@ -72,12 +72,17 @@ class ContentCheck:
         self.conn = conn
         self.ledger = ledger or Ledger()
         self.server_knows = conn.dialect is protocol.SEED  # until it turns out to predate the endpoint
+        self.running: str | None = None  # the session of an identical import under way (server's answer)
 
     def previous(self, content: Content) -> Previous | None:
-        """The latest completed import of ``content`` on this server, or None."""
+        """The latest completed import of ``content`` on this server, or None (then ``running`` names an
+        identical import still under way, when the server knows one)."""
+        self.running = None
         if self.server_knows:
-            answerable, record = self.conn.api.completed_import(
+            answerable, record, running = self.conn.api.completed_import(
                 content.sha256, import_type=content.import_type, vendor=content.vendor, filename=content.filename)
+            if running is not None and running.get("sessionId"):
+                self.running = str(running["sessionId"])
             if answerable:
                 if record is None:
                     return None

@@ -194,7 +194,8 @@ class HttpApp:
     async def completed(self, scope: Scope, send: Send, principal: Principal) -> None:
         """Did an import of these bytes (sha256), with this type and vendor, complete? The latest one, if so.
 
-        Failed, cancelled and running imports never count. The vendor is the one an upload would get: ``vendor``,
+        Failed, cancelled and running imports never count; the latest running one is named (``running``) when none
+        completed. The vendor is the one an upload would get: ``vendor``,
         else the one in ``filename``; with neither, the format's default, which the same bytes always share, so
         any vendor matches. Another token's imports are invisible (the admin token sees all).
         """
@@ -212,9 +213,14 @@ class HttpApp:
         vendor = vendor or (metadata_from_filename(clean_filename(filename))[0] if filename else None)
         from hextrackr_cli.server.storage import import_record
 
-        row = await asyncio.to_thread(self.ctx.db.completed_import, sha256=sha, type_=kind, vendor=vendor,
-                                      owner=None if principal.admin else principal.token_id)
-        await send_json(send, 200, {"found": row is not None, "import": import_record(row) if row else None})
+        owner = None if principal.admin else principal.token_id
+        row = await asyncio.to_thread(self.ctx.db.completed_import, sha256=sha, type_=kind, vendor=vendor, owner=owner)
+        running = None
+        if row is None:  # an identical import still under way: a client may follow it instead of sending it again
+            running = await asyncio.to_thread(self.ctx.db.completed_import, sha256=sha, type_=kind, vendor=vendor,
+                                              owner=owner, status="running")
+        await send_json(send, 200, {"found": row is not None, "import": import_record(row) if row else None,
+                                    "running": import_record(running) if running else None})
 
     async def import_one(self, send: Send, principal: Principal, ident: str) -> None:
         if not ident.isdigit() or len(ident) > 18:

@@ -64,10 +64,11 @@ class ImportRecords:
     def import_by_id(self, import_id: int) -> Row | None:
         return self._one("SELECT * FROM imports WHERE id = ?", (import_id,))
 
-    def completed_import(self, *, sha256: str, type_: str, vendor: str | None, owner: str | None) -> Row | None:
-        """The latest completed import of these bytes (and type, and vendor when given) that ``owner`` may see
-        (None: any owner): one lookup in ``imports_completed_sha256``."""
-        sql, args = completed_query(sha256, type_, vendor, owner)
+    def completed_import(self, *, sha256: str, type_: str, vendor: str | None, owner: str | None,
+                         status: str = "completed") -> Row | None:
+        """The latest import of these bytes (and type, and vendor when given) with ``status`` that ``owner`` may
+        see (None: any owner): one lookup in ``imports_sha256``."""
+        sql, args = completed_query(sha256, type_, vendor, owner, status)
         return self._one(sql, args)
 
     def list_imports(self, limit: int, offset: int, owner: str | None) -> tuple[list[Row], int]:
@@ -115,10 +116,11 @@ class ImportRecords:
             conn.close()
 
 
-def completed_query(sha256: str, type_: str, vendor: str | None, owner: str | None) -> tuple[str, tuple[Any, ...]]:
-    """The SQL behind ``GET /api/imports/completed``; its ``status = 'completed'`` matches the partial index."""
-    sql = "SELECT * FROM imports WHERE sha256 = ? AND type = ? AND status = 'completed'"
-    args: tuple[Any, ...] = (sha256, type_)
+def completed_query(sha256: str, type_: str, vendor: str | None, owner: str | None,
+                    status: str = "completed") -> tuple[str, tuple[Any, ...]]:
+    """The SQL behind ``GET /api/imports/completed``: equality on the three columns of ``imports_sha256``."""
+    sql = "SELECT * FROM imports WHERE sha256 = ? AND type = ? AND status = ?"
+    args: tuple[Any, ...] = (sha256, type_, status)
     if vendor is not None:
         sql, args = sql + " AND vendor = ?", args + (vendor,)
     if owner is not None:

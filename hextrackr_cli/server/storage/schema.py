@@ -114,8 +114,9 @@ INDEXES = (
     Index("vulnerabilities_open", "vulnerabilities (vendor, import_id) WHERE status = 'open'"),
     # the dead-worker sweep asks for the running imports of every worker
     Index("imports_running", "imports (status) WHERE status = 'running'", dialects=("postgresql",)),
-    # --if-changed: "did these bytes complete an import?" is one lookup (GET /api/imports/completed)
-    Index("imports_completed_sha256", "imports (sha256, type) WHERE status = 'completed'"),
+    # --if-changed: "did these bytes complete an import (or is one running)?" is one lookup each
+    # (GET /api/imports/completed)
+    Index("imports_sha256", "imports (sha256, type, status)"),
 )
 
 
