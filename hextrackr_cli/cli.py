@@ -6,13 +6,15 @@ so ``--help`` and ``--version`` stay fast (no socketio, requests, rich or server
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import click
 
 from hextrackr_cli import __version__
+from hextrackr_cli.environment import Environment
 from hextrackr_cli.errors import ExitStatus, HextrackrError
 from hextrackr_cli.globalopts import Group, global_options
 
@@ -42,21 +44,23 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 class Obj:
-    """What the group hands to its commands: the raw global flags, resolved into Settings on demand."""
+    """What the group hands to its commands: the raw global flags, resolved into Settings on demand, and the
+    Environment (streams, isatty, variables) the command runs in."""
 
-    def __init__(self, flags: dict[str, Any]) -> None:
+    def __init__(self, flags: dict[str, Any], env: Environment) -> None:
         self.flags = flags
+        self.env = env
 
     def settings(self, **command_flags: Any) -> Any:
         from hextrackr_cli.settings import resolve
 
-        settings = resolve({**self.flags, **command_flags})
+        settings = resolve({**self.flags, **command_flags}, environment=self.env)
         if settings.insecure:
             import warnings
 
             # One clear warning instead of urllib3's InsecureRequestWarning on every request.
             warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-            click.echo("hextrackr: warning: TLS certificates are not verified (--insecure)", err=True)
+            self.env.say("hextrackr: warning: TLS certificates are not verified (--insecure)")
         return settings
 
 
@@ -73,7 +77,7 @@ def cli(ctx: click.Context, **flags: Any) -> None:
     Uploads scan exports (Tenable, Nessus, generic CSV), follows the import over Socket.io (falling back to
     HTTP polling), cancels on Ctrl-C, and tells a pipeline the truth through its exit status.
     """
-    ctx.obj = Obj(flags)
+    ctx.obj = Obj(flags, ctx.obj if isinstance(ctx.obj, Environment) else Environment())
 
 
 # --------------------------------------------------------------------------- import
@@ -211,7 +215,7 @@ def login(obj: Obj, **opts: Any) -> int:
     """Store a server URL and credentials in the config profile (mode 0600)."""
     from hextrackr_cli.commands.config import run_login
 
-    return run_login(obj.flags, **opts)
+    return run_login(obj.flags, env=obj.env, **opts)
 
 
 @cli.group()
@@ -227,7 +231,7 @@ def config_set(obj: Obj, key: str, value: str) -> int:
     """Set KEY to VALUE in the current profile."""
     from hextrackr_cli.commands.config import run_config_set
 
-    return run_config_set(obj.flags, key, value)
+    return run_config_set(obj.flags, key, value, env=obj.env)
 
 
 @config.command("get")
@@ -237,7 +241,7 @@ def config_get(obj: Obj, key: str) -> int:
     """Print KEY of the current profile (secrets masked)."""
     from hextrackr_cli.commands.config import run_config_get
 
-    return run_config_get(obj.flags, key)
+    return run_config_get(obj.flags, key, env=obj.env)
 
 
 @config.command("list")
@@ -246,7 +250,7 @@ def config_list(obj: Obj) -> int:
     """List every profile and its keys (secrets masked)."""
     from hextrackr_cli.commands.config import run_config_list
 
-    return run_config_list(obj.flags)
+    return run_config_list(obj.flags, env=obj.env)
 
 
 @cli.command(cls=click.Command)  # no settings: no global options
@@ -260,41 +264,60 @@ def completion(shell: str) -> int:
 
 
 # --------------------------------------------------------------------------- the error boundary
-def _fail(message: str, status: int) -> int:
-    try:
-        sys.stderr.write(f"hextrackr: {message}\n")
-        sys.stderr.flush()
-    except Exception:  # stderr closed: the exit status still tells the truth
-        pass
+def _fail(env: Environment, message: str, status: int) -> int:
+    env.say(f"hextrackr: {message}")  # a closed stderr: the exit status still tells the truth
     return status
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return the exit status. Never raises, never prints a traceback."""
+@contextlib.contextmanager
+def _click_streams(env: Environment) -> Iterator[None]:
+    """click writes --help, usage errors and prompts to sys.std*: point them at env's streams for the call."""
+    if (env.stdin, env.stdout, env.stderr) == (sys.stdin, sys.stdout, sys.stderr):
+        yield
+        return
+    saved_stdin, sys.stdin = sys.stdin, env.stdin
     try:
-        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="hextrackr", standalone_mode=False)
+        with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
+            yield
+    finally:
+        sys.stdin = saved_stdin
+
+
+def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Run the command line in ``env`` (the process's streams and variables by default) and return the exit
+    status. Never raises, never prints a traceback."""
+    env = env or Environment()
+    with _click_streams(env):
+        return _run(argv, env)
+
+
+def _run(argv: Sequence[str] | None, env: Environment) -> int:
+    try:
+        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="hextrackr", standalone_mode=False,
+                      obj=env)
     except click.exceptions.Abort:
-        return _fail("interrupted", ExitStatus.INTERRUPTED)
+        return _fail(env, "interrupted", ExitStatus.INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
+        exc.show(file=env.stderr)
         return ExitStatus.USAGE
     except HextrackrError as exc:
-        return _fail(f"error: {exc}", exc.exit_status)
+        return _fail(env, f"error: {exc}", exc.exit_status)
     except KeyboardInterrupt:
-        return _fail("interrupted", ExitStatus.INTERRUPTED)
+        return _fail(env, "interrupted", ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         return ExitStatus.IMPORT_FAILED
     except ImportError as exc:
         missing = (exc.name or str(exc)).split(".")[0].split()[0]
         if missing in SERVER_EXTRA_MODULES:
             return _fail(
+                env,
                 f"error: the embedded server needs the 'server' extra ({missing} is not installed): "
                 "pip install 'hextrackr[server]'",
                 ExitStatus.USAGE,
             )
-        return _fail(f"internal error: {type(exc).__name__}: {exc}", ExitStatus.IMPORT_FAILED)
+        return _fail(env, f"internal error: {type(exc).__name__}: {exc}", ExitStatus.IMPORT_FAILED)
     except Exception as exc:  # a bug: say what, not where
-        return _fail(f"internal error: {type(exc).__name__}: {exc}", ExitStatus.IMPORT_FAILED)
+        return _fail(env, f"internal error: {type(exc).__name__}: {exc}", ExitStatus.IMPORT_FAILED)
     if isinstance(rv, int):
         return rv
     return ExitStatus.OK

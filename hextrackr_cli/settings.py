@@ -18,7 +18,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from hextrackr_cli.errors import UsageError
 from hextrackr_cli.profile_keys import (  # noqa: F401  (re-exported: the names commands import from here)
@@ -30,7 +30,16 @@ from hextrackr_cli.profile_keys import (  # noqa: F401  (re-exported: the names 
     BadValue,
 )
 
+if TYPE_CHECKING:
+    from hextrackr_cli.environment import Environment
+
 ENV_PREFIX = "HEXTRACKR_"
+
+
+def _process_environment() -> "Environment":
+    from hextrackr_cli.environment import Environment
+
+    return Environment()
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -127,6 +136,8 @@ class Settings:
     password_stdin: bool = False
     # Where each value came from ("flag", "env", "profile", "default"), for -v and the error hints.
     sources: Mapping[str, str] = field(default_factory=dict)
+    # The streams and variables the command runs with (cli.run(argv, env=…)); the process's by default.
+    environment: "Environment" = field(default_factory=_process_environment, compare=False, repr=False)
 
     @property
     def verify(self) -> bool | str:
@@ -218,9 +229,14 @@ def resolve(
     *,
     stderr_isatty: bool | None = None,
     stdin_isatty: bool | None = None,
+    environment: "Environment | None" = None,
 ) -> Settings:
-    """Resolve settings from the global flags (``None`` = not given), the environment and the config file."""
-    env = os.environ if env is None else env
+    """Resolve settings from the global flags (``None`` = not given), the environment and the config file.
+
+    ``environment`` (streams, isatty, variables) is what ``cli.run`` was given; ``env`` and the isatty
+    arguments, when given, override its parts."""
+    environment = environment or _process_environment()
+    env = environment.environ if env is None else env
     sources: dict[str, str] = {}
     config_path = Path(flags.get("config") or env.get("HEXTRACKR_CONFIG") or default_config_path(env))
     config = load_config(config_path)
@@ -235,9 +251,9 @@ def resolve(
         )
 
     if stderr_isatty is None:
-        stderr_isatty = sys.stderr.isatty()
+        stderr_isatty = bool(environment.stderr_isatty)
     if stdin_isatty is None:
-        stdin_isatty = sys.stdin.isatty()
+        stdin_isatty = bool(environment.stdin_isatty)
     dumb = env.get("TERM", "") == "dumb"
 
     def pick(key: str, flag: Any, default: Any) -> Any:
@@ -276,4 +292,5 @@ def resolve(
         cookie=pick("cookie", None, None),
         password_stdin=bool(flags.get("password_stdin")),
         sources=sources,
+        environment=environment,
     )

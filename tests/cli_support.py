@@ -226,3 +226,32 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+
+# --------------------------------------------------------------------------- in-process runner
+class Result:
+    """What an in-process run gives back: the exit status and what the command wrote to each stream."""
+
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+
+    def __repr__(self) -> str:
+        return f"Result(exit_code={self.exit_code}, stdout={self.stdout[-300:]!r}, stderr={self.stderr[-300:]!r})"
+
+    def json_lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+def invoke(args: list[str], environ: dict[str, str] | None = None, *, input: str = "", tty: bool = False) -> Result:
+    """Run ``hextrackr ARGS`` in this process through ``cli.run(argv, env=…)``: its own streams (stdin =
+    ``input``), exactly the variables in ``environ`` (nothing from os.environ), terminals or not (``tty``)."""
+    import io
+
+    from hextrackr_cli.cli import run
+    from hextrackr_cli.environment import Environment
+
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(stdin=io.StringIO(input), stdout=out, stderr=err, environ=dict(environ or {}),
+                      stdin_isatty=tty, stdout_isatty=tty, stderr_isatty=tty)
+    code = run(list(args), env=env)
+    return Result(int(code), out.getvalue(), err.getvalue())

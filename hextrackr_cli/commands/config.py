@@ -13,25 +13,39 @@ from typing import Any, Mapping
 import click
 
 from hextrackr_cli import configfile
-from hextrackr_cli.errors import AuthError, ExitStatus, ServerError, ServerUnreachable, UsageError
-from hextrackr_cli.settings import LOCAL, SECRET_KEYS, _pick, _to_bool, checked_profile, config_location
+from hextrackr_cli.environment import Environment
+from hextrackr_cli.errors import (
+    AuthError,
+    ExitStatus,
+    ServerError,
+    ServerUnreachable,
+    UsageError,
+)
+from hextrackr_cli.settings import (
+    LOCAL,
+    SECRET_KEYS,
+    _pick,
+    _to_bool,
+    checked_profile,
+    config_location,
+)
 
 LOGIN_TIMEOUT = 15.0  # seconds for the one verification request
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_HEXTRACKR_COMPLETE"
 
 
-def _say(message: str) -> None:
-    click.echo(message, err=True)
+def _say(message: str, env: Environment | None = None) -> None:
+    (env or Environment()).say(message)
 
 
 # --------------------------------------------------------------------------- login
-def _read_secret(label: str, stdin_isatty: bool) -> str:
+def _read_secret(label: str, stdin_isatty: bool, env: Environment | None = None) -> str:
     """A hidden prompt on a terminal, else the first line of stdin."""
     if stdin_isatty:
         value = click.prompt(label, hide_input=True, err=True)
     else:
-        value = sys.stdin.readline()
+        value = (env.stdin if env is not None else sys.stdin).readline()
     value = (value or "").strip()
     if not value:
         where = "at the prompt" if stdin_isatty else "on stdin"
@@ -39,12 +53,13 @@ def _read_secret(label: str, stdin_isatty: bool) -> str:
     return value
 
 
-def _tls_options(flags: Mapping[str, Any], env: Mapping[str, str], profile: Mapping[str, Any]) -> bool | str:
+def _tls_options(flags: Mapping[str, Any], env: Mapping[str, str], profile: Mapping[str, Any],
+                 environment: Environment | None = None) -> bool | str:
     sources: dict[str, str] = {}
     ca_bundle = _pick("ca_bundle", flags.get("ca_bundle"), env, profile, None, sources)
     insecure = _to_bool(_pick("insecure", flags.get("insecure") or None, env, profile, False, sources), "insecure")
     if insecure:
-        _say("hextrackr: warning: --insecure: TLS certificates are not verified")
+        _say("hextrackr: warning: --insecure: TLS certificates are not verified", environment)
         return False
     return str(ca_bundle) if ca_bundle else True
 
@@ -121,6 +136,7 @@ def _login_hx11(
     server: str,
     save_cookie: bool,
     stdin_isatty: bool,
+    environment: Environment | None = None,
 ) -> str:
     """HexTrackr 1.1.x: log in with user name and password (never stored); keep the cookie if asked."""
     from hextrackr_cli.client.hx11_api import Hx11Api
@@ -131,12 +147,12 @@ def _login_hx11(
             raise UsageError("no user name given", hint="pass --username USER or set HEXTRACKR_USERNAME")
         username = click.prompt("User name", err=True)
     if flags.get("password_stdin") or (not stdin_isatty and not env.get("HEXTRACKR_PASSWORD")):
-        password = _read_secret("Password", False)
+        password = _read_secret("Password", False, environment)
     elif env.get("HEXTRACKR_PASSWORD"):
         password = env["HEXTRACKR_PASSWORD"]
     else:
         password = _read_secret("Password", True)
-    verify = _tls_options(flags, env, existing)
+    verify = _tls_options(flags, env, existing, environment)
     with Hx11Api(server, verify=verify) as api:
         api.login(str(username), password)
         cookie = api.cookie
@@ -148,22 +164,23 @@ def _login_hx11(
     return f"HexTrackr 1.1.x as {username}; {kept}"
 
 
-def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False) -> int:
+def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False, env: Environment | None = None) -> int:
     """Ask for the server URL and token, check them with one request, store them in the profile (0600)."""
-    env = os.environ
+    environment = env or Environment()
+    variables = environment.environ
     if global_flags.get("token"):
         raise UsageError(
             "`hextrackr login` does not take the token from --token (it would end up in shell history)",
             hint='type it at the prompt, or pipe it: printf %s "$TOKEN" | hextrackr login --server URL',
         )
-    path, profile = config_location(global_flags, env)
+    path, profile = config_location(global_flags, variables)
     configfile.check_profile_name(profile)
     existing = checked_profile(path, profile, configfile.list_profiles(path).get(profile, {}))
-    stdin_isatty = sys.stdin.isatty()
+    stdin_isatty = bool(environment.stdin_isatty)
 
-    dialect = _pick("dialect", global_flags.get("dialect"), env, existing, "auto", {})
+    dialect = _pick("dialect", global_flags.get("dialect"), variables, existing, "auto", {})
     hx11 = dialect == "hextrackr-1.1" or save_cookie
-    server = global_flags.get("server") or env.get("HEXTRACKR_SERVER") or None
+    server = global_flags.get("server") or variables.get("HEXTRACKR_SERVER") or None
     if not server:
         if not stdin_isatty:
             raise UsageError("no server URL given", hint="pass --server URL or set HEXTRACKR_SERVER (the token is read from stdin)")
@@ -174,10 +191,10 @@ def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False) -> int
 
     had_file = Path(path).exists()
     if hx11:
-        what = _login_hx11(global_flags, env, existing, path, profile, server, save_cookie, stdin_isatty)
+        what = _login_hx11(global_flags, variables, existing, path, profile, server, save_cookie, stdin_isatty, environment)
     else:
-        token = _read_secret("Token", stdin_isatty)
-        verify = _tls_options(global_flags, env, existing)
+        token = _read_secret("Token", stdin_isatty, environment)
+        verify = _tls_options(global_flags, variables, existing, environment)
         check_token(server, token, verify)
         configfile.set_profile_values(path, profile, server=server, token=token)
         what = f"token {configfile.mask('token', token)}"
@@ -185,7 +202,7 @@ def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False) -> int
     if configfile.default_profile(path) is None and profile != "default":
         configfile.set_default_profile(path, profile)
         note = f"; '{profile}' is now the default profile"
-    _say(
+    environment.say(
         f"Logged in to {server} ({what}); saved to profile '{profile}' in {path}"
         f" (mode 0600{', new file' if not had_file else ''}){note}"
     )
@@ -193,12 +210,13 @@ def run_login(global_flags: Mapping[str, Any], save_cookie: bool = False) -> int
 
 
 # --------------------------------------------------------------------------- config set / get / list
-def run_config_set(global_flags: Mapping[str, Any], key: str, value: str) -> int:
+def run_config_set(global_flags: Mapping[str, Any], key: str, value: str, env: Environment | None = None) -> int:
     """Set KEY to VALUE in the selected profile; ``default_profile`` is the file's top-level key."""
-    path, profile = config_location(global_flags, os.environ)
+    env = env or Environment()
+    path, profile = config_location(global_flags, env.environ)
     if key == "default_profile":
         configfile.set_default_profile(path, value or None)
-        _say(f"default_profile = {value} in {path}")
+        env.say(f"default_profile = {value} in {path}")
         return ExitStatus.OK
     if key in SECRET_KEYS:
         if value != "-":
@@ -206,10 +224,10 @@ def run_config_set(global_flags: Mapping[str, Any], key: str, value: str) -> int
                 f"a {key} is not taken from the command line (it would end up in shell history)",
                 hint=f"run `hextrackr config set {key} -` and type it, or pipe it on stdin",
             )
-        value = _read_secret(key.capitalize(), sys.stdin.isatty())
+        value = _read_secret(key.capitalize(), bool(env.stdin_isatty), env)
     configfile.set_profile_values(path, profile, **{key: value})
     shown = configfile.mask(key, configfile.get_profile_value(path, profile, key))
-    _say(f"[{profile}] {key} = {shown} in {path}")
+    env.say(f"[{profile}] {key} = {shown} in {path}")
     return ExitStatus.OK
 
 
@@ -219,35 +237,37 @@ def run_config_unset(global_flags: Mapping[str, Any], key: str) -> int:
     return ExitStatus.OK
 
 
-def run_config_get(global_flags: Mapping[str, Any], key: str) -> int:
+def run_config_get(global_flags: Mapping[str, Any], key: str, env: Environment | None = None) -> int:
     """Print KEY of the selected profile on stdout (secrets masked); exit 1 when it is not set."""
-    path, profile = config_location(global_flags, os.environ)
+    env = env or Environment()
+    path, profile = config_location(global_flags, env.environ)
     if key == "default_profile":
         value: Any = configfile.default_profile(path)
     else:
         configfile.coerce_value(key, None)  # unknown key -> usage error
         value = configfile.get_profile_value(path, profile, key)
     if value is None:
-        _say(f"hextrackr: {key} is not set in profile '{profile}' ({path})")
+        env.say(f"hextrackr: {key} is not set in profile '{profile}' ({path})")
         return ExitStatus.IMPORT_FAILED
-    click.echo(configfile.mask(key, value))
+    env.print(configfile.mask(key, value))
     return ExitStatus.OK
 
 
-def run_config_list(global_flags: Mapping[str, Any]) -> int:
+def run_config_list(global_flags: Mapping[str, Any], env: Environment | None = None) -> int:
     """Every profile and its keys on stdout, secrets masked."""
-    path, selected = config_location(global_flags, os.environ)
+    env = env or Environment()
+    path, selected = config_location(global_flags, env.environ)
     profiles = configfile.list_profiles(path)
     default = configfile.default_profile(path)
-    click.echo(f"# {path}" + ("" if Path(path).exists() else " (does not exist yet)"))
+    env.print(f"# {path}" + ("" if Path(path).exists() else " (does not exist yet)"))
     if default:
-        click.echo(f"default_profile = {default}")
+        env.print(f"default_profile = {default}")
     for name, table in profiles.items():
         marks = [m for m, on in (("selected", name == selected), ("default", name == default)) if on]
-        click.echo("")
-        click.echo(f"[{name}]" + (f"  # {', '.join(marks)}" if marks else ""))
+        env.print("")
+        env.print(f"[{name}]" + (f"  # {', '.join(marks)}" if marks else ""))
         for k, v in table.items():
-            click.echo(f"{k} = {configfile.mask(k, v)}")
+            env.print(f"{k} = {configfile.mask(k, v)}")
     return ExitStatus.OK
 
 

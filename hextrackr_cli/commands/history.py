@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any, Mapping
 
 from hextrackr_cli import protocol
@@ -11,14 +10,8 @@ from hextrackr_cli.errors import ExitStatus, UsageError
 from hextrackr_cli.settings import Settings
 
 
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+def _print_json(settings: Settings, obj: Any) -> None:
+    settings.environment.print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
 def _clean(value: Any) -> str:
@@ -31,7 +24,7 @@ def run_status(settings: Settings, session_id: str, as_json: bool = False) -> in
 
     if not protocol.is_session_id(session_id):
         raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
-    conn = connect(settings, _err)
+    conn = connect(settings, settings.environment.say)
     try:
         if conn.dialect is protocol.HEXTRACKR_11:
             body = _hx11_status(conn.api, session_id)
@@ -40,10 +33,9 @@ def run_status(settings: Settings, session_id: str, as_json: bool = False) -> in
     finally:
         conn.close()
     if as_json or settings.output == "json":
-        _print_json(body)
+        _print_json(settings, body)
         return ExitStatus.OK
-    sys.stdout.write(format_status(body) + "\n")
-    sys.stdout.flush()
+    settings.environment.print(format_status(body))
     return ExitStatus.OK
 
 
@@ -111,23 +103,22 @@ def run_imports(settings: Settings, as_json: bool = False, limit: int = 20) -> i
     """The server's import history, newest first, as a table (or JSON)."""
     from hextrackr_cli.core.connection import connect
 
-    conn = connect(settings, _err)
+    conn = connect(settings, settings.environment.say)
     try:
         body = conn.api.imports(limit=limit)
     finally:
         conn.close()
     if as_json or settings.output == "json":
-        _print_json(body)
+        _print_json(settings, body)
         return ExitStatus.OK
     records = body.get("imports") or []
     if not records:
-        _err("no imports yet")
+        settings.environment.say("no imports yet")
         return ExitStatus.OK
-    sys.stdout.write(format_table(records) + "\n")
+    settings.environment.print(format_table(records))
     total = body.get("total")
     if isinstance(total, int) and total > len(records):
-        _err(f"showing {len(records)} of {total}; use --limit to see more")
-    sys.stdout.flush()
+        settings.environment.say(f"showing {len(records)} of {total}; use --limit to see more")
     return ExitStatus.OK
 
 

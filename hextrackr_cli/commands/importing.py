@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import sys
 import threading
 import time
 import uuid
@@ -181,7 +180,7 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
             t = threading.Thread(target=do_upload, name="hextrackr-upload", daemon=True)
             t.start()
             if options.detach:
-                return _detach_after_upload(watcher, renderer, sid, sigint, abort)
+                return _detach_after_upload(settings, watcher, renderer, sid, sigint, abort)
             outcome = Follower(watcher, renderer, sid, sigint, watch_hint=conn.watch_hint(sid), timeout=options.timeout,
                                started=started, uploading=uploading, abort=abort).run()
             if outcome.outcome == ev.OUTCOME_INTERRUPTED and abort.is_set():
@@ -197,7 +196,8 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
         watcher.close()
 
 
-def _detach_after_upload(watcher: Any, renderer: Any, sid: str, sigint: Sigint, abort: threading.Event) -> int:
+def _detach_after_upload(settings: Settings, watcher: Any, renderer: Any, sid: str, sigint: Sigint,
+                         abort: threading.Event) -> int:
     """--detach: wait for the server to accept the upload, print the session id, exit 0."""
     from hextrackr_cli import events as ev
     from hextrackr_cli.client.api import UploadAborted
@@ -220,7 +220,7 @@ def _detach_after_upload(watcher: Any, renderer: Any, sid: str, sigint: Sigint, 
                            message=f"import started ({ids}); follow it with: hextrackr watch {sid}")
             )
             if getattr(renderer, "emit", None) is None:  # human output: the id alone on stdout, for scripts
-                _print_stdout(sid)
+                _print_stdout(settings, sid)
             return ExitStatus.OK
         if event is not None:
             renderer.handle(event)
@@ -320,8 +320,10 @@ def _renderer(settings: Settings) -> Any:
 
     from hextrackr_cli.render.unattended import unattended
 
+    env = settings.environment
     screen = make_renderer(settings.output, color=settings.color, quiet=settings.quiet,
-                           log_interval=settings.log_interval, verbose=settings.verbose)
+                           log_interval=settings.log_interval, verbose=settings.verbose,
+                           stdout=env.stdout, stderr=env.stderr)
     return unattended(screen, settings)
 
 
@@ -357,9 +359,8 @@ def _json_error(renderer: Any, exc: HextrackrError, sid: str | None, filename: s
     emit(obj)
 
 
-def _print_stdout(text: str) -> None:
+def _print_stdout(settings: Settings, text: str) -> None:
     try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        settings.environment.print(text)
     except (OSError, ValueError):
         pass

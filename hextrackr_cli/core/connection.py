@@ -6,9 +6,9 @@ nothing here prints: what a user should know goes to the ``notice`` callable the
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from hextrackr_cli import protocol
 from hextrackr_cli.core.login import hx11_session
@@ -69,7 +69,7 @@ class Connection:
             token=self.token,
             transport=transport,
             poll_interval=settings.poll_interval,
-            liveness=_liveness(),
+            liveness=_liveness(settings.environment.environ),
             verify=settings.verify,
             # --timeout bounds the whole command: a hung server must not hold the socket connect for long
             connect_timeout=min(10.0, max(1.0, timeout)) if timeout else 10.0,
@@ -77,10 +77,10 @@ class Connection:
         )
 
 
-def _liveness() -> float:
+def _liveness(environ: Mapping[str, str]) -> float:
     # Not a documented option: lets tests shorten the silent-socket bound.
     try:
-        return max(0.2, float(os.environ.get("HEXTRACKR_LIVENESS", "10")))
+        return max(0.2, float(environ.get("HEXTRACKR_LIVENESS", "10")))
     except ValueError:
         return 10.0
 
@@ -99,7 +99,7 @@ def connect(settings: Settings, notice: Notice | None = None, timeout: float | N
             if notice is not None:
                 notice(
                     "no server configured: using the embedded server "
-                    f"(database {default_data_dir() / 'hextrackr.db'}); set HEXTRACKR_SERVER or --server URL "
+                    f"(database {settings.environment.data_dir / 'hextrackr.db'}); set HEXTRACKR_SERVER or --server URL "
                     "to use another"
                 )
         else:
@@ -111,7 +111,7 @@ def connect(settings: Settings, notice: Notice | None = None, timeout: float | N
         if settings.dialect == protocol.HEXTRACKR_11.name:
             raise UsageError("the embedded server (--server local) speaks the seed protocol, not hextrackr-1.1",
                              hint="drop --dialect / HEXTRACKR_DIALECT, or pass --server URL of the HexTrackr 1.1.x server")
-        embedded = start_embedded()
+        embedded = start_embedded(settings.environment.data_dir)
         server = embedded.url
         token = embedded.token
         token_hint = "the embedded server's generated token was refused (a bug: please report it)"
@@ -136,7 +136,8 @@ def connect(settings: Settings, notice: Notice | None = None, timeout: float | N
     return conn
 
 
-def start_embedded() -> Any:
+def start_embedded(data_dir: Path | None = None) -> Any:
+    """The in-process server on the user's database (``--server local``), its log lines kept in a file."""
     try:
         from hextrackr_cli.server.app import start_background
     except ImportError as exc:
@@ -146,7 +147,7 @@ def start_embedded() -> Any:
         ) from None
     from hextrackr_cli.server.storage import StorageError
 
-    data_dir = default_data_dir()
+    data_dir = data_dir or default_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:  # the server's own log lines go to a file: the user sees only this command's output
         return start_background(database=f"sqlite:///{data_dir / 'hextrackr.db'}", log_file=data_dir / "server.log")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 from hextrackr_cli.errors import UsageError
@@ -53,13 +51,14 @@ def _source_name(settings: Settings, key: str) -> str:
 
 def _hx11_password(settings: Settings, user: str) -> tuple[str, str]:
     if settings.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        password = settings.environment.stdin.readline().rstrip("\r\n")
         if not password:
             raise UsageError("--password-stdin: no password on stdin",
                              hint='e.g. printf %s "$PASSWORD" | hextrackr --password-stdin import FILE')
         return password, "stdin"
-    if os.environ.get("HEXTRACKR_PASSWORD"):
-        return os.environ["HEXTRACKR_PASSWORD"], "HEXTRACKR_PASSWORD"
+    environ = settings.environment.environ
+    if environ.get("HEXTRACKR_PASSWORD"):
+        return environ["HEXTRACKR_PASSWORD"], "HEXTRACKR_PASSWORD"
     if settings.stdin_isatty:
         import click
 
