@@ -116,6 +116,11 @@ def lock_request(lock: str | None, lock_wait: float | None) -> Any:
 @click.argument("files", nargs=-1, metavar="FILE...")
 @click.option("--type", "import_type", type=click.Choice(["vulnerabilities", "tickets"]), default="vulnerabilities", show_default=True)
 @click.option("--vendor", metavar="V", help="Vendor (default: derived from the file name).")
+@click.option("--format", "format_name", metavar="NAME",
+              help="Read the file as this format (tenable, tenable-workbench, nessus, nessus-xml, tenable-sc, qualys,"
+                   " qualys-vmdr, qualys-pci, openvas, generic, tickets); default: detected from the header.")
+@click.option("--min-severity", type=click.Choice(["critical", "high", "medium", "low", "info"], case_sensitive=False),
+              default="info", show_default=True, help="Skip (and count) findings below this severity.")
 @click.option("--scan-date", metavar="YYYY-MM-DD", help="Scan date (default: from the file name, else today).")
 @click.option("--session-id", metavar="UUID", help="Session id to use (default: a new UUID).")
 @click.option("--detach", is_flag=True, help="Start the import, print the session id and exit 0.")

@@ -155,4 +155,16 @@ def summary_from(data: Mapping[str, Any] | None) -> dict[str, Any]:
                 break
     out.pop("totalRows", None)
     out.pop("processedRows", None)
+    for key in ("findings", "skipped", "emptyRows"):
+        v = data.get(key)
+        if isinstance(v, int) and not isinstance(v, bool):
+            out[key] = v
+    fmt = data.get("format")
+    if isinstance(fmt, str) and fmt:
+        out["format"] = fmt
+    sev = data.get("severities")
+    if isinstance(sev, Mapping):
+        out["severities"] = {k: v for k, v in sev.items() if isinstance(k, str) and isinstance(v, int)}
+    if data.get("cleanScan") is True:
+        out["cleanScan"] = True
     return out

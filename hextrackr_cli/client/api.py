@@ -301,6 +301,7 @@ class SeedApi:
         filename: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         abort: threading.Event | None = None,
+        fields: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Stream ``path`` as ``csvFile`` (text fields first); returns the 202/200 answer."""
         from requests_toolbelt.multipart.encoder import MultipartEncoder
@@ -313,17 +314,18 @@ class SeedApi:
             for h in handles:
                 h.close()
             handles.clear()
-            fields: list[tuple[str, Any]] = []
+            form: list[tuple[str, Any]] = []
             if session_id:
-                fields.append(("sessionId", session_id))
+                form.append(("sessionId", session_id))
             if vendor:
-                fields.append(("vendor", vendor))
+                form.append(("vendor", vendor))
             if scan_date:
-                fields.append(("scanDate", scan_date))
+                form.append(("scanDate", scan_date))
+            form.extend((fields or {}).items())
             fh = open(path, "rb")
             handles.append(fh)
-            fields.append((protocol.UPLOAD_FIELD, (name, fh, "text/csv")))
-            enc = MultipartEncoder(fields=fields)
+            form.append((protocol.UPLOAD_FIELD, (name, fh, "text/csv")))
+            enc = MultipartEncoder(fields=form)
             return _ProgressReader(enc, on_progress, abort), {"Content-Type": enc.content_type}
 
         try:

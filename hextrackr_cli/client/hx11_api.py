@@ -456,6 +456,7 @@ class Hx11Api:
         on_progress: Callable[[int, int], None] | None = None,
         abort: threading.Event | None = None,
         on_notice: Callable[[str], None] | None = None,
+        fields: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Stream ``path`` to ``/api/vulnerabilities/import-staging``; returns the server's answer.
 

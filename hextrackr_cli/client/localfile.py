@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import IO
 
 from hextrackr_cli.errors import BadInputError
-from hextrackr_cli.formats import HEAD_BYTES, Format, FormatError, RowError, Utf8Check, check_bytes, detect
+from hextrackr_cli.formats import (
+    HEAD_BYTES,
+    VULNERABILITIES,
+    Format,
+    FormatError,
+    RowError,
+    Utf8Check,
+    check_bytes,
+    detect,
+)
 
 CHUNK = 1 << 20
 
@@ -28,6 +37,7 @@ class LocalFile:
     name: str  # what to call it (the original base name, or "stdin.csv")
     size: int
     format_title: str | None = None
+    format_name: str | None = None
     temporary: bool = False
 
     def cleanup(self) -> None:
@@ -57,7 +67,8 @@ def spool_stdin(stream: IO[bytes] | None = None) -> LocalFile:
     return LocalFile(path=path, name="stdin.csv", size=path.stat().st_size, temporary=True)
 
 
-def check_file(arg: str, *, import_type: str = "vulnerabilities", stdin: IO[bytes] | None = None) -> LocalFile:
+def check_file(arg: str, *, import_type: str = "vulnerabilities", stdin: IO[bytes] | None = None,
+               format_name: str | None = None) -> LocalFile:
     """Check ``arg`` (a path or ``-``); raise BadInputError naming the file and the problem."""
     if arg == "-":
         lf = spool_stdin(stdin)
@@ -81,14 +92,15 @@ def check_file(arg: str, *, import_type: str = "vulnerabilities", stdin: IO[byte
             raise BadInputError(f"{label}: permission denied (not readable)")
         lf = LocalFile(path=p, name=p.name, size=st.st_size)
     try:
-        lf.format_title = _check_content(lf.path, label, import_type)
+        fmt = _check_content(lf.path, label, import_type, format_name)
+        lf.format_title, lf.format_name = fmt.title, fmt.name
     except BaseException:
         lf.cleanup()
         raise
     return lf
 
 
-def _check_content(path: Path, label: str, import_type: str) -> str | None:
+def _check_content(path: Path, label: str, import_type: str, format_name: str | None = None) -> Format:
     """The same checks and detection as the server's import (hextrackr_cli.formats), before anything is sent."""
     try:
         fh = open(path, "rb")
@@ -98,7 +110,7 @@ def _check_content(path: Path, label: str, import_type: str) -> str | None:
         head = fh.read(CHUNK)
         try:
             check_bytes(head)
-            fmt = detect(head[:HEAD_BYTES], import_type, complete=len(head) < HEAD_BYTES)
+            fmt = detect(head[:HEAD_BYTES], import_type, complete=len(head) < HEAD_BYTES, force=format_name)
             check = Utf8Check()
             chunk = head
             while chunk:
@@ -108,7 +120,7 @@ def _check_content(path: Path, label: str, import_type: str) -> str | None:
         except FormatError as exc:
             raise BadInputError(f"{label}: {_printable(str(exc))}") from None
     _check_rows(path, label, fmt)
-    return fmt.title
+    return fmt
 
 
 def _printable(text: str) -> str:
@@ -116,7 +128,9 @@ def _printable(text: str) -> str:
 
 
 def _check_rows(path: Path, label: str, fmt: Format) -> None:
-    """At least one data row after the header."""
+    """At least one data row after the header; a scan export without one is a clean scan (the server says so)."""
+    if fmt.kind == VULNERABILITIES:
+        return
     with open(path, "rb") as fh:
         try:
             for _ in fmt.read(fh):

@@ -46,6 +46,17 @@ class ImportOptions:
     transport: str = "auto"
     open_browser: bool = False
     if_changed: bool = False  # skip a file whose content already completed an import (core.unchanged)
+    format_name: str | None = None  # --format: the reader to use, else detected
+    min_severity: str = "info"  # --min-severity: findings below it are skipped, counted
+
+    def upload_fields(self) -> dict[str, str]:
+        """The form fields --format and --min-severity add to the upload (none at their defaults)."""
+        fields = {}
+        if self.format_name:
+            fields["format"] = self.format_name
+        if self.min_severity and self.min_severity.lower() != "info":
+            fields["minSeverity"] = self.min_severity.title()
+        return fields
 
     def check(self, settings: Settings, files: Sequence[str]) -> None:
         """Refuse a bad combination before anything is read or sent (UsageError, exit 2)."""
@@ -64,6 +75,13 @@ class ImportOptions:
                 datetime.date.fromisoformat(self.scan_date)
             except ValueError:
                 raise UsageError(f"--scan-date {self.scan_date!r} is not a real date") from None
+        if self.format_name is not None:
+            from hextrackr_cli import formats
+
+            try:
+                formats.reader_named(self.format_name)
+            except formats.FormatError as exc:
+                raise UsageError(f"--format: {exc}") from None
         if self.detach and settings.server == LOCAL:
             raise UsageError("--detach needs a running server: the embedded server (--server local) stops with hextrackr")
 
@@ -84,7 +102,8 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
             with held(settings, lock):
                 for f in files:
                     try:
-                        checked.append(check_file(f, import_type=options.import_type))
+                        checked.append(check_file(f, import_type=options.import_type,
+                                                  format_name=options.format_name))
                     except HextrackrError as exc:
                         _json_error(renderer, exc, None, f)  # the NDJSON stream still ends with its summary
                         raise
@@ -155,6 +174,8 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
     try:
         with Sigint() as sigint:
             _announce(settings, renderer, conn, f"Importing {options.import_type}", sid, lf.name, lf.size)
+            if settings.verbose and lf.format_title:
+                renderer.handle(ev.Notice(f"{lf.name}: format {lf.format_name} ({lf.format_title})"))
             if not options.detach:
                 watcher.start(sid, reserve=True)
             if options.open_browser:
@@ -168,7 +189,7 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
                 try:
                     answer = conn.api.upload(
                         lf.path, import_type=options.import_type, session_id=sid, vendor=options.vendor,
-                        scan_date=options.scan_date, filename=lf.name, abort=abort,
+                        scan_date=options.scan_date, filename=lf.name, abort=abort, fields=options.upload_fields(),
                         on_progress=lambda s, t: watcher.put(ev.UploadProgress(s, t)), **said,
                     )
                 except BaseException as exc:  # reported in the main thread

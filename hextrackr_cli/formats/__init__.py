@@ -32,6 +32,8 @@ from hextrackr_cli.formats.records import (
     Record,
     RowError,
     Ticket,
+    findings_line,
+    severity_rank,
 )
 from hextrackr_cli.formats.registry import (
     Format,
@@ -74,7 +76,7 @@ __all__ = [
     "CsvReader", "EXPECTED_COLUMNS", "FIELD_LIMIT", "Finding", "Format", "FormatError", "GENERIC", "HEAD_BYTES",
     "Head", "KINDS", "Mapper", "NESSUS", "NESSUS_XML", "Reader", "ReadStats", "Record", "RowError", "SEVERITY_LEVELS",
     "SEVERITY_SHORT", "Stager", "TENABLE", "TICKETS", "TICKET_FIELDS", "Ticket", "Utf8Check", "VULNERABILITIES",
-    "VULN_FIELDS", "check_bytes", "dedup_key", "detect", "detect_format", "expected", "locate", "make_mapper",
+    "VULN_FIELDS", "check_bytes", "dedup_key", "detect", "detect_format", "expected", "findings_line", "locate", "make_mapper",
     "metadata_from_filename", "names", "normalize_host", "normalize_severity", "normalize_xt_number",
-    "parse_head", "parse_scan_date", "printable", "reader_named", "readers", "register", "split_cves",
+    "parse_head", "parse_scan_date", "printable", "reader_named", "readers", "register", "severity_rank", "split_cves",
 ]

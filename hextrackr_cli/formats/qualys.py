@@ -85,11 +85,11 @@ QUALYS_SCAN = CsvReader(
     name="qualys",
     title="Qualys VM scan report CSV",
     vendor="qualys",
-    expected="Qualys (IP, QID, Title, Severity, ...)",
+    expected="Qualys (QID, Title, ...)",
     columns={
         "ip": ("IP",),
         "host": ("FQDN", "DNS"),
-        "dns": ("DNS", "NetBIOS"),
+        "dns": ("DNS",),
         "plugin_id": ("QID",),
         "plugin_name": ("Title",),
         "state": ("Vuln Status",),

@@ -97,3 +97,20 @@ VULN_FIELDS: tuple[str, ...] = (
 )
 
 TICKET_FIELDS: tuple[str, ...] = Ticket._fields[:11]
+
+
+def severity_rank(level: str) -> int:
+    """0 for Critical ... 4 for Info; 5 for a finding without a severity."""
+    try:
+        return SEVERITY_LEVELS.index(level)
+    except ValueError:
+        return len(SEVERITY_LEVELS)
+
+
+def findings_line(findings: int, severities: "dict[str, int] | None") -> str:
+    """``20,000 findings (crit 12, high 340, med 2,100, low 800, info 16,748)``."""
+    noun = "finding" if findings == 1 else "findings"
+    if not severities:
+        return f"{findings:,} {noun}"
+    parts = ", ".join(f"{SEVERITY_SHORT[lvl]} {int(severities.get(lvl, 0)):,}" for lvl in SEVERITY_LEVELS)
+    return f"{findings:,} {noun} ({parts})"

@@ -107,13 +107,29 @@ def expected(kind: str | None = None) -> str:
     return ", ".join(e for e in (getattr(r, "expected", r.title) for r in readers(kind)) if e)
 
 
-def detect(head: bytes | Head, kind: str | None = None, *, complete: bool = False) -> Format:
+def detect(head: bytes | Head, kind: str | None = None, *, complete: bool = False, force: str | None = None
+           ) -> Format:
     """The format of a file whose first bytes are ``head`` (``complete``: that is the whole file).
 
-    ``kind`` limits it to vulnerabilities or tickets: a file of the other kind is refused naming it.
+    ``kind`` limits it to vulnerabilities or tickets: a file of the other kind is refused naming it. ``force``
+    names the one reader to use (``--format``); a file it cannot read is refused naming the detected format.
     Raises FormatError with a one-line message.
     """
     parsed = head if isinstance(head, Head) else parse_head(head, complete=complete)
+    if force:
+        reader = reader_named(force)
+        try:
+            forced = reader.match(parsed)
+        except FormatError:
+            forced = None
+        if forced is not None:
+            return forced
+        try:
+            found = detect(parsed, kind)
+        except FormatError as exc:
+            raise FormatError(f"this is not a {reader.title} ({force}) file: {exc}") from None
+        raise FormatError(f"this is not a {reader.title} ({force}) file: it looks like {found.title}"
+                          f" (--format {found.name})")
     fmt = _match(parsed, kind)
     if fmt is not None:
         return fmt

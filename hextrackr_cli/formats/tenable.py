@@ -14,7 +14,7 @@ TENABLE_VM = CsvReader(
     columns={
         "asset_id": ("asset.id",),
         "host": ("asset.name", "asset.host_name", "asset.display_fqdn"),
-        "dns": ("asset.display_fqdn", "asset.netbios_name"),
+        "dns": ("asset.display_fqdn",),
         "ip": ("asset.display_ipv4_address",),
         "ips": ("asset.ipv4_addresses",),
         "plugin_id": ("definition.id",),
@@ -49,7 +49,7 @@ TENABLE_WORKBENCH = CsvReader(
         "vpr_score": ("Vulnerability Priority Rating (VPR)", "VPR Score"),
         "severity": ("Risk", "Risk Factor"),
         "host": ("Host",),
-        "dns": ("FQDN", "NetBios"),
+        "dns": ("FQDN",),
         "ip": ("IP Address",),
         "asset_id": ("Asset UUID",),
         "protocol": ("Protocol",),

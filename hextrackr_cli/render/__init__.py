@@ -47,9 +47,20 @@ def summary_line(outcome: ev.Outcome, filename: str | None = None, elapsed: floa
         parts = []
         if "rows" in s:
             parts.append(f"{_n(s['rows'])} rows")
+        if s.get("cleanScan"):
+            parts.append("clean scan: no findings, nothing changed")
+        if isinstance(s.get("findings"), int) and not s.get("cleanScan"):
+            from hextrackr_cli.formats.records import findings_line
+
+            text = findings_line(s["findings"], s.get("severities"))
+            if s.get("skipped"):
+                text += f", {_n(s['skipped'])} below --min-severity skipped"
+            parts.append(text)
         counts = [f"{k} {_n(s[k])}" for k in ("inserted", "updated", "resolved") if k in s]
         if counts:
             parts.append(", ".join(counts))
+        if s.get("format"):
+            parts.append(f"format {s['format']}")
         dur = duration_text(s.get("durationMs")) or (f"{elapsed:.1f}s" if elapsed is not None else "")
         if dur:
             parts.append(f"in {dur}")

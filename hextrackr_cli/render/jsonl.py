@@ -72,7 +72,8 @@ def summary_object(outcome: ev.Outcome, filename: str | None = None, page_url: s
         "importId": outcome.import_id,
         "rows": outcome.summary.get("rows"),
     }
-    for key in ("records", "inserted", "updated", "resolved", "durationMs"):
+    for key in ("records", "inserted", "updated", "resolved", "durationMs", "format", "findings", "severities",
+                "skipped", "emptyRows", "cleanScan"):
         if key in outcome.summary:
             obj[key] = outcome.summary[key]
     if filename:

@@ -14,7 +14,8 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
 from hextrackr_cli import __version__, protocol
-from hextrackr_cli.formats import metadata_from_filename, parse_scan_date
+from hextrackr_cli.formats import SEVERITY_LEVELS, metadata_from_filename, parse_scan_date
+from hextrackr_cli.formats import names as format_names
 from hextrackr_cli.server.context import Principal, ServerContext
 from hextrackr_cli.server.pipeline import SNIFF_LIMIT, ImportProblem, Job, sniff
 from hextrackr_cli.server.storage import Duplicate, Unavailable, import_record
@@ -303,6 +304,16 @@ class HttpApp:
             except ValueError as exc:
                 upload.discard()
                 raise HttpError(400, f"invalid scanDate: {exc}", "invalid_scan_date") from None
+        format_name = fields.get("format", "").strip() or None
+        min_severity = fields.get("minSeverity", "").strip().title() or None
+        if min_severity is not None and min_severity not in SEVERITY_LEVELS:
+            upload.discard()
+            raise HttpError(400, f"invalid minSeverity {min_severity[:32]!r}: one of {', '.join(SEVERITY_LEVELS)}",
+                            "invalid_min_severity")
+        if format_name is not None and format_name not in format_names():
+            upload.discard()
+            raise HttpError(400, f"invalid format {format_name[:32]!r}: one of {', '.join(format_names())}",
+                            "invalid_format")
         sha = upload.sha.hexdigest()
 
         # idempotency and ownership of the session id
@@ -320,7 +331,7 @@ class HttpApp:
         # refuse what the first bytes already tell (no import record, nothing stored)
         head = await asyncio.to_thread(upload.head)
         try:
-            fmt = sniff(head, kind)
+            fmt = sniff(head, kind, format_name)
         except ImportProblem as exc:
             upload.discard()
             message = f"{filename}: {exc}"
@@ -350,7 +361,8 @@ class HttpApp:
         if existing is not None and existing.cancelled:
             session.cancelled = True
         job = Job(session_id=session_id, import_id=import_id, kind=kind, path=upload.keep(), filename=filename,
-                  vendor=vendor, scan_date=scan_date, size=upload.size)
+                  vendor=vendor, scan_date=scan_date, size=upload.size, format_name=format_name,
+                  min_severity=None if min_severity in (None, "Info") else min_severity)
         ctx.importer.submit(job)
         await send_json(send, 202, self._answer(session_id, import_id, filename, vendor, scan_date, kind))
 

@@ -17,8 +17,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hextrackr_cli import protocol
-from hextrackr_cli.formats import HEAD_BYTES, Format, FormatError, RowError, Stager, Utf8Check, detect
+from hextrackr_cli.formats import (
+    HEAD_BYTES,
+    SEVERITY_LEVELS,
+    Format,
+    FormatError,
+    RowError,
+    Stager,
+    Utf8Check,
+    detect,
+    findings_line,
+    severity_rank,
+)
 from hextrackr_cli.server.storage import Connection, Database, Interrupted, StorageError
+from hextrackr_cli.server.storage.base import LoadCounts
 from hextrackr_cli.server.tracker import ProgressTracker
 
 log = logging.getLogger("hextrackr.server")
@@ -57,6 +69,8 @@ class Job:
     vendor: str | None
     scan_date: str
     size: int
+    format_name: str | None = None  # --format: the one reader to use
+    min_severity: str | None = None  # --min-severity: findings below this level are skipped (counted)
 
 
 class _Source(io.RawIOBase):
@@ -80,14 +94,14 @@ class _Source(io.RawIOBase):
         super().close()
 
 
-def sniff(head: bytes, kind: str | None = None) -> Format:
+def sniff(head: bytes, kind: str | None = None, force: str | None = None) -> Format:
     """Refuse what can be told from the first bytes (empty, binary, compressed, not UTF-8, unknown header).
 
     The same detection as the client's local checks (hextrackr_cli.formats). Returns the detected format.
     Raises ImportProblem with a one-line reason.
     """
     try:
-        return detect(head[:SNIFF_LIMIT], kind, complete=len(head) < SNIFF_LIMIT)
+        return detect(head[:SNIFF_LIMIT], kind, complete=len(head) < SNIFF_LIMIT, force=force)
     except FormatError as exc:
         raise ImportProblem(str(exc)) from None
 
@@ -146,6 +160,12 @@ class _Run:
         self._last: tuple[str, float, str, dict] | None = None
         self._watchdog_stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name=f"import-{job.import_id}-heartbeat", daemon=True)
+        # what the file held: findings read, per severity (kept ones), below --min-severity, empty rows skipped
+        self.findings = 0
+        self.severities: dict[str, int] = dict.fromkeys(SEVERITY_LEVELS, 0)
+        self.skipped = 0
+        self.empty_rows = 0
+        self.clean = False
 
     # progress helpers
     def report(self, type_: str, progress: float, message: str, **extra: Any) -> None:
@@ -247,14 +267,24 @@ class _Run:
             "format": fmt,
             "vendor": vendor,
         }
+        if job.kind == "vulnerabilities":
+            summary.update(findings=self.findings, severities=dict(self.severities), skipped=self.skipped,
+                           emptyRows=self.empty_rows, cleanScan=self.clean)
+            if job.min_severity:
+                summary["minSeverity"] = job.min_severity
         session = self.tracker.get(self.sid)
         if session is not None:
             session.summary = summary
-        event = self.tracker.emit_progress(
-            self.sid, protocol.COMPLETE, 100,
-            f"Imported {rows} rows: {counts.inserted} new, {counts.updated} updated, {counts.resolved} resolved",
-            **summary,
-        )
+        if self.clean:
+            message = f"Clean scan: {fmt} export with no findings; nothing was changed"
+        else:
+            message = (f"Imported {rows} rows: {counts.inserted} new, {counts.updated} updated, {counts.resolved}"
+                       " resolved")
+            if job.kind == "vulnerabilities":
+                message += f"; {findings_line(self.findings, self.severities)}"
+                if self.skipped:
+                    message += f", {self.skipped:,} below {job.min_severity} skipped"
+        event = self.tracker.emit_progress(self.sid, protocol.COMPLETE, 100, message, **summary)
         self.tracker.complete_session(self.sid, success=True)
         try:
             self.importer.db.store_last_event(conn, job.import_id, event)
@@ -341,10 +371,15 @@ class _Run:
             raise ImportProblem(str(exc)) from None
         return max(0, lines - 1)
 
+    def _tally(self) -> dict[str, Any]:
+        if self.job.kind != "vulnerabilities":
+            return {}
+        return {"findings": self.findings, "severities": dict(self.severities), "skipped": self.skipped}
+
     def _format(self) -> Format:
         with open(self.job.path, "rb") as f:
             head = f.read(SNIFF_LIMIT)
-        return sniff(head, self.job.kind)
+        return sniff(head, self.job.kind, self.job.format_name)
 
     def _work(self, conn: Connection) -> tuple[Any, int, str, str]:
         job = self.job
@@ -366,6 +401,11 @@ class _Run:
             # ---- loading: read, map and stage records in batches (each batch = progress + cancel point)
             mapper = Stager(vendor)
             stats = fmt.stats
+            severities = self.severities
+            cutoff = severity_rank(job.min_severity) if job.min_severity else len(SEVERITY_LEVELS)
+            rank = {lvl: severity_rank(lvl) for lvl in SEVERITY_LEVELS}
+            vulns = job.kind == "vulnerabilities"
+            skipped = 0
             staging = self.importer.db.staging(conn, job.kind)
             staging.begin()
             batch: list = []
@@ -375,6 +415,13 @@ class _Run:
             next_flush = batch_rows
             try:
                 for record in fmt.read(stream):
+                    if vulns:
+                        sev = record.severity  # type: ignore[union-attr]
+                        if sev in severities:
+                            if rank[sev] > cutoff:
+                                skipped += 1
+                                continue
+                            severities[sev] += 1
                     batch.append(mapper(record))
                     found += 1
                     done = stats.records
@@ -395,6 +442,7 @@ class _Run:
             except RowError as exc:
                 raise ImportProblem(str(exc)) from None
             done = stats.records
+            self.findings, self.skipped, self.empty_rows = found, skipped, stats.empty_rows
             if batch:
                 staging.add(batch)
                 staged += len(batch)
@@ -403,8 +451,21 @@ class _Run:
         finally:
             stream.close()
         rows = done
-        if rows == 0:
-            raise ImportProblem("has a header but no data rows")
+        if found == 0:
+            if job.kind != "vulnerabilities":
+                raise ImportProblem("has a header but no data rows")
+            # a clean scan (or nothing at or above --min-severity): complete, change nothing, resolve nothing
+            # (a scan without findings cannot say which hosts were clean)
+            self.clean = rows == 0
+            conn.execute("BEGIN IMMEDIATE")
+            self.importer.db.finish_import(
+                conn, job.import_id, status="completed", rows=rows, records=0,
+                duration_ms=int((time.monotonic() - self.started) * 1000), fmt=fmt.name, vendor=vendor,
+                **self._tally())
+            if not self.tracker.try_commit(self.sid):
+                raise Cancelled()
+            conn.execute("COMMIT")
+            return LoadCounts(), rows, fmt.name, vendor
         batches = (rows + batch_rows - 1) // batch_rows
         self.report(
             protocol.LOADING, 80, f"Loaded {rows} rows", processedRows=rows, totalRows=rows,
@@ -451,7 +512,8 @@ class _Run:
             self.report(protocol.PROCESSING, 80, "Merging records", processedRows=rows, totalRows=rows)
             if job.kind == "vulnerabilities":
                 counts = self.importer.db.merge_vulnerabilities(conn, staging, import_id=job.import_id, vendor=vendor,
-                                               scan_date=job.scan_date, plugins=mapper.plugins, check=check)
+                                               scan_date=job.scan_date, plugins=mapper.plugins, check=check,
+                                               levels=SEVERITY_LEVELS[:cutoff + 1] if job.min_severity else None)
             else:
                 counts = self.importer.db.merge_tickets(conn, staging, import_id=job.import_id, check=check)
             self.check_cancel()
@@ -461,7 +523,7 @@ class _Run:
                 conn, job.import_id, status="completed", rows=rows, records=counts.records,
                 inserted=counts.inserted, updated=counts.updated, resolved=counts.resolved,
                 duration_ms=int((time.monotonic() - self.started) * 1000), fmt=fmt.name, vendor=vendor,
-            )
+                **self._tally())
             if not self.tracker.try_commit(self.sid):  # from here on a cancel is refused, not half-done
                 raise Cancelled()
             conn.execute("COMMIT")

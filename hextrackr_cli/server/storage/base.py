@@ -9,6 +9,7 @@ pipeline never name a driver: ``Unavailable`` (503 and retry), ``Busy`` (locked 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ class Database(Protocol):
 
     def merge_vulnerabilities(self, conn: Connection, staging: Staging, *, import_id: int, vendor: str,
                               scan_date: str, plugins: dict[str, tuple[str, str, str]] | None = None,
-                              check: Check | None = None) -> LoadCounts: ...
+                              check: Check | None = None, levels: Sequence[str] | None = None) -> LoadCounts: ...
 
     def merge_tickets(self, conn: Connection, staging: Staging, *, import_id: int,
                       check: Check | None = None) -> LoadCounts: ...
@@ -180,6 +181,15 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _json_or_none(text: Any) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
 def import_record(row: Row) -> dict[str, Any]:
     """The wire's ImportRecord for an ``imports`` row."""
     return {
@@ -196,6 +206,9 @@ def import_record(row: Row) -> dict[str, Any]:
         "inserted": row["inserted"],
         "updated": row["updated"],
         "resolved": row["resolved"],
+        "findings": row.get("findings"),
+        "severities": _json_or_none(row.get("severities")),
+        "skipped": row.get("skipped"),
         "error": row["error"],
         "startedAt": row["started_at"],
         "finishedAt": row["finished_at"],

@@ -83,17 +83,18 @@ class ImportRecords:
     def finish_import(self, conn: Connection, import_id: int, *, status: str, durable: bool = True, rows: int = 0,
                       records: int = 0, inserted: int = 0, updated: int = 0, resolved: int = 0,
                       error: str | None = None, last_event: dict[str, Any] | None = None,
-                      duration_ms: int | None = None, fmt: str | None = None, vendor: str | None = None) -> None:
+                      duration_ms: int | None = None, fmt: str | None = None, vendor: str | None = None,
+                      findings: int = 0, severities: dict[str, int] | None = None, skipped: int = 0) -> None:
         """Record an import's outcome (on ``conn``: inside the import's transaction when it completes).
         ``durable=False``: the backend may skip syncing this one row (a failure lost to a power cut is recorded
         failed at the next start anyway)."""
         conn.execute(
             "UPDATE imports SET status = ?, rows = ?, records = ?, inserted = ?, updated = ?, resolved = ?,"
             " error = ?, last_event = ?, finished_at = ?, duration_ms = ?, format = coalesce(?, format),"
-            " vendor = coalesce(?, vendor) WHERE id = ?",
+            " vendor = coalesce(?, vendor), findings = ?, severities = ?, skipped = ? WHERE id = ?",
             (status, rows, records, inserted, updated, resolved, error,
              json.dumps(last_event) if last_event is not None else None, utc_now(), duration_ms, fmt, vendor,
-             import_id),
+             findings, json.dumps(severities) if severities is not None else None, skipped, import_id),
         )
 
     def store_last_event(self, conn: Connection, import_id: int, event: dict[str, Any]) -> None:
@@ -164,13 +165,14 @@ _TICKET_UPDATES = ", ".join(f"{f} = excluded.{f}" for f in TICKET_FIELDS[1:])
 
 def merge_vulnerabilities(conn: Connection, table: str, select: str, args: Sequence[Any], *, import_id: int,
                           vendor: str, plugins: dict[str, tuple[str, str, str]] | None, now: str,
-                          check: Check) -> LoadCounts:
+                          check: Check, levels: Sequence[str] | None = None) -> LoadCounts:
     """Upsert the staged records, resolve the vendor's records absent from this scan, snapshot the scan.
 
     ``select`` (with ``args``) is the backend's SELECT of the staged ``table``: the inserted columns in order
     (VULN_FIELDS, then vendor, scan_date, status, resolved_at, import_id, created_import_id, created_at,
     updated_at), one row a key, the last row of a key winning and first_seen the earliest.
-    Runs inside the import's transaction; ``check(stage)`` between statements (cancel point)."""
+    Runs inside the import's transaction; ``check(stage)`` between statements (cancel point). ``levels``: the
+    severities the scan was read for (--min-severity): only records of those levels can be absent from it."""
     check("upsert")
     id_before = conn.execute("SELECT coalesce(max(id), 0) FROM vulnerabilities").fetchone()[0]
     conn.execute(f"INSERT INTO vulnerabilities ({_V_INSERT}) {select}{VULN_ON_CONFLICT}", args)
@@ -191,8 +193,9 @@ def merge_vulnerabilities(conn: Connection, table: str, select: str, args: Seque
     # the vendor's other open records were absent from this scan
     resolved = conn.execute(
         "UPDATE vulnerabilities SET status = 'resolved', resolved_at = ?, updated_at = ?"
-        " WHERE vendor = ? AND status = 'open' AND import_id != ?",
-        (now, now, vendor, import_id),
+        " WHERE vendor = ? AND status = 'open' AND import_id != ?"
+        + (f" AND severity IN ({', '.join('?' * len(levels))})" if levels else ""),
+        (now, now, vendor, import_id, *(levels or ())),
     ).rowcount
     check("snapshot")
     conn.execute(

@@ -183,7 +183,7 @@ def lock_imports(conn: Connection, check: Check) -> None:
 
 def merge_vulnerabilities(conn: Connection, staging: Staging, *, import_id: int, vendor: str, scan_date: str,
                           plugins: dict[str, tuple[str, str, str]] | None = None,
-                          check: Check | None = None) -> LoadCounts:
+                          check: Check | None = None, levels: Sequence[str] | None = None) -> LoadCounts:
     """common.merge_vulnerabilities under the import lock, one row a key (ON CONFLICT may not meet a key twice)."""
     check = check or no_check
     now = utc_now()
@@ -198,7 +198,7 @@ def merge_vulnerabilities(conn: Connection, staging: Staging, *, import_id: int,
               f"   FROM {t} ORDER BY dedup_key, seq DESC) s")
     return common.merge_vulnerabilities(
         conn, t, select, (vendor, scan_date, import_id, import_id, now, now, scan_date, scan_date),
-        import_id=import_id, vendor=vendor, plugins=plugins, now=now, check=check)
+        import_id=import_id, vendor=vendor, plugins=plugins, now=now, check=check, levels=levels)
 
 
 def merge_tickets(conn: Connection, staging: Staging, *, import_id: int,

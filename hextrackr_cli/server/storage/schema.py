@@ -56,6 +56,9 @@ IMPORTS = Table("imports", (  # one line a column (see the module's docstring); 
     ("inserted", INT, "NOT NULL DEFAULT 0"),
     ("updated", INT, "NOT NULL DEFAULT 0"),
     ("resolved", INT, "NOT NULL DEFAULT 0"),
+    ("findings", INT, "NOT NULL DEFAULT 0"),  # findings read (vulnerabilities), kept and skipped
+    ("severities", TEXT, ""),  # JSON {"Critical": n, "High": n, "Medium": n, "Low": n, "Info": n} of those kept
+    ("skipped", INT, "NOT NULL DEFAULT 0"),  # findings below --min-severity
     ("error", TEXT, ""),
     ("last_event", TEXT, ""),
     ("started_at", TEXT, "NOT NULL"),

@@ -140,7 +140,7 @@ class SqliteStaging:
 
 def merge_vulnerabilities(conn: Connection, staging: Staging, *, import_id: int, vendor: str,
                           scan_date: str, plugins: dict[str, tuple[str, str, str]] | None = None,
-                          check: Check | None = None) -> LoadCounts:
+                          check: Check | None = None, levels: Sequence[str] | None = None) -> LoadCounts:
     """common.merge_vulnerabilities from the TEMP table (a later row of a key updates the record again)."""
     now = utc_now()
     t = f"temp.{staging.table}"
@@ -152,7 +152,7 @@ def merge_vulnerabilities(conn: Connection, staging: Staging, *, import_id: int,
               f" ?, ?, 'open', NULL, ?, ?, ?, ? FROM {t} WHERE true ORDER BY dedup_key, seq")
     return common.merge_vulnerabilities(
         conn, t, select, (scan_date, scan_date, vendor, scan_date, import_id, import_id, now, now),
-        import_id=import_id, vendor=vendor, plugins=plugins, now=now, check=check or no_check)
+        import_id=import_id, vendor=vendor, plugins=plugins, now=now, check=check or no_check, levels=levels)
 
 
 def merge_tickets(conn: Connection, staging: Staging, *, import_id: int,
