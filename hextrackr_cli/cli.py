@@ -144,6 +144,42 @@ def import_cmd(obj: Obj, files: tuple[str, ...], poll_interval: float | None, lo
     return run_import(settings, files, options, lock=lock_request(lock, lock_wait))
 
 
+# --------------------------------------------------------------------------- sweep
+@cli.command(epilog=EXIT_STATUS_HELP)
+@click.argument("folder", required=False, metavar="DIR")
+@click.option("--pattern", "patterns", multiple=True, metavar="GLOB", help="Take only names matching GLOB (repeatable). [default: every supported extension]")
+@click.option("--settle", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS", help="Take a file only once its size and times have not changed for this long.")
+@click.option("--done", type=click.Path(file_okay=False), metavar="DIR", help="Move each imported (or already imported) file here.")
+@click.option("--failed", type=click.Path(file_okay=False), metavar="DIR", help="Move each failed or refused file here.")
+@click.option("--once/--watch", "once", default=True, help="One pass, exit status = the worst outcome (default); or keep watching until SIGTERM/Ctrl-C.")
+@click.option("--type", "import_type", type=click.Choice(["vulnerabilities", "tickets"]), default="vulnerabilities", show_default=True)
+@click.option("--vendor", metavar="V", help="Vendor (default: derived from each file name).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop watching one import after this long (exit 5; the file stays).")
+@click.option("--transport", type=click.Choice(["auto", "websocket", "polling"]), default="auto", show_default=True)
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS", help="HTTP polling interval. [default: 1]")
+@click.option("--log-interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS", help="Plain output: at most one line per this many seconds between stages. [default: 10]")
+@lock_options
+@pass_obj
+def sweep(obj: Obj, folder: str | None, patterns: tuple[str, ...], settle: float, done: str | None, failed: str | None,
+          once: bool, poll_interval: float | None, log_interval: float | None, lock: str | None,
+          lock_wait: float | None, **opts: Any) -> int:
+    """Import every export in DIR once: settled files only, each as `import --if-changed` would, then moved to
+    --done/--failed. The lock is implied (one sweep per server and profile)."""
+    from pathlib import Path
+
+    from hextrackr_cli.commands.importing import ImportOptions
+    from hextrackr_cli.commands.sweep import SweepOptions, run_sweep
+
+    if folder is None and lock and os.path.isdir(lock):  # `sweep --lock DIR`: click gave DIR to --lock
+        folder, lock = lock, ""
+    if folder is None:
+        raise click.UsageError("Missing argument 'DIR'.")
+    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval)
+    options = SweepOptions(Path(folder), patterns, settle, Path(done) if done else None,
+                           Path(failed) if failed else None, watch=not once)
+    return run_sweep(settings, options, ImportOptions(if_changed=True, **opts), lock=lock_request(lock, lock_wait))
+
+
 # --------------------------------------------------------------------------- watch / cancel / status / imports
 @cli.command(epilog=EXIT_STATUS_HELP)
 @click.argument("session_id", metavar="SESSION_ID")
