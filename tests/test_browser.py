@@ -393,7 +393,7 @@ def test_bad_file_shows_red_error_state_with_the_server_message(page: Any, serve
     page.save_screenshot(str(shots / "progress-error.png"))
     assert shown["shown"], "the modal closed on error"
     assert shown["message"] == final["lastEvent"]["message"]
-    assert "row 60002" in shown["message"] and bad.name in shown["message"]
+    assert "line 60002" in shown["message"] and bad.name in shown["message"]
     assert "bg-danger" in shown["barClass"]
     assert "progress-bar-animated" not in shown["barClass"] and "progress-bar-striped" not in shown["barClass"]
     assert "alert-danger" in shown["messageClass"]

@@ -54,7 +54,7 @@ def test_watch_a_failed_import_exits_1_with_its_error(server, tmp_path):
     sid = _import(env, _ragged(tmp_path))
     r = run_cli(["--output", "plain", "watch", sid], env)
     assert r.returncode == 1
-    assert "row 7" in r.stderr.decode().strip().splitlines()[-1].lower()
+    assert "line 7" in r.stderr.decode().strip().splitlines()[-1].lower()
 
 
 def test_watch_over_http_polling_reports_a_finished_outcome(server, small_csv, tmp_path):

@@ -104,9 +104,15 @@ def test_unknown_columns_are_refused_with_422_naming_the_expected_columns(live_s
     r = post_import(live_server.url, live_server.token, "foo,bar\n1,2\n")
     assert r.status_code == 422
     assert "unknown columns (foo, bar)" in r.json()["error"] and "hostname" in r.json()["error"]
-    r = post_import(live_server.url, live_server.token, "hostname;cve\nh;CVE-1\n")
-    assert r.status_code == 422 and "semicolons" in r.json()["error"]
     assert db_count(live_server.db_path, "imports") == 0
+
+
+def test_semicolon_delimited_export_is_sniffed_and_imported(live_server) -> None:
+    """A ';'-delimited export (a spreadsheet's save in many locales) is read like a comma-separated one."""
+    r = post_import(live_server.url, live_server.token, "hostname;cve\nh;CVE-2024-1\n")
+    assert r.status_code == 202, r.text
+    assert wait_for_outcome(live_server.url, live_server.token, r.json()["sessionId"])["outcome"] == "completed"
+    assert db_count(live_server.db_path, "vulnerabilities") == 1
 
 
 def test_path_like_filenames_are_reduced_to_their_base_name(live_server) -> None:
