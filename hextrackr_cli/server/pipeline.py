@@ -160,7 +160,7 @@ class _Run:
         self._last: tuple[str, float, str, dict] | None = None
         self._watchdog_stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name=f"import-{job.import_id}-heartbeat", daemon=True)
-        # what the file held: findings read, per severity (kept ones), below --min-severity, empty rows skipped
+        # what the file held: findings read and per severity (all of them), below --min-severity, empty rows skipped
         self.findings = 0
         self.severities: dict[str, int] = dict.fromkeys(SEVERITY_LEVELS, 0)
         self.skipped = 0
@@ -418,10 +418,10 @@ class _Run:
                     if vulns:
                         sev = record.severity  # type: ignore[union-attr]
                         if sev in severities:
+                            severities[sev] += 1
                             if rank[sev] > cutoff:
                                 skipped += 1
                                 continue
-                            severities[sev] += 1
                     batch.append(mapper(record))
                     found += 1
                     done = stats.records
@@ -442,7 +442,7 @@ class _Run:
             except RowError as exc:
                 raise ImportProblem(str(exc)) from None
             done = stats.records
-            self.findings, self.skipped, self.empty_rows = found, skipped, stats.empty_rows
+            self.findings, self.skipped, self.empty_rows = found + skipped, skipped, stats.empty_rows
             if batch:
                 staging.add(batch)
                 staged += len(batch)

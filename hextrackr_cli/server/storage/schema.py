@@ -56,8 +56,8 @@ IMPORTS = Table("imports", (  # one line a column (see the module's docstring); 
     ("inserted", INT, "NOT NULL DEFAULT 0"),
     ("updated", INT, "NOT NULL DEFAULT 0"),
     ("resolved", INT, "NOT NULL DEFAULT 0"),
-    ("findings", INT, "NOT NULL DEFAULT 0"),  # findings read (vulnerabilities), kept and skipped
-    ("severities", TEXT, ""),  # JSON {"Critical": n, "High": n, "Medium": n, "Low": n, "Info": n} of those kept
+    ("findings", INT, "NOT NULL DEFAULT 0"),  # findings read (vulnerabilities), skipped ones included
+    ("severities", TEXT, ""),  # JSON {"Critical": n, "High": n, "Medium": n, "Low": n, "Info": n} of those read
     ("skipped", INT, "NOT NULL DEFAULT 0"),  # findings below --min-severity
     ("error", TEXT, ""),
     ("last_event", TEXT, ""),
