@@ -53,10 +53,11 @@ class LockRequest:
 
     path: str | None = None
     wait: float = 0.0
+    required: bool = True  # False: implied (sweep), so a platform without flock runs without it
 
     def lock(self, server: str, profile: str) -> "FileLock":
         path = Path(self.path) if self.path else default_lock_path(server, profile)
-        return FileLock(path, wait=self.wait)
+        return FileLock(path, wait=self.wait, required=self.required)
 
 
 def read_holder(path: Path) -> int | None:
@@ -76,10 +77,12 @@ class FileLock:
     the holder's PID. Not reentrant: a second FileLock on the same path in the same process is refused too.
     """
 
-    def __init__(self, path: Path | str, *, wait: float = 0.0, what: str = "another hextrackr run") -> None:
+    def __init__(self, path: Path | str, *, wait: float = 0.0, what: str = "another hextrackr run",
+                 required: bool = True) -> None:
         self.path = Path(path)
         self.wait = max(0.0, float(wait))
         self.what = what
+        self.required = required
         self._fd: int | None = None
 
     @property
@@ -88,6 +91,8 @@ class FileLock:
 
     def acquire(self) -> "FileLock":
         if fcntl is None:  # pragma: no cover - Windows
+            if not self.required:  # an implied lock: Task Scheduler's "Do not start a new instance" does the job
+                return self
             raise UsageError(
                 "--lock needs flock(2), which this platform does not have",
                 hint="on Windows let Task Scheduler refuse overlapping runs: 'Do not start a new instance'",

@@ -91,6 +91,11 @@ EXAMPLES: list[tuple[str, str]] = [
         "HEXTRACKR_SERVER=https://hextrackr.example.org HEXTRACKR_TOKEN=$TOKEN hextrackr --output json import scan.csv > import.ndjson",
     ),
     ("Start an import and re-attach later:", "hextrackr import --detach scan.csv\nhextrackr watch SESSION_ID"),
+    ("In cron: skip an unchanged export, one run at a time, silent unless something failed, with a log "
+     "(docs/automation.md):",
+     "hextrackr --profile prod -qq --log-file ~/hextrackr.log import --if-changed --lock tenable_vulns.csv"),
+    ("Import whatever is dropped into a folder, moving each file after its import:",
+     "hextrackr sweep /srv/drop --done /srv/drop/done --failed /srv/drop/failed"),
     ("Store the server and token in the profile prod:", "hextrackr --profile prod login"),
     ("Install bash completion for the current user:", "hextrackr completion bash > ~/.local/share/bash-completion/completions/hextrackr"),
     ("Run the embedded server for a team:", "hextrackr serve --host 0.0.0.0 --port 8989"),

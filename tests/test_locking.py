@@ -125,3 +125,25 @@ def test_unopenable_lock_path_is_a_usage_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(UsageError, match="cannot open lock file"):
         FileLock(blocker / "run.lock").acquire()
+
+
+def test_a_file_that_is_not_a_lock_file_is_never_truncated(tmp_path: Path) -> None:
+    from hextrackr_cli.errors import UsageError
+
+    scan = tmp_path / "scan.csv"
+    scan.write_text("hostname,cve\nweb01,CVE-2024-0001\n")
+    with pytest.raises(UsageError, match="is not a lock file"):
+        FileLock(scan).acquire()
+    assert scan.read_text() == "hostname,cve\nweb01,CVE-2024-0001\n"
+
+
+def test_without_flock_an_asked_lock_is_refused_and_an_implied_one_is_skipped(tmp_path: Path, monkeypatch) -> None:
+    import hextrackr_cli.locking as locking
+    from hextrackr_cli.errors import UsageError
+    from hextrackr_cli.locking import LockRequest
+
+    monkeypatch.setattr(locking, "fcntl", None)  # as on Windows
+    with pytest.raises(UsageError, match="flock"):
+        LockRequest(path=str(tmp_path / "a.lock")).lock("http://127.0.0.1:1", "p").acquire()
+    with LockRequest(path=str(tmp_path / "b.lock"), required=False).lock("http://127.0.0.1:1", "p") as lock:
+        assert not lock.held

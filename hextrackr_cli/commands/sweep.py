@@ -187,7 +187,7 @@ def run_sweep(settings: Settings, sweep: SweepOptions, options: ImportOptions = 
         with logged_errors(renderer):
             sweep.check()
             options.check(settings, [str(sweep.folder)])
-            with held(settings, lock or LockRequest()):  # implied: one sweep per server and profile
+            with held(settings, lock or LockRequest(required=False)):  # implied: one sweep per server and profile
                 conn = connect(settings, _notice_fn(renderer), options.timeout)
                 try:
                     s = Sweep(settings, sweep, options, renderer, conn)
