@@ -26,6 +26,7 @@ Exit status:
   3    server unreachable, or the watch broke and could not be recovered
   4    authentication or authorization refused
   5    --timeout reached; the import keeps running (re-attach with `hextrackr watch ID`)
+  7    the import ended, but the server no longer tells how (HexTrackr 1.1.x forgets finished sessions)
   75   another run holds the lock (--lock); nothing was done (EX_TEMPFAIL)
   130  interrupted by Ctrl-C (the message says whether the server confirmed the cancel)
 """
@@ -132,6 +133,7 @@ def lock_request(lock: str | None, lock_wait: float | None) -> Any:
 @click.option("--if-changed", is_flag=True, default=None, help="Skip a file whose content already completed an import on this server (exit 0). [profile: if_changed]")
 @click.option("--force", is_flag=True, help="Import even when --if-changed (or the profile) would skip.")
 @lock_options
+@click.option("--no-lock", is_flag=True, help="HexTrackr 1.1.x: do not wait for another import into the same server from this machine (two at once lose data there).")
 @pass_obj
 def import_cmd(obj: Obj, files: tuple[str, ...], poll_interval: float | None, log_interval: float | None,
                if_changed: bool | None, force: bool, lock: str | None, lock_wait: float | None, **opts: Any) -> int:

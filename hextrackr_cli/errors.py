@@ -18,6 +18,7 @@ class ExitStatus(enum.IntEnum):
     CONNECTION = 3  # server unreachable / watch broke and could not be recovered
     AUTH = 4  # authentication or authorization refused
     TIMEOUT = 5  # --timeout reached; the import keeps running on the server
+    OUTCOME_UNKNOWN = 7  # the import ended, but the server (HexTrackr 1.1.x) no longer tells how
     TEMPFAIL = 75  # EX_TEMPFAIL (sysexits.h): another run holds the lock (--lock); nothing was done
     INTERRUPTED = 130  # Ctrl-C
 

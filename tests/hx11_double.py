@@ -7,8 +7,10 @@ express-session + csurf + multer + express-rate-limit + Socket.io 4 behind a TLS
 - ``POST /api/auth/login`` (JSON): 200 + ``Set-Cookie: hextrackr.sid=…; HttpOnly; Secure; SameSite=Lax`` only
   when the request carries ``X-Forwarded-Proto: https`` (the server trusts its proxy); over plain http without
   it: 200 success and **no** cookie. Bad password: 401.
+- ``GET /health`` (public, outside ``/api/``) → ``{"status":"ok","db":true,"uptime":<s>}``: no dialect, no version.
 - ``GET /api/auth/csrf`` → ``{"success":true,"csrfToken":…}`` (public: without the cookie the token is bound to
-  no session and useless); ``GET /api/auth/status`` (public) → ``{"success":true,"authenticated":…}``;
+  no session and useless); ``GET /api/auth/status`` (public) nests its answer:
+  ``{"success":true,"data":{"authenticated":false}}`` / ``{"success":true,"data":{"authenticated":true,"user":…}}``;
   every POST but the login needs ``x-csrf-token``;
   missing/invalid token, wrong MIME and wrong upload field name all answer 500 ``Internal server error``.
 - API calls without the cookie: 401 ``{"error":"Authentication required","authenticated":false}``.
@@ -26,9 +28,16 @@ express-session + csurf + multer + express-rate-limit + Socket.io 4 behind a TLS
   in-flight progress polls are reset (TCP RST).
 - ``GET /api/import/progress/<id>``: 404 until the upload is received, deleted ``complete_retention`` s after
   completion (5 s in production) and ``error_retention`` s after an error (10 s).
-- ``GET /api/imports`` history ``{"success":true,"data":[…]}``, newest first.
-- Rate limit on ``/api/``: ``rate_limit`` requests per ``rate_window`` s per client (60 per 15 min in
-  production) → 429 with ``Retry-After``.
+- ``GET /api/imports`` **always 500** (``importService.getImportHistory is not a function`` on 1.1.12;
+  ``history_route=True`` models a build where it works: ``{"success":true,"data":[…]}``, newest first).
+- ``GET /api/vulnerabilities/last-import`` → ``{"lastImport","rowCount","vendor","filename"}`` of the newest
+  import record (written once parsing is done, whatever the outcome; ``{"lastImport":null,"rowCount":0}``).
+- Rate limit on ``/api/``: ``rate_limit`` requests per ``rate_window`` s per client, keyed on the first
+  ``X-Forwarded-For`` address when present (``trust proxy``), else the peer (60 per 15 min in production);
+  every ``/api/`` answer carries ``RateLimit-Policy/Limit/Remaining/Reset``; past the limit 429 with
+  ``Retry-After``. A POST refused by the CSRF check (which runs first) is not counted.
+- Two imports at once lose data (1.1.12 measured 190 + 529 records missing): while another import runs, an
+  import stores only part of its records (``lost_records`` counts them) and still says it completed.
 - Unknown routes: Express's HTML 404 page. No cancel, anywhere.
 
 Use::
@@ -74,6 +83,9 @@ INTERNAL_ERROR = {"success": False, "error": "Internal server error"}
 AUTH_REQUIRED = {"error": "Authentication required", "authenticated": False}
 BAD_HANDSHAKE = {"code": 3, "message": "Bad request"}
 RATE_LIMITED = {"error": "Too many requests from this IP, please try again later."}
+HISTORY_BROKEN = {"success": False, "error": "Failed to fetch import history",
+                  "details": "importService.getImportHistory is not a function"}
+PUBLIC_AUTH_PATHS = ("/api/auth/login", "/api/auth/csrf", "/api/auth/status")
 STALL_RESET_WINDOW = 0.5  # s after a stall during which progress polls are reset
 
 # Production values, overridable per double.
@@ -192,7 +204,9 @@ class HX11Double:
       tls: (certfile, keyfile) to serve https directly (then the connection itself is "secure");
       summary_bytes: pad metadata.importSummary to at least this size (the real one can be ~70 KB);
       trust_proxy: False models a server whose proxy trust is misconfigured (never sets the cookie over http);
-      auth_status_route: False models a 1.1 build without the public /api/auth/status (Express 404 page there).
+      auth_status_route: False models a 1.1 build without the public /api/auth/status (Express 404 page there);
+      history_route: True models a 1.1 build whose /api/imports works (1.1.12's always answers 500);
+      concurrent_loss: share of an import's records lost while another import runs (1.1.12: ~2-5 %).
     """
 
     def __init__(
@@ -214,6 +228,8 @@ class HX11Double:
         summary_bytes: int = 0,
         tls: tuple[str, str] | None = None,
         auth_status_route: bool = True,
+        history_route: bool = False,
+        concurrent_loss: float = 0.04,
     ) -> None:
         self.users = dict(users if users is not None else {"admin": "hextrackr-test"})
         self.step_delay = step_delay
@@ -231,6 +247,12 @@ class HX11Double:
         self.summary_bytes = summary_bytes
         self.tls = tls
         self.auth_status_route = auth_status_route
+        self.history_route = history_route
+        self.concurrent_loss = concurrent_loss
+        self.started_at = time.monotonic()
+        self.running_imports = 0
+        self.lost_records = 0
+        self.rate_seen: dict[str, int] = {}  # rate-limit key -> requests counted (tests read it)
 
         self.url = ""
         self.port = 0
@@ -426,14 +448,31 @@ class HX11Double:
     # ------------------------------------------------------------------ HTTP routes
     async def _http(self, req: Request, send: Any) -> int:
         m, p = req.method, req.path
-        if p.startswith("/api/") and self.rate_limit is not None:
-            retry = self._rate_check(req.client_ip)
+        if m == "GET" and p == "/health":
+            return await _send_json(send, 200, {"status": "ok", "db": True,
+                                                "uptime": round(time.monotonic() - self.started_at, 6)})
+        csrf_refused = (m == "POST" and p.startswith("/api/") and p not in PUBLIC_AUTH_PATHS
+                        and not self._csrf_ok(req.headers))
+        if p.startswith("/api/") and self.rate_limit is not None and not csrf_refused:
+            key = _rate_key(req)
+            retry, remaining, reset = self._rate_check(key)
+            rate_headers = [(b"ratelimit-policy", f"{self.rate_limit};w={int(self.rate_window)}".encode()),
+                            (b"ratelimit-limit", str(self.rate_limit).encode()),
+                            (b"ratelimit-remaining", str(remaining).encode()),
+                            (b"ratelimit-reset", str(reset).encode())]
+            inner = send
+
+            async def send(message: dict[str, Any]) -> None:  # every /api/ answer carries the RateLimit-* headers
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": list(message.get("headers", [])) + rate_headers}
+                await inner(message)
+
             if retry is not None:
-                return await _send_json(
-                    send, 429, RATE_LIMITED,
-                    extra=[("Retry-After", str(retry)), ("RateLimit-Limit", str(self.rate_limit)),
-                           ("RateLimit-Remaining", "0"), ("RateLimit-Reset", str(retry))],
-                )
+                await req.body()
+                return await _send_json(send, 429, RATE_LIMITED, extra=[("Retry-After", str(retry))])
+        if csrf_refused:  # csrf-sync runs before the limiter and the routes' requireAuth
+            await req.body()
+            return await _send_json(send, 500, INTERNAL_ERROR)
         if m == "POST" and p == "/api/auth/login":
             return await self._login(req, send)
         if m == "POST" and p == "/api/auth/logout":
@@ -444,12 +483,14 @@ class HX11Double:
                 # Public route: without a session the token is bound to nothing and no POST accepts it.
                 return await _send_json(send, 200, {"success": True, "csrfToken": secrets.token_hex(16)})
             return await self._csrf(req, send, auth)
-        if m == "GET" and p == "/api/auth/status" and self.auth_status_route:  # public
+        if m == "GET" and p == "/api/auth/status" and self.auth_status_route:  # public, nested under "data"
             auth = self._authenticated(req.headers)
             if auth is None:
-                return await _send_json(send, 200, {"success": True, "authenticated": False})
-            return await _send_json(send, 200, {"success": True, "authenticated": True,
-                                                 "user": {"username": auth["user"], "role": "admin"}})
+                return await _send_json(send, 200, {"success": True, "data": {"authenticated": False}})
+            return await _send_json(send, 200, {"success": True, "data": {
+                "authenticated": True, "user": {"username": auth["user"], "role": "admin"}}})
+        if m == "GET" and p == "/api/vulnerabilities/last-import":
+            return await self._protected(req, send, self._last_import)
         if m == "POST" and p == "/api/vulnerabilities/import-staging":
             return await self._protected(req, send, self._import_staging, post=True)
         if m == "POST" and p in ("/api/vulnerabilities/import", "/api/import"):
@@ -463,16 +504,22 @@ class HX11Double:
                            extra=[("Content-Security-Policy", "default-src 'none'"),
                                   ("X-Content-Type-Options", "nosniff")])
 
-    def _rate_check(self, ip: str) -> int | None:
+    def _rate_check(self, key: str) -> tuple[int | None, int, int]:
+        """Count one request of ``key``: (Retry-After seconds past the limit else None, remaining, reset s)."""
         now = time.monotonic()
-        start, count = self._rate.get(ip, (now, 0))
+        start, count = self._rate.get(key, (now, 0))
         if now - start >= self.rate_window:
             start, count = now, 0
         count += 1
-        self._rate[ip] = (start, count)
-        if count > (self.rate_limit or 0):
-            return max(1, math.ceil(self.rate_window - (now - start)))
-        return None
+        self._rate[key] = (start, count)
+        self.rate_seen[key] = self.rate_seen.get(key, 0) + 1
+        reset = max(1, math.ceil(self.rate_window - (now - start)))
+        limit = self.rate_limit or 0
+        return (reset if count > limit else None), max(0, limit - count), reset
+
+    def _csrf_ok(self, headers: dict[str, str]) -> bool:
+        auth = self._authenticated(headers)
+        return auth is not None and headers.get("x-csrf-token") == auth["csrf"]
 
     async def _protected(self, req: Request, send: Any, handler: Any, post: bool = False) -> int:
         auth = self._authenticated(req.headers)
@@ -519,8 +566,18 @@ class HX11Double:
         return await _send_json(send, 500, INTERNAL_ERROR)
 
     async def _imports(self, req: Request, send: Any, auth: dict[str, Any]) -> int:
+        if not self.history_route:
+            return await _send_json(send, 500, HISTORY_BROKEN)
         rows = sorted(self.history, key=lambda r: r["id"], reverse=True)
         return await _send_json(send, 200, {"success": True, "data": rows})
+
+    async def _last_import(self, req: Request, send: Any, auth: dict[str, Any]) -> int:
+        if not self.history:
+            return await _send_json(send, 200, {"lastImport": None, "rowCount": 0})
+        row = max(self.history, key=lambda r: (r["import_date"], r["id"]))
+        return await _send_json(send, 200, {"lastImport": row["scan_date"] or row["import_date"][:10],
+                                            "rowCount": row["row_count"] or 0, "vendor": row["vendor"],
+                                            "filename": row["filename"]})
 
     async def _progress(self, req: Request, send: Any, auth: dict[str, Any]) -> int:
         if self._stall_ended is not None and time.monotonic() - self._stall_ended < STALL_RESET_WINDOW:
@@ -677,6 +734,7 @@ class HX11Double:
     async def _run_import(self, tracked: Tracked, upload: Upload, user: str) -> None:
         started = time.monotonic()
         record: dict[str, Any] | None = None
+        self.running_imports += 1
         try:
             await asyncio.sleep(self.step_delay)
             header, rows = _read_csv(upload.path or "")
@@ -696,6 +754,8 @@ class HX11Double:
                              insertedCount=n)
             await self._step(tracked, 65, "Processing staging data to final tables...", currentStep=3)
             inserted, updated, resolved = self._apply(header, rows, tracked.metadata["vendor"])
+            if self.running_imports > 1 and self.concurrent_loss > 0:  # 1.1.12 loses records when two run at once
+                self._lose(max(1, int(inserted * self.concurrent_loss)))
             await self._step(tracked, 70, f"Identified {inserted} new and {updated} existing vulnerabilities",
                              currentStep=3, processedCount=0)
             for b in range(1, batches + 1):
@@ -733,7 +793,14 @@ class HX11Double:
             })
             self._forget_later(tracked.session_id, self.error_retention)
         finally:
+            self.running_imports -= 1
             _unlink(upload.path)
+
+    def _lose(self, n: int) -> None:
+        """Drop ``n`` stored vulnerabilities, as 1.1.12's interleaved staging/processing does."""
+        for key in list(self._current)[:n]:
+            del self._current[key]
+        self.lost_records += n
 
     def _forget_later(self, session_id: str, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -821,6 +888,12 @@ class HX11Double:
 
 class _ImportError(Exception):
     pass
+
+
+def _rate_key(req: Request) -> str:
+    """What express-rate-limit keys on with ``trust proxy``: the first X-Forwarded-For address, else the peer."""
+    forwarded = req.headers.get("x-forwarded-for", "").split(",")[0].strip()
+    return forwarded or req.client_ip
 
 
 def scope_is_tls(scope: dict[str, Any]) -> bool:

@@ -51,15 +51,31 @@ def wait_status(hx: HX11Double, sid: str, status: str) -> None:
 
 
 # --------------------------------------------------------------------------- login
-def test_login_over_plain_http_retries_with_forwarded_proto_and_keeps_the_secure_cookie(hx):
+def test_login_over_plain_http_says_forwarded_proto_at_once_and_keeps_the_secure_cookie(hx):
+    before = len([e for e in hx.request_log if e[1] == "/api/auth/login"])
     with Hx11Api(hx.url) as api:
         user = api.login("admin", PASSWORD)
         assert user["username"] == "admin"
         assert api.forwarded_proto is True and api.cookie
-        logins = [e for e in hx.request_log if e[1] == "/api/auth/login"][-2:]
-        assert [s for _, _, s in logins] == [200, 200]  # first without the header: no cookie; then with it
+        logins = [e for e in hx.request_log if e[1] == "/api/auth/login"][before:]
+        assert [s for _, _, s in logins] == [200]  # one login: X-Forwarded-Proto: https from the start
         # the Secure cookie goes back explicitly over http
         assert len(api.csrf()) == 32
+
+
+def test_a_session_the_client_created_is_logged_out_on_close_unless_kept():
+    with HX11Double(rate_limit=None) as hx2:
+        with Hx11Api(hx2.url) as api:
+            api.login("admin", PASSWORD)
+        assert ("POST", "/api/auth/logout", 200) in hx2.request_log and not hx2._auth
+        with Hx11Api(hx2.url) as kept:
+            kept.keep_session = True
+            kept.login("admin", PASSWORD)
+            cookie = kept.cookie
+        assert len(hx2._auth) == 1
+        with Hx11Api(hx2.url, cookie=cookie) as reused:
+            assert reused.check_session() is True
+        assert len(hx2._auth) == 1  # a saved cookie is never logged out by the commands that use it
 
 
 def test_login_bad_password_is_auth_error_exit_4_without_echoing_the_password(hx):
@@ -93,12 +109,13 @@ def test_probe_recognises_a_hextrackr_11_server_and_not_an_html_site(hx):
         assert other.probe() is False
 
 
-def test_probe_without_the_auth_status_route_uses_the_documented_401():
-    """A 1.1 build without /api/auth/status is still recognised: an API call without the cookie gets the
-    documented 401 {"error":"Authentication required","authenticated":false}."""
+def test_probe_spends_one_request_and_reads_the_nested_auth_status():
     with HX11Double(rate_limit=None, auth_status_route=False) as bare, Hx11Api(bare.url) as api:
-        assert api.probe() is True
-        assert ("GET", "/api/auth/status", 404) in bare.request_log and ("GET", "/api/imports", 401) in bare.request_log
+        assert api.probe() is False and api.api_requests == 1
+        assert [p for _, p, _ in bare.request_log] == ["/api/auth/status"]  # no second probe of /api/imports
+    with HX11Double() as hx2, Hx11Api(hx2.url) as api:
+        assert api.auth_status() == {"authenticated": False}
+        assert (api.rate_limit, api.rate_remaining) == (60, 59)
 
 
 def test_401_authentication_required_maps_to_auth_error_saying_to_log_in_again(hx):
@@ -154,9 +171,9 @@ def test_upload_can_be_aborted_before_the_server_answers(hx, api, tmp_path):
 
 def test_html_404_is_explained_as_a_missing_route(hx, api):
     with Hx11Api(hx.url + "/hextrackr", cookie=api.cookie) as wrong, pytest.raises(ServerError) as info:
-        wrong.imports()
+        wrong.last_import()
     assert "HTML" in str(info.value) and "no such route" in str(info.value)
-    assert "Cannot GET /hextrackr/api/imports" in str(info.value)
+    assert "Cannot GET /hextrackr/api/vulnerabilities/last-import" in str(info.value)
 
 
 def test_unreachable_server_is_exit_3():
@@ -185,38 +202,39 @@ def test_poll_is_typed_not_found_before_upload_ok_while_known_and_not_found_afte
         assert hx2.wait_for(lambda: sid not in hx2.sessions)
         gone = api.progress(sid)
         assert gone.status == hx11_api.POLL_NOT_FOUND and t.not_found() == hx11.GONE
-        verdict = hx11.decide_from_history(api.imports(), filename="tenable_scan.csv",
-                                           not_before_ms=time.time() * 1000 - 60_000)
-        assert verdict.outcome == hx11.HISTORY_COMPLETED and verdict.summary["rows"] == 40
+        assert api.last_import()["filename"] == "tenable_scan.csv" and api.last_import()["rowCount"] == 40
 
 
-def test_poll_rate_limited_returns_retry_after_and_other_calls_raise_rate_limited():
-    with HX11Double(rate_limit=4, rate_window=300) as hx2, Hx11Api(hx2.url) as api:
-        api.login("admin", PASSWORD)  # 2 requests (plain, then with X-Forwarded-Proto)
+def test_poll_rate_limited_returns_retry_after_and_other_calls_raise_rate_limited_past_the_deadline():
+    with HX11Double(rate_limit=3, rate_window=300) as hx2, Hx11Api(hx2.url) as api:
+        api.login("admin", PASSWORD)  # 1 request
         sid = str(uuid.uuid4())
         assert api.progress(sid).status == hx11_api.POLL_NOT_FOUND
         assert api.progress(sid).status == hx11_api.POLL_NOT_FOUND
+        assert api.rate_remaining == 0 and api.api_requests == 3
         limited = api.progress(sid)
         assert limited.status == hx11_api.POLL_RATE_LIMITED and 0 < limited.retry_after <= 300
+        api.deadline = time.monotonic() + 5  # Retry-After is beyond it: refused at once, exit 5 (never 1)
         with pytest.raises(RateLimited) as info:
-            api.imports()
+            api.last_import()
+        api.keep_session = True  # no logout through the closed window
     assert 0 < info.value.retry_after <= 300 and "retry in" in str(info.value)
+    assert info.value.exit_status == ExitStatus.TIMEOUT
 
 
-def test_rate_limited_poll_is_waited_out_within_the_deadline_and_given_up_beyond_it():
-    with HX11Double(rate_limit=3, rate_window=1.5) as hx2, Hx11Api(hx2.url) as api:
-        api.login("admin", PASSWORD)  # 2 of the 3 requests
-        sid = str(uuid.uuid4())
-        assert api.progress(sid).status == hx11_api.POLL_NOT_FOUND
-        short = api.progress_within_limits(sid, deadline=time.monotonic() + 0.2)
-        assert short.status == hx11_api.POLL_RATE_LIMITED  # Retry-After is beyond the deadline: not waited
-        waited = api.progress_within_limits(sid, deadline=time.monotonic() + 30)
-        assert waited.status == hx11_api.POLL_NOT_FOUND
-        stop = threading.Event()
-        stop.set()
-        for _ in range(3):
-            api.progress(sid)
-        assert api.progress_within_limits(sid, abort=stop).status == hx11_api.POLL_RATE_LIMITED
+def test_a_429_is_waited_out_within_the_deadline_and_said(scan):
+    """Login, CSRF and even the upload: a 429 comes before the route runs, so it is waited out and repeated."""
+    with HX11Double(rate_limit=2, rate_window=1.5, step_delay=0.002) as hx2, Hx11Api(hx2.url) as api:
+        said: list[str] = []
+        api.on_wait, api.deadline = said.append, time.monotonic() + 30
+        api.login("admin", PASSWORD)
+        api.csrf()
+        started = time.monotonic()
+        answer = api.upload(scan, session_id=str(uuid.uuid4()))  # the third request of the window: 429, waited
+        assert answer["success"] is True and time.monotonic() - started >= 1.0
+        assert said and "rate limit" in said[0] and "Retry-After" in said[0]
+        assert [s for m, p, s in hx2.request_log if p.endswith("import-staging")] == [429, 200]
+        api.keep_session = True
 
 
 def test_poll_reset_during_a_server_stall_is_a_typed_reset_not_a_failure(scan):
@@ -232,15 +250,26 @@ def test_poll_reset_during_a_server_stall_is_a_typed_reset_not_a_failure(scan):
         assert api.progress(sid).status == hx11_api.POLL_OK
 
 
-def test_imports_history_in_seed_shape_with_raw_rows(hx, api, scan):
+def test_imports_falls_back_to_the_last_import_marked_as_such(hx, api, scan):
     sid = str(uuid.uuid4())
     api.upload(scan, session_id=sid, vendor="tenable", scan_date="2025-11-21")
     wait_status(hx, sid, "completed")
     body = api.imports()
-    assert body["total"] == len(body["data"]) >= 1
+    assert body["lastImportOnly"] is True and "500" in body["historyError"] and body["total"] == 1
     rec = body["imports"][0]
     assert (rec["filename"], rec["scanDate"], rec["rows"], rec["status"]) == ("tenable_scan.csv", "2025-11-21", 40,
-                                                                              "completed")
+                                                                              "unknown")
+
+
+def test_imports_history_in_seed_shape_where_the_route_works(scan):
+    with HX11Double(rate_limit=None, history_route=True, step_delay=0.002) as hx2, Hx11Api(hx2.url) as api:
+        api.login("admin", PASSWORD)
+        sid = str(uuid.uuid4())
+        api.upload(scan, session_id=sid, vendor="tenable", scan_date="2025-11-21")
+        wait_status(hx2, sid, "completed")
+        body = api.imports()
+        assert "lastImportOnly" not in body and body["total"] == len(body["data"]) == 1
+        assert (body["imports"][0]["rows"], body["imports"][0]["status"]) == (40, "completed")
 
 
 # --------------------------------------------------------------------------- socket.io

@@ -127,9 +127,22 @@ def test_polling_only_import_completes_and_says_so(double, scan, tmp_path):
     assert not any(path.startswith("/socket.io") for _, path, _ in hx.request_log)
 
 
-def test_late_completion_404_after_progress_is_decided_from_the_import_history(double, scan, tmp_path):
-    """The session is deleted right after it completes; the next poll gets 404 after progress was seen: the
-    outcome comes from /api/imports (the CLI says so), not a guess."""
+def test_forced_polling_sees_the_completion_within_the_real_5s_retention(double, scan, tmp_path):
+    """Case 1: the real retention (5 s after completion, 10 s after an error): the polls come close enough near
+    the end to see the completed state itself; /api/imports (always 500 on 1.1.12) is never asked."""
+    hx = double(step_delay=0.15)
+    r = run_cli(["--output", "plain", "import", "--transport", "polling", str(scan)], env_for(tmp_path, hx))
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    polls = [status for _, path, status in hx.request_log if path.startswith("/api/import/progress/")]
+    assert polls and set(polls) == {200}, polls
+    assert not any(path == "/api/imports" for _, path, _ in hx.request_log)
+    assert err.strip().splitlines()[-1].startswith("completed tenable_scan_2025-11-20.csv: 3,000 rows")
+
+
+def test_a_session_gone_within_10s_of_being_seen_running_completed(double, scan, tmp_path):
+    """The session vanishes right after it completes (a short retention): the 404 came less than 10 s after a
+    poll saw it running, and a failed session stays 10 s, so it completed; the CLI says how it knows."""
     hx = double(step_delay=0.03, complete_retention=0.05)
     r = run_cli(["--output", "plain", "import", "--transport", "polling", "--poll-interval", "2", str(scan)],
                 env_for(tmp_path, hx))
@@ -137,20 +150,23 @@ def test_late_completion_404_after_progress_is_decided_from_the_import_history(d
     assert r.returncode == 0, err
     polls = [status for method, path, status in hx.request_log if path.startswith("/api/import/progress/")]
     assert 200 in polls and polls[-1] == 404
-    assert ("GET", "/api/imports", 200) in hx.request_log
+    assert not any(path == "/api/imports" for _, path, _ in hx.request_log)
     last = err.strip().splitlines()[-1]
     assert last.startswith("completed tenable_scan_2025-11-20.csv: 3,000 rows"), last
-    assert "import history" in err and "import 1)" in last
+    assert "keeps a failed session 10s" in err and "import 1)" in last
 
 
-def test_late_failure_without_a_history_verdict_is_exit_3_not_a_guess(double, scan, tmp_path):
-    """A failed import leaves its history row without a processing time: after the 404 the CLI cannot know the
-    outcome, and says so (exit 3) instead of calling it a success or a failure."""
+def test_a_vanished_session_nothing_can_decide_is_exit_7_not_a_guess(double, scan, tmp_path):
+    """Polls 11 s apart (--poll-interval): the failed session is gone, more than 10 s after it was seen at
+    5-15 %; last-import names the file but cannot tell an outcome: "not known", exit 7 — not 0, not 1."""
     hx = double(step_delay=0.03, fail_at=90, error_retention=0.05)
-    r = run_cli(["import", "--transport", "polling", "--poll-interval", "2", str(scan)], env_for(tmp_path, hx))
+    r = run_cli(["import", "--transport", "polling", "--poll-interval", "11", str(scan)], env_for(tmp_path, hx),
+                timeout=60)
     err = r.stderr.decode()
-    assert r.returncode == 3, err
-    assert "how is not known" in err and "hextrackr imports" in err and "Traceback" not in err
+    assert r.returncode == 7, err
+    assert "how is not known" in err and "last-import shows tenable_scan_2025-11-20.csv" in err
+    assert "Traceback" not in err and "failed" not in err.splitlines()[-1].split(":")[0]
+    assert ("GET", "/api/vulnerabilities/last-import", 200) in hx.request_log
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
@@ -167,10 +183,10 @@ def test_multi_second_stall_is_not_a_failure(double, scan, tmp_path, transport):
     assert summary_of(r.stdout)["outcome"] == "completed"
 
 
-def test_rate_limit_429_is_honoured_and_the_import_still_succeeds(double, scan, tmp_path):
-    """Six /api/ requests per 3 s: login, CSRF and the upload use five; the polls then hit 429, wait out its
-    Retry-After (one 429 only: no hammering) and the import completes."""
-    hx = double(rate_limit=6, rate_window=3.0, step_delay=0.1, complete_retention=30)
+def test_rate_limit_429_on_a_poll_is_honoured_and_the_import_still_succeeds(double, scan, tmp_path):
+    """Four /api/ requests per 6 s: login, CSRF, upload and a first poll use them; the next poll gets 429,
+    waits out its Retry-After (one 429 only: no hammering) and the import completes."""
+    hx = double(rate_limit=4, rate_window=6.0, step_delay=0.1, complete_retention=30)
     r = run_cli(["--output", "plain", "import", "--transport", "polling", "--poll-interval", "0.1", str(scan)],
                 env_for(tmp_path, hx))
     err = r.stderr.decode()
@@ -179,6 +195,31 @@ def test_rate_limit_429_is_honoured_and_the_import_still_succeeds(double, scan, 
     assert len(refused) == 1 and refused[0].startswith("/api/import/progress/"), hx.request_log
     assert "rate limit" in err
     assert err.strip().splitlines()[-1].startswith("completed ")
+
+
+def _spend(hx: HX11Double, n: int) -> None:
+    import requests
+
+    for _ in range(n):
+        requests.get(hx.url + "/api/auth/status", timeout=5)
+
+
+def test_a_429_at_the_start_is_waited_out_within_timeout_and_said_on_stderr(double, scan, tmp_path):
+    """Case 3: the window's budget is spent before the command starts: the login's 429 is waited out (said
+    on stderr), the import completes; with a --timeout shorter than Retry-After it is exit 5 at once, never 1."""
+    hx = double(rate_limit=3, rate_window=4.0)
+    _spend(hx, 3)
+    started = time.monotonic()
+    r = run_cli(["--output", "json", "import", "--timeout", "60", str(scan)], env_for(tmp_path, hx))
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "rate limit was reached (POST /api/auth/login)" in err and "Retry-After" in err
+    assert time.monotonic() - started >= 2.0 and summary_of(r.stdout)["outcome"] == "completed"
+    _spend(hx, 3)
+    r = run_cli(["import", "--timeout", "1", str(scan)], env_for(tmp_path, hx))
+    err = r.stderr.decode()
+    assert r.returncode == 5, err
+    assert "rate limit" in err and "import failed" not in err and len(hx.history) == 1
 
 
 def test_bad_password_exits_4_without_echoing_it(double, scan, tmp_path):
@@ -230,10 +271,28 @@ def test_password_from_stdin_and_a_saved_cookie_from_the_profile(double, scan, t
     config = tmp_path / "cfg" / "hextrackr" / "config.toml"
     assert config.stat().st_mode & 0o777 == 0o600 and "cookie" in config.read_text()
     env.pop("HEXTRACKR_USERNAME")
+    logins = sum(1 for _, p, _ in hx.request_log if p == "/api/auth/login")
     r = run_cli(["-v", "import", str(scan)], env)
     err = r.stderr.decode()
     assert r.returncode == 0, err
     assert "session cookie from profile 'default'" in err
+    assert sum(1 for _, p, _ in hx.request_log if p == "/api/auth/login") == logins  # no login: the cookie did
+    assert len(hx._auth) == 1  # the saved session is not logged out by the import
+
+
+def test_an_expired_saved_cookie_gives_way_to_the_password(double, scan, tmp_path):
+    """Case 2: the server no longer knows the saved session ({"data":{"authenticated":false}}): the password
+    takes over, and that new session is logged out at the end."""
+    hx = double()
+    env = env_for(tmp_path, hx)
+    r = run_cli(["--dialect", "hextrackr-1.1", "--username", USER, "login", "--save-cookie"], env)
+    assert r.returncode == 0, r.stderr.decode()
+    hx._auth.clear()  # the server forgot every session (restart, expiry)
+    r = run_cli(["-v", "import", str(scan)], env)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "has expired" in err and f"logged in as {USER}" in err
+    assert not hx._auth  # logged out again
 
 
 # --------------------------------------------------------------------------- Ctrl-C
@@ -284,17 +343,28 @@ def test_auto_picks_seed_for_the_embedded_server_and_hx11_for_the_double(double,
     hx = double()
     r = run_cli(["-v", "imports"], env_for(tmp_path, hx))
     assert r.returncode == 0, r.stderr.decode()
-    assert "dialect hextrackr-1.1 (detected: /api/auth/status answers like HexTrackr 1.1.x)" in r.stderr.decode()
+    assert "dialect hextrackr-1.1 (detected: its /health answers like HexTrackr 1.1.x" in r.stderr.decode()
     r = run_cli(["-v", "import", str(small_csv)], cli_env(tmp_path, server.url))
     assert r.returncode == 0, r.stderr.decode()
     assert "dialect seed (detected: its /health names the seed protocol)" in r.stderr.decode()
 
 
-def test_auto_recognises_a_11_build_without_auth_status_by_its_401(double, scan, tmp_path):
-    hx = double(auth_status_route=False)
-    r = run_cli(["-v", "import", str(scan)], env_for(tmp_path, hx))
-    assert r.returncode == 0, r.stderr.decode()
-    assert "dialect hextrackr-1.1 (detected: /api/imports refuses like HexTrackr 1.1.x" in r.stderr.decode()
+def test_an_import_spends_at_most_5_api_requests_and_logs_out(double, scan, tmp_path):
+    """Request budget (60 per 15 min on 1.1.12): detection by /health (outside /api/), one login (with
+    X-Forwarded-Proto from the start), CSRF, upload, logout: 4 over the websocket, 5 at most; no session left.
+    The summary's rows are the CSV rows, and "uploading N/N bytes" is said once."""
+    hx = double(rate_limit=60)
+    r = run_cli(["-v", "--output", "plain", "import", str(scan)], env_for(tmp_path, hx))
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    spent = sum(hx.rate_seen.values())
+    assert spent <= 5, hx.request_log
+    assert [p for _, p, _ in hx.request_log if p.startswith("/api/")] == [
+        "/api/auth/login", "/api/auth/csrf", "/api/vulnerabilities/import-staging", "/api/auth/logout"]
+    assert not hx._auth
+    size = scan.stat().st_size
+    assert len(re.findall(r"uploading ([\d,]+)/\1 bytes", err)) == 1, err
+    assert size > 0 and "3,000 rows" in err.strip().splitlines()[-1]
 
 
 def test_a_wrong_forced_dialect_fails_at_once_with_the_right_one_named(double, server, scan, tmp_path):
@@ -303,7 +373,7 @@ def test_a_wrong_forced_dialect_fails_at_once_with_the_right_one_named(double, s
     r = run_cli(["--dialect", "seed", "import", str(scan)], env_for(tmp_path, hx), timeout=30)
     assert r.returncode == 2, r.stderr.decode()
     assert "HexTrackr 1.1.x server" in r.stderr.decode() and "--dialect hextrackr-1.1" in r.stderr.decode()
-    assert not any(path == "/api/auth/login" for _, path, _ in hx.request_log)  # no credentials sent
+    assert not any(path.startswith("/api/") for _, path, _ in hx.request_log)  # no credential, no upload
     r = run_cli(["--dialect", "hextrackr-1.1", "import", str(scan)],
                 cli_env(tmp_path, server.url, HEXTRACKR_USERNAME=USER, HEXTRACKR_PASSWORD=PASSWORD), timeout=30)
     assert r.returncode == 2, r.stderr.decode()
@@ -340,8 +410,9 @@ def test_detach_then_watch_status_and_imports(double, tmp_path):
 
     hist = run_cli(["imports"], env)
     assert hist.returncode == 0, hist.stderr.decode()
-    row = hist.stdout.decode().splitlines()[1].split()
-    assert row[:2] == ["1", "completed"] and "tenable_big.csv" in row and "20,000" in row
+    row = hist.stdout.decode().splitlines()[1]
+    assert row.split()[:2] == ["last", "import"] and "tenable_big.csv" in row and "20,000" in row
+    assert "showing its last import only" in hist.stderr.decode()
 
 
 def test_watch_of_a_session_the_server_forgot_says_why(double, tmp_path):
@@ -349,9 +420,12 @@ def test_watch_of_a_session_the_server_forgot_says_why(double, tmp_path):
     sid = str(uuid.uuid4())
     r = run_cli(["watch", sid], env_for(tmp_path, hx), timeout=30)
     err = r.stderr.decode()
-    assert r.returncode == 1, err
+    assert r.returncode == 7, err  # not 1: the import may well have completed
     assert "not known to the server" in err and "5 s after it completes" in err and "hextrackr imports" in err
+    assert "import failed" not in err
     assert sid in hx.joins  # joined (no answer comes for unknown ids), then one poll said 404
+    st = run_cli(["status", sid], env_for(tmp_path, hx), timeout=30)
+    assert st.returncode == 7 and "may have finished" in st.stderr.decode(), st.stderr.decode()
 
 
 def test_cancel_command_says_there_is_no_cancel(double, tmp_path):
@@ -373,3 +447,50 @@ def test_ca_bundle_is_honoured_even_when_requests_ca_bundle_is_set(double, scan,
         r = run_cli(["--ca-bundle", cert, "--output", "plain", "import", "--transport", transport, str(scan)], env)
         assert r.returncode == 0, r.stderr.decode()
         assert f"transport: {transport}" in r.stderr.decode()
+
+
+# --------------------------------------------------------------------------- one import at a time
+def test_a_second_import_into_the_same_server_waits_for_the_first_and_nothing_is_lost(double, tmp_path):
+    """Case 7: 1.1.12 loses records when two imports run at once; from one machine the second waits (saying
+    why) and both complete whole. --no-lock lets them overlap (and the double loses records, as 1.1.12 does)."""
+    hx = double(step_delay=0.05)
+    first, second = tmp_path / "tenable_a.csv", tmp_path / "tenable_b.csv"
+    first.write_text(csv_text(3000))
+    second.write_text(csv_text(500, start=5000))
+    env = env_for(tmp_path, hx)
+    a = spawn_cli(["--output", "plain", "import", str(first)], env)
+    assert hx.wait_for(lambda: hx.running_imports == 1, 20)
+    b = run_cli(["--output", "plain", "import", "--vendor", "qualys", str(second)], env, timeout=60)
+    a_out, a_err = a.communicate(timeout=60)
+    assert a.returncode == 0 and b.returncode == 0, (a_err.decode(), b.stderr.decode())
+    assert "waiting for another hextrackr import into" in b.stderr.decode()
+    assert "loses data when two imports run at once" in b.stderr.decode()
+    assert hx.lost_records == 0 and len(hx._current) == 3500
+
+
+def test_the_wait_for_the_other_import_is_bounded_by_timeout_exit_75(double, scan, tmp_path):
+    hx = double(step_delay=0.2)
+    env = env_for(tmp_path, hx)
+    a = spawn_cli(["--output", "plain", "import", str(scan)], env)
+    assert hx.wait_for(lambda: hx.running_imports == 1, 20)
+    b = run_cli(["import", "--timeout", "1", str(scan)], env, timeout=30)
+    err = b.stderr.decode()
+    assert b.returncode == 75, err
+    assert f"PID {a.pid}" in err and "nothing was sent" in err and len(hx.history) == 1
+    a.communicate(timeout=60)
+    assert a.returncode == 0
+
+
+def test_no_lock_runs_both_at_once(double, tmp_path):
+    hx = double(step_delay=0.1)
+    first, second = tmp_path / "tenable_a.csv", tmp_path / "tenable_b.csv"
+    first.write_text(csv_text(3000))
+    second.write_text(csv_text(500, start=5000))
+    env = env_for(tmp_path, hx)
+    a = spawn_cli(["import", "--no-lock", str(first)], env)
+    assert hx.wait_for(lambda: hx.running_imports == 1, 20)
+    b = run_cli(["import", "--no-lock", "--vendor", "qualys", str(second)], env, timeout=60)
+    a.communicate(timeout=60)
+    assert a.returncode == 0 and b.returncode == 0
+    assert "waiting for another" not in b.stderr.decode(), b.stderr.decode()
+    assert hx.lost_records > 0

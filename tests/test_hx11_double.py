@@ -138,9 +138,9 @@ def test_secure_cookie_is_not_sent_back_over_http_by_a_cookie_jar(hx):
     r = s.post(hx.url + "/api/auth/login", json={"username": "admin", "password": PASSWORD},
                headers={"X-Forwarded-Proto": "https"}, timeout=5)
     assert "hextrackr.sid" in s.cookies
-    assert s.get(hx.url + "/api/imports", timeout=5).status_code == 401
+    assert s.get(hx.url + "/api/vulnerabilities/last-import", timeout=5).status_code == 401
     explicit = {"Cookie": f"hextrackr.sid={r.cookies['hextrackr.sid']}"}
-    assert requests.get(hx.url + "/api/imports", headers=explicit, timeout=5).status_code == 200
+    assert requests.get(hx.url + "/api/vulnerabilities/last-import", headers=explicit, timeout=5).status_code == 200
 
 
 def test_csrf_endpoint_returns_hex_token_to_a_logged_in_client(hx):
@@ -157,10 +157,23 @@ def test_csrf_token_fetched_without_the_cookie_is_useless(hx):
     assert r.status_code == 500 and r.json()["error"] == "Internal server error"
 
 
-def test_auth_status_is_public_and_says_whether_the_cookie_is_a_session(hx):
-    assert requests.get(hx.url + "/api/auth/status", timeout=5).json() == {"success": True, "authenticated": False}
+def test_auth_status_is_public_and_nests_its_answer_under_data(hx):
+    """As 1.1.12 answers: {"success":true,"data":{"authenticated":…}} (no top-level "authenticated")."""
+    assert requests.get(hx.url + "/api/auth/status", timeout=5).json() == {"success": True,
+                                                                            "data": {"authenticated": False}}
     body = requests.get(hx.url + "/api/auth/status", headers=login(hx), timeout=5).json()
-    assert body["authenticated"] is True and body["user"]["username"] == "admin"
+    assert "authenticated" not in body
+    assert body["data"]["authenticated"] is True and body["data"]["user"]["username"] == "admin"
+
+
+def test_health_is_status_db_uptime_without_dialect_or_version_and_not_rate_limited():
+    with HX11Double(rate_limit=1) as hx2:
+        for _ in range(3):
+            r = requests.get(hx2.url + "/health", timeout=5)
+            assert r.status_code == 200 and "RateLimit-Remaining" not in r.headers
+        body = r.json()
+        assert set(body) == {"status", "db", "uptime"} and body["status"] == "ok" and body["db"] is True
+        assert isinstance(body["uptime"], float)
 
 
 def test_api_call_without_cookie_is_401_authentication_required(hx):
@@ -454,18 +467,37 @@ def test_failed_session_is_deleted_after_error_retention_not_complete_retention(
         assert hx2.wait_for(lambda: sid not in hx2.sessions, timeout=5)
 
 
-def test_imports_history_lists_the_import_newest_first(hx):
+def test_imports_history_always_answers_500_as_on_1_1_12(hx):
     headers = login(hx)
-    sid = str(uuid.uuid4())
-    upload(hx, headers, sid, files={"csvFile": ("history_probe.csv", csv_text(7), "text/csv")})
-    hx.wait_for(lambda: hx.sessions[sid].status == "completed")
-    body = requests.get(hx.url + "/api/imports", headers=headers, timeout=5).json()
-    assert body["success"] is True
-    ids = [row["id"] for row in body["data"]]
-    assert ids == sorted(ids, reverse=True)
-    row = next(r for r in body["data"] if r["filename"] == "history_probe.csv")
-    assert row["row_count"] == 7 and row["vendor"] == "tenable" and row["scan_date"] == "2025-11-20"
-    assert row["processing_time"] is not None
+    r = requests.get(hx.url + "/api/imports", headers=headers, timeout=5)
+    assert r.status_code == 500
+    assert r.json() == {"success": False, "error": "Failed to fetch import history",
+                        "details": "importService.getImportHistory is not a function"}
+
+
+def test_last_import_names_the_newest_import_record_in_csv_rows():
+    with HX11Double(step_delay=0.002, rate_limit=None) as hx2:
+        headers = login(hx2)
+        empty = requests.get(hx2.url + "/api/vulnerabilities/last-import", headers=headers, timeout=5).json()
+        assert empty == {"lastImport": None, "rowCount": 0}
+        for name, rows in (("first.csv", 3), ("history_probe.csv", 7)):
+            sid = str(uuid.uuid4())
+            upload(hx2, headers, sid, files={"csvFile": (name, csv_text(rows), "text/csv")})
+            hx2.wait_for(lambda: hx2.sessions[sid].status == "completed")
+        body = requests.get(hx2.url + "/api/vulnerabilities/last-import", headers=headers, timeout=5).json()
+        assert body == {"lastImport": "2025-11-20", "rowCount": 7, "vendor": "tenable",
+                        "filename": "history_probe.csv"}
+
+
+def test_a_working_history_route_can_be_modelled(hx):
+    with HX11Double(step_delay=0.002, rate_limit=None, history_route=True) as hx2:
+        headers = login(hx2)
+        sid = str(uuid.uuid4())
+        upload(hx2, headers, sid, files={"csvFile": ("history_probe.csv", csv_text(7), "text/csv")})
+        hx2.wait_for(lambda: hx2.sessions[sid].status == "completed")
+        body = requests.get(hx2.url + "/api/imports", headers=headers, timeout=5).json()
+        row = body["data"][0]
+        assert row["row_count"] == 7 and row["processing_time"] is not None
 
 
 def test_rate_limit_on_api_answers_429_with_retry_after():
@@ -476,6 +508,44 @@ def test_rate_limit_on_api_answers_429_with_retry_after():
         assert r.status_code == 429 and 0 < int(r.headers["Retry-After"]) <= 120
         assert requests.get(hx2.url + "/socket.io/", params={"EIO": "4", "transport": "polling"},
                             timeout=5).status_code == 400  # not under /api/
+
+
+def test_every_api_answer_carries_the_ratelimit_headers_keyed_on_x_forwarded_for():
+    with HX11Double(rate_limit=3, rate_window=900) as hx2:
+        seen = [requests.get(hx2.url + "/api/auth/status", timeout=5).headers for _ in range(2)]
+        assert [h["RateLimit-Remaining"] for h in seen] == ["2", "1"]
+        assert seen[0]["RateLimit-Limit"] == "3" and seen[0]["RateLimit-Policy"] == "3;w=900"
+        assert 0 < int(seen[0]["RateLimit-Reset"]) <= 900
+        other = requests.get(hx2.url + "/api/auth/status", headers={"X-Forwarded-For": "203.0.113.5, 10.0.0.1"},
+                             timeout=5)
+        assert other.headers["RateLimit-Remaining"] == "2"  # its own budget
+        assert requests.get(hx2.url + "/api/auth/status", timeout=5).headers["RateLimit-Remaining"] == "0"
+        assert requests.get(hx2.url + "/api/auth/status", timeout=5).status_code == 429
+
+
+def test_a_post_refused_by_the_csrf_check_is_not_counted():
+    """1.1.12 runs its CSRF check before the rate limiter: such a refusal carries no RateLimit headers."""
+    with HX11Double(rate_limit=10) as hx2:
+        r = requests.post(hx2.url + "/api/auth/logout", timeout=5)
+        assert r.status_code == 500 and "RateLimit-Remaining" not in r.headers
+        assert requests.get(hx2.url + "/api/auth/status", timeout=5).headers["RateLimit-Remaining"] == "9"
+
+
+def test_two_imports_at_once_lose_records_and_both_say_completed():
+    with HX11Double(step_delay=0.1, rate_limit=None) as hx2:
+        headers = login(hx2)
+        sids = [str(uuid.uuid4()), str(uuid.uuid4())]
+        upload(hx2, headers, sids[0], files={"csvFile": ("a.csv", csv_text(400), "text/csv")})
+        upload(hx2, headers, sids[1], files={"csvFile": ("b.csv", csv_text(100, start=1000), "text/csv")})
+        assert hx2.wait_for(lambda: all(hx2.sessions[s].status == "completed" for s in sids))
+        assert hx2.lost_records > 0
+        assert len(hx2._current) < 500 - hx2.lost_records + 1
+    with HX11Double(step_delay=0.002, rate_limit=None) as alone:
+        headers = login(alone)
+        sid = str(uuid.uuid4())
+        upload(alone, headers, sid, files={"csvFile": ("a.csv", csv_text(400), "text/csv")})
+        assert alone.wait_for(lambda: alone.sessions[sid].status == "completed")
+        assert alone.lost_records == 0 and len(alone._current) == 400
 
 
 def test_rate_limit_production_default_is_60_per_15_minutes():

@@ -38,13 +38,14 @@ import requests
 
 from hextrackr_cli import __version__, protocol
 from hextrackr_cli.client.api import UploadAborted, VerifyingSession as _Session
-from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerUnreachable, UsageError
+from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError, ServerUnreachable, UsageError
 
 COOKIE_NAME = "hextrackr.sid"
 PATH_LOGIN = "/api/auth/login"
 PATH_LOGOUT = "/api/auth/logout"
 PATH_CSRF = "/api/auth/csrf"
 PATH_STATUS = "/api/auth/status"
+PATH_LAST_IMPORT = "/api/vulnerabilities/last-import"
 USER_AGENT = f"hextrackr/{__version__}"
 INTERNAL_ERROR = "Internal server error"
 
@@ -58,7 +59,10 @@ CREDENTIALS_HINT = "check --username / HEXTRACKR_USERNAME and the password (HEXT
 
 
 class RateLimited(ServerError):
-    """429 from the server; ``retry_after`` is how long it asked us to wait (seconds)."""
+    """429 from the server that could not be waited out within ``--timeout``; ``retry_after`` is how long it
+    asked us to wait (seconds). Exit 5 (the time ran out), never 1: nothing failed on the server."""
+
+    exit_status = ExitStatus.TIMEOUT
 
     def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -135,6 +139,12 @@ def retry_after_seconds(resp: requests.Response | None, default: float) -> float
             return default
 
 
+def _reset_seconds(resp: requests.Response) -> float:
+    """``RateLimit-Reset`` (seconds until the window resets), else 60."""
+    value = resp.headers.get("RateLimit-Reset", "").strip()
+    return float(value) if value.isdigit() else 60.0
+
+
 def csv_upload_name(name: str) -> str:
     """The file name the 1.1 server accepts: base name ending in ``.csv``."""
     base = os.path.basename(name.replace("\\", "/")) or "upload.csv"
@@ -158,7 +168,7 @@ class _Reader:
             raise _Aborted()
         chunk = self._enc.read(size if size and size > 0 else 1 << 16)
         self.sent += len(chunk)
-        if self._on_progress is not None:
+        if self._on_progress is not None and chunk:  # the end is reported once, not again on each empty read
             now = time.monotonic()
             if now - self._last >= 0.1 or self.sent >= self.len:
                 self._last = now
@@ -193,6 +203,17 @@ class Hx11Api:
         self.csrf_token: str | None = None
         self.user: Mapping[str, Any] | None = None
         self.probe_reason = ""  # what made probe() say yes
+        # Rate limit (60 /api/ requests per 15 min in production): what we spent and what the server says is left.
+        self.api_requests = 0
+        self.rate_limit: int | None = None
+        self.rate_remaining: int | None = None
+        # A 429 is waited out (Retry-After) while time.monotonic() < deadline (None: no --timeout); on_wait says so.
+        self.deadline: float | None = None
+        self.on_wait: Callable[[str], None] | None = None
+        self.abort: threading.Event | None = None  # Ctrl-C ends a wait early
+        # A session this object logged in is logged out on close() unless keep_session (login --save-cookie).
+        self.keep_session = False
+        self._own_session = False
         self.session: requests.Session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
@@ -207,6 +228,16 @@ class Hx11Api:
         return self.base_url + path
 
     def close(self) -> None:
+        """Log out a session we created (unless ``keep_session``), then close the HTTP connections."""
+        if self._own_session and self.cookie and not self.keep_session:
+            deadline, self.deadline = self.deadline, time.monotonic()  # never wait out a 429 just to log out
+            try:
+                self.logout()
+            except HextrackrError:
+                pass
+            finally:
+                self.deadline = deadline
+        self._own_session = False
         self.session.close()
 
     def __enter__(self) -> "Hx11Api":
@@ -249,6 +280,38 @@ class Hx11Api:
             what = "the connection failed"
         return ServerUnreachable(f"cannot reach {self.base_url}: {what}",
                                  hint="is the server running? check --server / HEXTRACKR_SERVER")
+
+    def _send(self, method: str, path: str, *, wait_429: bool = True, **kwargs: Any) -> requests.Response:
+        """One HTTP request (exceptions from requests pass through). Counts the ``/api/`` requests, reads the
+        ``RateLimit-*`` headers, and (``wait_429``) waits out a 429's ``Retry-After`` while the deadline allows,
+        said through ``on_wait``; a 429 it cannot wait out is returned to the caller. express-rate-limit answers
+        429 before the route runs, so repeating the request starts nothing twice (a streamed upload body cannot
+        be repeated here: its 429 goes back to ``upload()``, which re-opens the file)."""
+        while True:
+            resp = self.session.request(method, self.url(path), timeout=self.timeout, **kwargs)
+            if path.startswith("/api/"):
+                self.api_requests += 1
+                for attr, header in (("rate_limit", "RateLimit-Limit"), ("rate_remaining", "RateLimit-Remaining")):
+                    value = resp.headers.get(header, "").strip()
+                    if value.isdigit():
+                        setattr(self, attr, int(value))
+            if resp.status_code != 429 or not wait_429 or isinstance(kwargs.get("data"), _Reader):
+                return resp
+            if not self.wait_out(retry_after_seconds(resp, _reset_seconds(resp)), f"{method} {path}"):
+                return resp
+
+    def wait_out(self, wait: float, what: str) -> bool:
+        """Wait ``wait`` seconds for the rate limit if the deadline allows (saying so); False when it does not
+        (or Ctrl-C ended the wait)."""
+        if self.deadline is not None and time.monotonic() + wait > self.deadline:
+            return False
+        if self.on_wait is not None:
+            self.on_wait(f"the server's rate limit was reached ({what}); waiting {wait:.0f}s as it asks "
+                         "(Retry-After)" + (", within --timeout" if self.deadline is not None else ""))
+        if self.abort is not None:
+            return not self.abort.wait(wait)
+        time.sleep(wait)
+        return True
 
     @staticmethod
     def _json_or_none(resp: requests.Response) -> Any:
@@ -321,8 +384,8 @@ class Hx11Api:
         while True:
             attempt += 1
             try:
-                resp = self.session.request(method, self.url(path), json=json_body, data=data,
-                                            headers=dict(headers or {}), params=params, timeout=self.timeout)
+                resp = self._send(method, path, json=json_body, data=data, headers=dict(headers or {}),
+                                  params=params)
             except _Aborted:
                 raise UploadAborted("upload aborted; nothing was imported") from None
             except requests.exceptions.SSLError as exc:
@@ -347,27 +410,26 @@ class Hx11Api:
 
     # ------------------------------------------------------------------ authentication
     def login(self, username: str, password: str) -> Mapping[str, Any]:
-        """Log in and keep the session cookie; returns the user object the server sent."""
+        """Log in and keep the session cookie; returns the user object the server sent.
+
+        Over plain http the request says ``X-Forwarded-Proto: https`` from the start: the server trusts its TLS
+        proxy and sets its Secure cookie only for "https" requests (one login, not two, of the rate limit)."""
         what = f"login as {username}"
-        for _ in range(2):
-            resp = self._call("POST", PATH_LOGIN, what=what, json_body={"username": username, "password": password})
-            body = self._json(resp, what)
-            if not isinstance(body, Mapping) or body.get("success") is False:
-                raise AuthError(f"{what}: the server did not accept the login", hint=self.credentials_hint)
-            value = _cookie_from(resp)
-            if value:
-                self.session.cookies.clear()  # the explicit header is what we send
-                self.set_cookie(value)
-                data = body.get("data")
-                user = data.get("user") if isinstance(data, Mapping) else None
-                self.user = user if isinstance(user, Mapping) else {"username": username}
-                return self.user
-            if self.plain_http and not self.forwarded_proto:
-                # The server trusts its TLS proxy: over plain http it only sets its Secure cookie when told
-                # the original request was https.
-                self._use_forwarded_proto()
-                continue
-            break
+        if self.plain_http and not self.forwarded_proto:
+            self._use_forwarded_proto()
+        resp = self._call("POST", PATH_LOGIN, what=what, json_body={"username": username, "password": password})
+        body = self._json(resp, what)
+        if not isinstance(body, Mapping) or body.get("success") is False:
+            raise AuthError(f"{what}: the server did not accept the login", hint=self.credentials_hint)
+        value = _cookie_from(resp)
+        if value:
+            self.session.cookies.clear()  # the explicit header is what we send
+            self.set_cookie(value)
+            self._own_session = True
+            data = body.get("data")
+            user = data.get("user") if isinstance(data, Mapping) else None
+            self.user = user if isinstance(user, Mapping) else {"username": username}
+            return self.user
         if self.plain_http:
             raise AuthError(
                 f"{what}: the server answered success but set no session cookie, even with X-Forwarded-Proto: https",
@@ -378,9 +440,11 @@ class Hx11Api:
                         hint="is a proxy stripping Set-Cookie? check the server's session configuration")
 
     def logout(self) -> None:
+        """End the server session (every login not logged out stays in the server's sessions store)."""
         try:
             self._call("POST", PATH_LOGOUT, what="logout", headers=self._post_headers())
         finally:
+            self._own_session = False
             self.forget_cookie()
 
     def csrf(self, refresh: bool = False) -> str:
@@ -400,48 +464,38 @@ class Hx11Api:
         return {"x-csrf-token": self.csrf()}
 
     def auth_status(self) -> Mapping[str, Any] | None:
-        """``GET /api/auth/status`` (public on 1.1): ``{"success", "authenticated", "user"?}``, or None when
-        the server has no such JSON route (then it is not a HexTrackr 1.1 server)."""
+        """``GET /api/auth/status`` (public on 1.1): ``{"authenticated": bool, "user"?: …}`` — 1.1.12 nests it,
+        ``{"success":true,"data":{"authenticated":…}}`` — or None when the answer is not that (no such route:
+        not a HexTrackr 1.1 server). A 429 it cannot wait out raises RateLimited."""
         try:
-            resp = self.session.get(self.url(PATH_STATUS), timeout=self.timeout)
+            resp = self._send("GET", PATH_STATUS)
         except requests.exceptions.RequestException as exc:
             raise self._unreachable(exc) from None
         if resp.status_code == 429:
             raise self._error_from(resp, "authentication status")
         body = self._json_or_none(resp)
-        if resp.status_code == 200 and isinstance(body, Mapping) and isinstance(body.get("authenticated"), bool):
-            return body
+        if resp.status_code != 200 or not isinstance(body, Mapping):
+            return None
+        data = body.get("data")
+        for candidate in (data, body):
+            if isinstance(candidate, Mapping) and isinstance(candidate.get("authenticated"), bool):
+                return candidate
         return None
 
     def probe(self) -> bool:
-        """True when the server answers like HexTrackr 1.1.x (for ``--dialect auto``): ``/api/auth/status``
-        says whether we are authenticated, or else (a server without that route) an API call without the cookie
-        is refused the documented 1.1 way, 401 ``{"authenticated": false}``. One request, two at most."""
+        """True when ``/api/auth/status`` answers like HexTrackr 1.1.x (for ``--dialect auto`` when ``/health``
+        did not tell). One request of the rate limit."""
         if self.auth_status() is not None:
             self.probe_reason = "/api/auth/status answers like HexTrackr 1.1.x"
-            return True
-        try:
-            resp = self.session.get(self.url(self.dialect.imports_path), timeout=self.timeout)
-        except requests.exceptions.RequestException as exc:
-            raise self._unreachable(exc) from None
-        body = self._json_or_none(resp)
-        if resp.status_code == 401 and isinstance(body, Mapping) and body.get("authenticated") is False:
-            self.probe_reason = "/api/imports refuses like HexTrackr 1.1.x (401, authenticated: false)"
             return True
         return False
 
     def check_session(self) -> bool:
-        """True if the cookie we hold is still a logged-in session."""
+        """True if the cookie we hold is still a logged-in session (one request: ``/api/auth/status``)."""
         if not self.cookie:
             return False
         status = self.auth_status()
-        if status is not None:
-            return bool(status.get("authenticated"))
-        try:
-            self._call("GET", self.dialect.imports_path, what="session check")
-        except AuthError:
-            return False
-        return True
+        return bool(status and status.get("authenticated"))
 
     # ------------------------------------------------------------------ import
     def upload(
@@ -490,7 +544,9 @@ class Hx11Api:
 
         name = csv_upload_name(filename)
         what = f"upload of {name}"
-        for attempt in (1, 2):
+        attempt = 0
+        while True:
+            attempt += 1
             fields: list[tuple[str, Any]] = []
             if vendor:
                 fields.append(("vendor", vendor))
@@ -504,8 +560,12 @@ class Hx11Api:
                 try:
                     resp = self._call("POST", self.dialect.import_path, what=what, data=_Reader(enc, on_progress, abort),
                                       headers=headers, resets=0)
+                except RateLimited as exc:
+                    if self.wait_out(exc.retry_after, f"POST {self.dialect.import_path}"):
+                        continue  # 429 comes before the upload route: nothing was started
+                    raise
                 except ServerError as exc:
-                    stale_token = attempt == 1 and INTERNAL_ERROR in exc.message and not isinstance(exc, RateLimited)
+                    stale_token = attempt == 1 and INTERNAL_ERROR in exc.message
                     if stale_token and self.csrf_token != self.csrf(refresh=True):
                         continue  # the token had changed: that was the problem
                     raise
@@ -518,7 +578,6 @@ class Hx11Api:
             if not isinstance(body, Mapping) or body.get("success") is False or not body.get("sessionId"):
                 raise ServerError(f"{what}: unexpected answer {_short(str(body))}")
             return dict(body)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def progress(self, session_id: str) -> PollResult:
         """One poll of ``/api/import/progress/<id>``; waiting (Retry-After, backoff) is the caller's job."""
@@ -527,7 +586,7 @@ class Hx11Api:
         path = self.dialect.progress_path.format(session_id=session_id)
         what = f"status of session {session_id}"
         try:
-            resp = self.session.get(self.url(path), timeout=self.timeout)
+            resp = self._send("GET", path, wait_429=False)
         except requests.exceptions.SSLError as exc:
             raise self._unreachable(exc) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
@@ -547,29 +606,33 @@ class Hx11Api:
                               detail=str(body.get("error")) if isinstance(body, Mapping) else "")
         raise self._error_from(resp, what)
 
-    def progress_within_limits(
-        self, session_id: str, *, deadline: float | None = None, abort: threading.Event | None = None
-    ) -> PollResult:
-        """``progress()``, but a 429 is waited out (its Retry-After) and retried while ``deadline``
-        (``time.monotonic()`` seconds) allows; ``abort`` (Ctrl-C) stops the wait. Returns the last result."""
-        while True:
-            result = self.progress(session_id)
-            if result.status != POLL_RATE_LIMITED:
-                return result
-            wait = result.retry_after if result.retry_after is not None else 60.0
-            if deadline is not None and time.monotonic() + wait > deadline:
-                return result
-            if abort is not None:
-                if abort.wait(wait):
-                    return result
-            else:
-                time.sleep(wait)
+    def last_import(self) -> dict[str, Any]:
+        """``GET /api/vulnerabilities/last-import``: ``{"lastImport": date, "rowCount": CSV rows, "vendor",
+        "filename"}`` of the newest import record (written once parsing is done, whatever the outcome)."""
+        what = "last import"
+        body = self._json(self._call("GET", PATH_LAST_IMPORT, what=what), what)
+        if not isinstance(body, Mapping):
+            raise ServerError(f"{what}: unexpected answer {_short(str(body))}")
+        return dict(body)
 
     def imports(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        """Import history. Returns the seed shape (``imports``, ``total``, …) plus the raw rows in ``data``."""
-        from hextrackr_cli.dialects.hx11 import history_rows, import_record
+        """Import history in the seed shape (``imports``, ``total``, …; raw rows in ``data``).
 
-        body = self._json(self._call("GET", self.dialect.imports_path, what="import history"), "import history")
+        ``GET /api/imports`` always answers 500 on 1.1.12 (its handler calls a function the release does not
+        have): then the last import (``last-import``) is all the server can tell, and the answer says so with
+        ``"lastImportOnly": true``."""
+        from hextrackr_cli.dialects.hx11 import history_rows, import_record, last_import_record
+
+        try:
+            body = self._json(self._call("GET", self.dialect.imports_path, what="import history"), "import history")
+        except RateLimited:
+            raise
+        except ServerError as exc:
+            last = self.last_import()
+            record = last_import_record(last)
+            page = [record] if record is not None and offset == 0 and limit != 0 else []
+            return {"imports": page, "total": 1 if record is not None else 0, "limit": limit, "offset": offset,
+                    "lastImportOnly": True, "historyError": exc.message, "data": [last]}
         rows = history_rows(body)
         if not isinstance(body, (Mapping, list)):
             raise ServerError(f"import history: unexpected answer {_short(str(body))}")

@@ -29,17 +29,21 @@ from hextrackr_cli import events as ev
 from hextrackr_cli.client.api import SessionNotFound, VerifyingSession
 from hextrackr_cli.errors import ExitStatus, ServerError, ServerUnreachable
 
-# 1.1: the polling interval grows by this factor per poll, up to HX11_POLL_CAP seconds (or --poll-interval
-# if larger): from 1 s that is 8 polls in the first 50 s and ~51 in 15 minutes, which leaves room for the
-# login, CSRF, upload and history requests in the production limit of 60 API requests per 15 minutes.
-HX11_POLL_GROWTH = 1.5
+# 1.1: a finished session is deleted 5 s after it completes, so the polls must come closer than that near the
+# end, and the production limit is 60 API requests per 15 minutes. A poll comes after 0.3x the ETA (the ETA is
+# within 25 % from the staging on), at most HX11_POLL_CAP s and at least --poll-interval apart; HX11_POLL_NEAR
+# while no ETA is known: a 100k-row import takes ~20 polls, and the last gaps before the end are < 5 s.
+HX11_POLL_NEAR = 3.0
 HX11_POLL_CAP = 20.0
+HX11_POLL_ETA_SHARE = 0.3
 # 1.1: a 404 after our upload was accepted but before any progress: keep looking this long, then ask the history.
 HX11_NOT_STARTED_GRACE = 30.0
 
 
 class OutcomeUnknown(ServerUnreachable):
-    """The session ended but neither the progress endpoint nor the import history says how (exit 3)."""
+    """The session ended but nothing the server answers tells how (exit 7, ``ExitStatus.OUTCOME_UNKNOWN``)."""
+
+    exit_status = ExitStatus.OUTCOME_UNKNOWN
 
 
 def verifying_session(verify: bool | str, headers: Mapping[str, str] | None = None) -> requests.Session:
@@ -50,12 +54,13 @@ def verifying_session(verify: bool | str, headers: Mapping[str, str] | None = No
     return s
 
 
-def hx11_not_known(session_id: str) -> SessionNotFound:
-    """A 1.1.x server's 404 for a session we did not just upload: unknown, or finished more than 5 s ago."""
-    return SessionNotFound(
-        f"session {session_id} is not known to the server",
-        hint="HexTrackr 1.1.x forgets a session 5 s after it completes (10 s after an error): a finished "
-             "import is only in `hextrackr imports`; otherwise check the id",
+def hx11_not_known(session_id: str) -> OutcomeUnknown:
+    """A 1.1.x server's 404 for a session we did not just upload: never started, or finished more than 5 s
+    (10 s after an error) ago — which, the server cannot tell: not "failed" (exit 7)."""
+    return OutcomeUnknown(
+        f"session {session_id} is not known to the server: it may have finished (completed or failed) or "
+        "never existed; HexTrackr 1.1.x forgets a session 5 s after it completes (10 s after an error)",
+        hint="`hextrackr imports` shows the server's last import; check the id otherwise",
     )
 
 
@@ -157,6 +162,7 @@ class Hx11Strategy:
         self.translator = Translator("")
         self.posted_at_ms: float | None = None
         self._not_started_since: float | None = None
+        self._running_sent: float | None = None  # monotonic send time of the last poll that saw it running
 
     # ------------------------------------------------------------------ socket.io
     def client_kwargs(self) -> dict[str, Any]:
@@ -203,17 +209,26 @@ class Hx11Strategy:
                 t.scan_date = t.scan_date or (answer.get("scanDate") if isinstance(answer.get("scanDate"), str) else None)
 
     def poll_gap(self, base: float, polls: int) -> float:
-        return min(base * HX11_POLL_GROWTH ** max(0, polls), max(base, HX11_POLL_CAP))
+        """Seconds between two polls: 0.3x the ETA (HX11_POLL_NEAR without one), between ``--poll-interval``
+        and HX11_POLL_CAP."""
+        with self._lock:
+            last = self.translator.last
+        eta = last.get("eta") if isinstance(last, Mapping) else None
+        gap = HX11_POLL_ETA_SHARE * eta if isinstance(eta, (int, float)) else HX11_POLL_NEAR
+        return max(base, min(HX11_POLL_CAP, gap))
 
     def poll(self, session_id: str, *, retries: int | None = None) -> Fetched:
         from hextrackr_cli.client import hx11_api
         from hextrackr_cli.dialects import hx11
 
+        sent = time.monotonic()
         result = self.api.progress(session_id)
         if result.status == hx11_api.POLL_OK:
             self._not_started_since = None
             with self._lock:
                 event = self.translator.poll(result.body, self._now_ms())
+            if event is not None and event.get("type") not in protocol.TERMINAL_TYPES:
+                self._running_sent = sent
             return Fetched(event=event)
         if result.status == hx11_api.POLL_RATE_LIMITED:
             wait = result.retry_after if result.retry_after is not None else 60.0
@@ -232,31 +247,36 @@ class Hx11Strategy:
                 self._not_started_since = now
             if now - self._not_started_since < HX11_NOT_STARTED_GRACE:
                 return Fetched()  # the upload was accepted; the session shows up shortly
-        return Fetched(outcome=self._from_history(session_id))
+        return Fetched(outcome=self._vanished(session_id, time.monotonic()))
 
-    def _from_history(self, session_id: str) -> ev.Outcome:
-        """The session is gone (deleted 5 s after completion): the import history decides, never a guess."""
+    def _vanished(self, session_id: str, gone: float) -> ev.Outcome:
+        """The session is gone (deleted 5 s after completion, 10 s after an error): decide from what 1.1.12
+        really tells — when it vanished, then ``last-import`` — never a guess."""
         from hextrackr_cli.dialects import hx11
+        from hextrackr_cli.errors import HextrackrError
 
-        body = self.api.imports(limit=0)
         with self._lock:
             t = self.translator
-            not_before = self.posted_at_ms if self.posted_at_ms is not None else t.start_ms
-            verdict = hx11.decide_from_history(body, import_id=t.import_id, filename=t.filename, vendor=t.vendor,
-                                               scan_date=t.scan_date, not_before_ms=not_before)
             last = dict(t.last or {})
-        import_id = verdict.summary.get("importId", last.get("importId"))
-        summary = ev.summary_from({**last, **verdict.summary}) if verdict.outcome != hx11.HISTORY_UNKNOWN else {}
+            args = dict(running_seen_s=self._running_sent, gone_seen_s=gone, last_progress=last.get("progress"),
+                        filename=t.filename, csv_rows=t.csv_rows, import_id=t.import_id)
+            rows, records = t.csv_rows, t.records
+        verdict = hx11.decide_vanished(**args)  # type: ignore[arg-type]
+        if verdict.outcome == hx11.HISTORY_UNKNOWN:
+            try:
+                verdict = hx11.decide_vanished(**args, last_import=self.api.last_import())  # type: ignore[arg-type]
+            except HextrackrError as exc:
+                verdict = hx11.HistoryVerdict(hx11.HISTORY_UNKNOWN, None,
+                                              f"{verdict.reason}, and last-import did not answer ({exc.message})")
+        import_id = last.get("importId")
         if verdict.outcome == hx11.HISTORY_COMPLETED:
+            counts = {k: v for k, v in (("rows", rows), ("records", records)) if v is not None}
+            summary = ev.summary_from({**last, **counts, **verdict.summary})
             return ev.Outcome(protocol.OUTCOME_COMPLETED, session_id, ExitStatus.OK, import_id=import_id,
-                              message=f"the session had ended before it was seen; {verdict.reason}",
-                              summary=summary, source="history")
-        if verdict.outcome == hx11.HISTORY_FAILED:
-            return ev.Outcome(protocol.OUTCOME_FAILED, session_id, ExitStatus.IMPORT_FAILED, import_id=import_id,
-                              message=f"the session had ended before it was seen; {verdict.reason}",
-                              summary=summary, source="history")
+                              message=f"completed (the session had ended before it was seen: {verdict.reason})",
+                              summary=summary, source="polling")
         raise OutcomeUnknown(
-            f"session {session_id} ended, but how is not known here: {verdict.reason}",
-            hint="HexTrackr 1.1.x deletes a finished session after 5 s; check `hextrackr imports` or the web UI "
-                 "before importing the file again",
+            f"session {session_id} ended, but how is not known: {verdict.reason}",
+            hint="HexTrackr 1.1.x deletes a finished session after 5 s; check the server's web UI before "
+                 "importing the file again",
         )

@@ -580,10 +580,14 @@ class Watcher:
                 self._poll_fail_since = now
                 self.put(ev.Notice(f"status poll failed ({exc.message}); retrying", "warning"))
             elif now - self._poll_fail_since > self.give_up_after:
-                raise ServerUnreachable(
-                    f"lost contact with the server for {int(now - self._poll_fail_since)}s ({exc.message})",
-                    hint=f"the import may still be running: hextrackr watch {sid}",
-                ) from None
+                how_long = int(now - self._poll_fail_since)
+                if isinstance(exc, ServerUnreachable):
+                    raise ServerUnreachable(f"lost contact with the server for {how_long}s ({exc.message})",
+                                            hint=f"the import may still be running: hextrackr watch {sid}") from None
+                # The server answers, with errors: not a network failure, and not the import's failure either.
+                raise ServerUnreachable(f"the server answered every status poll for {how_long}s with an error "
+                                        f"({exc.message})",
+                                        hint=f"the import may still be running: hextrackr watch {sid}") from None
             return
         if self._poll_fail_since is not None and not quiet:
             self._poll_fail_since = None

@@ -154,6 +154,7 @@ def _login_hx11(
         password = _read_secret("Password", True)
     verify = _tls_options(flags, env, existing, environment)
     with Hx11Api(server, verify=verify) as api:
+        api.keep_session = save_cookie  # a session nobody keeps is logged out again
         api.login(str(username), password)
         cookie = api.cookie
     values: dict[str, Any] = {"server": server, "dialect": "hextrackr-1.1", "username": str(username), "token": None}

@@ -112,6 +112,9 @@ def run_imports(settings: Settings, as_json: bool = False, limit: int = 20) -> i
         _print_json(settings, body)
         return ExitStatus.OK
     records = body.get("imports") or []
+    if body.get("lastImportOnly"):  # HexTrackr 1.1.12: /api/imports always fails; last-import is all it tells
+        settings.environment.say(f"the server has no import history ({_clean(body.get('historyError') or 'unavailable')}); "
+             "showing its last import only (1.1.x records no outcome there)")
     if not records:
         settings.environment.say("no imports yet")
         return ExitStatus.OK
@@ -131,8 +134,8 @@ def format_table(records: list[Mapping[str, Any]]) -> str:
         started = str(r.get("startedAt") or "")[:19].replace("T", " ")
         rows.append(
             (
-                str(r.get("id", "")),
-                str(r.get("status", "")),
+                "" if r.get("id") is None else str(r.get("id")),
+                "last import" if r.get("lastImportOnly") else str(r.get("status", "")),
                 started,
                 str(r.get("type", "")),
                 _clean(r.get("filename") or "")[:40],

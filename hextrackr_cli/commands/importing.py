@@ -57,6 +57,7 @@ class ImportOptions:
         if self.min_severity and self.min_severity.lower() != "info":
             fields["minSeverity"] = self.min_severity.title()
         return fields
+    no_lock: bool = False  # HexTrackr 1.1.x: do not wait for another import into the same server (hx11_guard)
 
     def check(self, settings: Settings, files: Sequence[str]) -> None:
         """Refuse a bad combination before anything is read or sent (UsageError, exit 2)."""
@@ -107,7 +108,7 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
                     except HextrackrError as exc:
                         _json_error(renderer, exc, None, f)  # the NDJSON stream still ends with its summary
                         raise
-                conn = connect(settings, _notice_fn(renderer), options.timeout)
+                conn = connect(settings, _notice_fn(renderer, settings), options.timeout)
                 try:
                     if options.detach and conn.embedded is not None:
                         raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
@@ -171,11 +172,18 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
     abort = threading.Event()
     uploading = threading.Event()
     uploading.set()
+    guard: Any = None
     try:
         with Sigint() as sigint:
             _announce(settings, renderer, conn, f"Importing {options.import_type}", sid, lf.name, lf.size)
             if settings.verbose and lf.format_title:
                 renderer.handle(ev.Notice(f"{lf.name}: format {lf.format_name} ({lf.format_title})"))
+            if conn.dialect is protocol.HEXTRACKR_11 and not options.no_lock:
+                from hextrackr_cli.commands.hx11_guard import one_import_at_a_time
+
+                guard = one_import_at_a_time(conn.url, deadline=started + options.timeout if options.timeout else None,
+                                             interrupted=lambda: sigint.count > 0,
+                                             say=lambda m: renderer.handle(ev.Notice(m, "warning")))
             if not options.detach:
                 watcher.start(sid, reserve=True)
             if options.open_browser:
@@ -215,6 +223,8 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
         raise
     finally:
         watcher.close()
+        if guard is not None:
+            guard.release()
 
 
 def _detach_after_upload(settings: Settings, watcher: Any, renderer: Any, sid: str, sigint: Sigint,
@@ -260,7 +270,7 @@ def run_watch(settings: Settings, session_id: str, timeout: float | None = None,
     renderer = _renderer(settings)
     try:
         with logged_errors(renderer):
-            conn = connect(settings, _notice_fn(renderer), timeout)
+            conn = connect(settings, _notice_fn(renderer, settings), timeout)
             try:
                 outcome = follow_session(conn, settings, renderer, session_id, "Watching import", timeout=timeout,
                                          transport=transport, started=started)
@@ -296,7 +306,7 @@ def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> in
 
     _check_session_id(session_id)
     renderer = _renderer(settings)
-    conn = connect(settings, _notice_fn(renderer), timeout)
+    conn = connect(settings, _notice_fn(renderer, settings), timeout)
     if conn.dialect.cancel_event is None:
         conn.close()
         raise ServerError("this server has no cancel (HexTrackr 1.1.x); the import runs to its end")
@@ -348,12 +358,15 @@ def _renderer(settings: Settings) -> Any:
     return unattended(screen, settings)
 
 
-def _notice_fn(renderer: Any) -> Any:
+def _notice_fn(renderer: Any, settings: Settings | None = None) -> Any:
     from hextrackr_cli import events as ev
 
-    def notice(message: str) -> None:
-        renderer.handle(ev.Notice(message, "info"))
+    def notice(message: str, level: str = "info") -> None:
+        renderer.handle(ev.Notice(message, level))
+        if level == "warning" and settings is not None and settings.output == "json":  # stderr says it too
+            settings.environment.say(f"hextrackr: {message}")
 
+    notice.levels = True  # type: ignore[attr-defined]
     return notice
 
 

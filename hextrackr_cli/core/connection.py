@@ -119,9 +119,9 @@ def connect(settings: Settings, notice: Notice | None = None, timeout: float | N
     conn = Connection(url=server, token=token, api=api, dialect=protocol.SEED, embedded=embedded)
     why = who = ""
     try:
-        conn.dialect, why = pick_dialect(settings, api, timeout)
+        conn.dialect, why = pick_dialect(settings, api, timeout, _waiting(notice, settings))
         if conn.dialect is protocol.HEXTRACKR_11:
-            conn.api, who = hx11_session(settings, server, timeout)
+            conn.api, who = hx11_session(settings, server, timeout, _waiting(notice, settings))
             conn.token = None
             api.close()
         conn.browser_view = api.health_info.get(protocol.HEALTH_BROWSER_VIEW) is True
@@ -134,6 +134,18 @@ def connect(settings: Settings, notice: Notice | None = None, timeout: float | N
         creds = who if conn.dialect is protocol.HEXTRACKR_11 else f"token from {token_from}"
         notice(f"server {server} ({where}), {creds}, dialect {conn.dialect.name} ({why})")
     return conn
+
+
+def _waiting(notice: Notice | None, settings: Settings) -> Callable[[str], None]:
+    """How a rate-limit wait is said: a warning through ``notice`` when it takes a level, else on stderr."""
+
+    def say(message: str) -> None:
+        if notice is not None and getattr(notice, "levels", False):
+            notice(message, "warning")  # type: ignore[call-arg]
+            return
+        settings.environment.say(f"hextrackr: {message}")
+
+    return say
 
 
 def start_embedded(data_dir: Path | None = None) -> Any:
@@ -157,42 +169,55 @@ def start_embedded(data_dir: Path | None = None) -> Any:
         raise UsageError(f"the embedded server could not start: {exc}") from None
 
 
-def pick_dialect(settings: Settings, api: Any, timeout: float | None = None) -> tuple[protocol.Dialect, str]:
+def pick_dialect(settings: Settings, api: Any, timeout: float | None = None,
+                 notice: Any = None) -> tuple[protocol.Dialect, str]:
     """``--dialect``: forced, or decided from what the server answers; returns the dialect and why.
 
-    A seed server (``hextrackr serve``) names its dialect in ``GET /health``; a HexTrackr 1.1.x server answers
-    ``GET /api/auth/status`` (public there) with ``{"authenticated": …}``. A forced dialect the server does not
-    speak is refused at once with the right ``--dialect``, before any credential is sent. /health also fails
-    fast on a dead server.
+    A seed server (``hextrackr serve``) names its dialect in ``GET /health``; a HexTrackr 1.1.x server's
+    ``/health`` is ``{"status":"ok","db":true,"uptime":…}`` (outside its rate-limited ``/api/``: it costs
+    nothing), else its public ``GET /api/auth/status`` tells. A forced dialect the server does not speak is
+    refused at once with the right ``--dialect``, before any credential is sent. /health also fails fast on a
+    dead server.
     """
+    import time
+
     from hextrackr_cli.client.hx11_api import Hx11Api
+    from hextrackr_cli.dialects.hx11 import health_looks_hx11
 
     hx11, seed = protocol.HEXTRACKR_11, protocol.SEED
     wanted = settings.dialect
     with Hx11Api(api.base_url, verify=settings.verify, connect_timeout=api.timeout[0],
                  read_timeout=min(api.timeout[1], timeout) if timeout else api.timeout[1]) as probe:
-        if wanted == hx11.name:
-            if probe.probe():
-                return hx11, "--dialect hextrackr-1.1"
-            if _health_or_none(api, timeout) is not None:
-                raise UsageError(f"{api.base_url} speaks the seed protocol (hextrackr serve), not hextrackr-1.1",
-                                 hint="use --dialect seed or --dialect auto")
-            # Not recognised, but forced: the login says clearly what the server is not.
-            return hx11, "--dialect hextrackr-1.1; the server did not confirm it"
+        probe.deadline = time.monotonic() + timeout if timeout else None
+        probe.on_wait = notice
         try:
             health = api.health(timeout)
             failure: HextrackrError | None = None
         except (ServerError, AuthError) as exc:  # not JSON, an HTML 404, a refusal: maybe not a seed server
             health, failure = None, exc
         found = health.get("dialect") if health is not None else None
-        if found == seed.name or (health is not None and wanted == seed.name and found in (None, "")):
+        looks_hx11 = health_looks_hx11(health)
+        if wanted == hx11.name:
+            if looks_hx11 or found == hx11.name:
+                return hx11, "--dialect hextrackr-1.1"
+            if found == seed.name:
+                raise UsageError(f"{api.base_url} speaks the seed protocol (hextrackr serve), not hextrackr-1.1",
+                                 hint="use --dialect seed or --dialect auto")
+            if probe.probe():
+                return hx11, "--dialect hextrackr-1.1"
+            # Not recognised, but forced: the login says clearly what the server is not.
+            return hx11, "--dialect hextrackr-1.1; the server did not confirm it"
+        if found == seed.name or (health is not None and wanted == seed.name and found in (None, "") and not looks_hx11):
             _check_healthy(health)
             return seed, ("--dialect seed" if wanted == seed.name else "detected: its /health names the seed protocol")
-        if found == hx11.name or probe.probe():
+        if found == hx11.name or looks_hx11 or probe.probe():
             if wanted == seed.name:
-                raise UsageError(f"{api.base_url} is a HexTrackr 1.1.x server, not a seed-protocol server",
+                raise UsageError(f"{api.base_url} is a HexTrackr 1.1.x server (dialect hextrackr-1.1), not a "
+                                 "seed-protocol server; nothing was sent",
                                  hint="use --dialect hextrackr-1.1 or --dialect auto, with --username")
-            how = "its /health names it" if found == hx11.name else probe.probe_reason
+            how = ("its /health names it" if found == hx11.name else
+                   "its /health answers like HexTrackr 1.1.x (status, db, uptime; no dialect)" if looks_hx11
+                   else probe.probe_reason)
             return hx11, f"detected: {how}"
         if health is not None and found in (None, ""):
             _check_healthy(health)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from hextrackr_cli.errors import UsageError
 from hextrackr_cli.settings import Settings
 
 
-def hx11_session(settings: Settings, server: str, timeout: float | None = None) -> tuple[Any, str]:
+def hx11_session(settings: Settings, server: str, timeout: float | None = None,
+                 on_wait: Any = None) -> tuple[Any, str]:
     """A logged-in ``Hx11Api`` and a line saying how (for ``-v``; never the password or the cookie).
 
     A session cookie (``hextrackr login --save-cookie`` or HEXTRACKR_COOKIE) is used while the server still
@@ -18,6 +20,8 @@ def hx11_session(settings: Settings, server: str, timeout: float | None = None) 
     from hextrackr_cli.client.hx11_api import Hx11Api
 
     api = Hx11Api(server, verify=settings.verify, read_timeout=min(30.0, max(1.0, timeout)) if timeout else 30.0)
+    api.deadline = time.monotonic() + timeout if timeout else None  # a 429 is waited out within --timeout
+    api.on_wait = on_wait
     try:
         expired = ""
         if settings.cookie:

@@ -9,12 +9,13 @@ renderers and outcome logic serve both dialects:
 - stage (``parsing``/``loading``/``processing``/``finalizing``) from the message, then ``metadata.currentStep``,
   then the progress range;
 - progress clamped to the seed's 0-100 integer; rows from the metadata;
-- ETA computed here with the seed's ``calculate_eta`` from the time the import started (the upload, or the
-  first event seen), since the server sends none;
+- ETA computed here from the rate of the stage in progress (1.1's percentages are not linear in time: the
+  batches take most of it), since the server sends none;
 - on ``progress-complete`` the import summary (rows, inserted, updated, resolved, duration) as the seed's
   complete-event fields;
 - a 404 from the polling endpoint means "not started yet" before any progress was seen and "finished,
-  outcome unknown here" after; the import history (``GET /api/imports``) then decides, never a guess.
+  outcome unknown here" after; ``decide_vanished`` then decides from when it vanished and ``last-import``
+  (``GET /api/imports`` always answers 500 on 1.1.12), never a guess.
 """
 
 from __future__ import annotations
@@ -41,21 +42,39 @@ GONE = "finished-unknown"  # progress was seen: the session finished and was del
 
 # Outcomes decided from the import history.
 HISTORY_COMPLETED = protocol.OUTCOME_COMPLETED
-HISTORY_FAILED = protocol.OUTCOME_FAILED  # only when the history says so explicitly
 HISTORY_UNKNOWN = "unknown"
 
-# Server clocks differ from ours: accept history rows that claim to start this much before our upload.
-CLOCK_SLACK_MS = 10 * 60 * 1000
-
 _SUMMARY_NUMBERS = {
-    # seed complete-event field: 1.1 complete metadata key(s), first present wins
-    "rows": ("processedRows", "totalRows", "rowCount"),
-    "records": ("insertedToSnapshots",),
+    # seed complete-event field: 1.1 complete metadata key(s), first present wins. ``rowCount`` ("Parsed N
+    # rows") is the CSV rows, as 1.1's own history counts them; ``processedRows`` counts records (one per CVE).
+    "rows": ("rowCount",),
+    "records": ("processedRows", "insertedToSnapshots"),
     "inserted": ("insertedToCurrent",),
     "updated": ("updatedInCurrent",),
     "resolved": ("resolvedCount",),
     "rowsPerSecond": ("rowsPerSecond",),
 }
+
+
+# ETA (from the rate of the stage in progress; 1.1's percentages are not linear in time). Measured on 1.1.12:
+# staging shares 25-60 %, the batches 70-95 %, and processing the staged records takes about 10x as long as
+# staging them (100k rows: staging 3.8 s, batches 38 s); the 60-70 % steps and the finalizing take ~1-2 s.
+STAGING = (25.0, 60.0)
+BATCHES = (70.0, 95.0)
+PROCESSING_PER_STAGING = 10.0
+TAIL_SECONDS = 1.5
+_BATCH_RE = re.compile(r"\bbatch (\d+)/(\d+)", re.I)
+_RECORDS_RE = re.compile(r"\b(\d+)/(\d+) records\b|\bprocessing (\d+) (?:rows|records)\b", re.I)
+
+# A 1.1.12 /health: {"status":"ok","db":true,"uptime":…} — no dialect (ours names one), no version.
+HEALTH_KEYS = ("db", "uptime")
+
+
+def health_looks_hx11(body: Any) -> bool:
+    """True for a ``/health`` answer shaped like HexTrackr 1.1.x's (``status``, ``db``, ``uptime``; no
+    ``dialect``). Free to ask: ``/health`` is outside the rate-limited ``/api/``."""
+    return (isinstance(body, Mapping) and not body.get("dialect") and body.get("status") == "ok"
+            and all(k in body for k in HEALTH_KEYS))
 
 
 def room(session_id: str) -> str:
@@ -125,26 +144,27 @@ def stage_of(message: str, current_step: Any = None, progress: Any = None) -> st
     return protocol.FINALIZING
 
 
-def rows_of(stage: str, metadata: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """(processed rows, total rows) as far as the metadata tells."""
-    total = None
-    for key in ("totalRows", "rowCount", "processedRows"):
-        total = _int(metadata.get(key))
-        if total is not None:
-            break
-    done: int | None = None
+def rows_of(stage: str, metadata: Mapping[str, Any], message: str = "",
+            records: int | None = None) -> tuple[int | None, int | None]:
+    """(done, total) in records (one per CVE: the unit of the server's staging and batches), or (None, None)
+    while parsing. ``records``: the total seen earlier in the session, if any."""
     if stage == protocol.PARSING:
-        done = _int(metadata.get("rowCount"))
-    elif stage == protocol.LOADING:
+        return None, None
+    m = _RECORDS_RE.search(message or "")
+    if m and m.group(2):
+        records = int(m.group(2))
+    elif m and m.group(3):
+        records = int(m.group(3))
+    done: int | None = None
+    if stage == protocol.LOADING:
         done = _int(metadata.get("insertedCount"))
-    elif stage in (protocol.PROCESSING, protocol.FINALIZING):
-        for key in ("processedRows", "processedCount"):
-            done = _int(metadata.get(key))
-            if done is not None:
-                break
-    if done is not None and total is not None:
-        done = min(done, total)
-    return done, total
+        if m and m.group(1):
+            done = int(m.group(1))
+    else:
+        done = _int(metadata.get("processedRows"))
+    if records is None:
+        return None, None
+    return (min(done, records) if done is not None else None), records
 
 
 def summary_of(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,7 +214,12 @@ class Translator:
     filename: str | None = None
     vendor: str | None = None
     scan_date: str | None = None
+    csv_rows: int | None = None  # "Parsed N rows"
+    records: int | None = None  # records staged (one per CVE)
     _terminal: bool = field(default=False, repr=False)
+    _phase: tuple[str, float, float] | None = field(default=None, repr=False)  # (phase, first ms, first %)
+    _staging_rate: float | None = field(default=None, repr=False)  # % per ms
+    _staging_end_ms: float | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ socket events
     def event(self, name: str, data: Any, received_ms: float | None = None) -> dict[str, Any] | None:
@@ -252,6 +277,8 @@ class Translator:
         md = _metadata(data)
         if md.get("importId") is not None:
             self.import_id = md.get("importId")
+        if _int(md.get("rowCount")) is not None:
+            self.csv_rows = _int(md.get("rowCount"))
         for attr, key in (("filename", "filename"), ("vendor", "vendor"), ("scan_date", "scanDate")):
             if isinstance(md.get(key), str) and md.get(key):
                 setattr(self, attr, md[key])
@@ -262,9 +289,10 @@ class Translator:
         message = _text(data.get("message") or md.get("message"))
         progress = protocol.clamp_progress(_number(data.get("progress")) or 0)
         stage = stage_of(message, md.get("currentStep"), data.get("progress"))
-        done, total = rows_of(stage, md)
-        elapsed = now - (self.start_ms if self.start_ms is not None else now)
-        eta = protocol.calculate_eta(self.start_ms or now, progress, now=now) if elapsed > 0 else None
+        done, total = rows_of(stage, md, message, self.records)
+        if total is not None:
+            self.records = total
+        eta = self._eta(_number(data.get("progress")) or 0.0, message, now)
         extra: dict[str, Any] = {"stage": stage}
         if done is not None:
             extra["processedRows"] = done
@@ -282,14 +310,51 @@ class Translator:
         self.last = event
         return event
 
+    def _eta(self, p: float, message: str, now: float) -> int | None:
+        """Seconds left, from the rate of the stage in progress (None until a rate is known)."""
+        if STAGING[0] <= p < STAGING[1] and not _BATCH_RE.search(message):
+            phase, end = "staging", STAGING[1]
+        elif _BATCH_RE.search(message) and BATCHES[0] < p <= BATCHES[1]:
+            phase, end = "batches", BATCHES[1]
+        else:
+            phase, end = "", 0.0
+        if phase and (self._phase is None or self._phase[0] != phase):
+            self._phase = (phase, now, p)
+        rate: float | None = None
+        if phase and self._phase is not None:
+            _, t0, p0 = self._phase
+            if now - t0 >= 200 and p > p0:
+                rate = (p - p0) / (now - t0)
+        staging_span = STAGING[1] - STAGING[0]
+        seconds: float | None = None
+        if phase == "staging" and rate:
+            self._staging_rate = rate
+            seconds = ((end - p) + PROCESSING_PER_STAGING * staging_span) / rate / 1000 + TAIL_SECONDS
+        elif phase == "batches" and rate:
+            seconds = (end - p) / rate / 1000 + TAIL_SECONDS
+        elif self._staging_rate:  # between the stages, or the first look at the batches: the staging model
+            processing_ms = PROCESSING_PER_STAGING * staging_span / self._staging_rate
+            if p >= STAGING[1] and self._staging_end_ms is None:
+                self._staging_end_ms = now
+            if phase == "batches":
+                seconds = processing_ms * (end - p) / (BATCHES[1] - BATCHES[0]) / 1000 + TAIL_SECONDS
+            elif STAGING[1] <= p < BATCHES[0]:
+                since = now - (self._staging_end_ms or now)
+                seconds = max(0.0, processing_ms - since) / 1000 + TAIL_SECONDS
+        if seconds is None and p >= BATCHES[1]:
+            seconds = TAIL_SECONDS
+        return None if seconds is None else max(0, int(math.floor(seconds + 0.5)))
+
     def _complete(self, data: Mapping[str, Any], now: float) -> dict[str, Any]:
         self._remember(data)
         summary = summary_of(data)
         if "importId" not in summary and self.import_id is not None:
             summary["importId"] = self.import_id
-        if "rows" in summary:
-            summary.setdefault("totalRows", summary["rows"])
-            summary.setdefault("processedRows", summary["rows"])
+        if "rows" not in summary and self.csv_rows is not None:
+            summary["rows"] = self.csv_rows
+        if "records" in summary:
+            summary.setdefault("totalRows", summary["records"])
+            summary.setdefault("processedRows", summary["records"])
         message = _text(data.get("message")) or "Import completed"
         self.seen_progress = True
         self._terminal = True
@@ -321,7 +386,7 @@ class Translator:
 class HistoryVerdict:
     """The outcome of a finished session as far as the import history tells."""
 
-    outcome: str  # HISTORY_COMPLETED | HISTORY_FAILED (explicit status only) | HISTORY_UNKNOWN
+    outcome: str  # HISTORY_COMPLETED | HISTORY_UNKNOWN
     record: Mapping[str, Any] | None
     reason: str
 
@@ -366,63 +431,6 @@ def _when_ms(value: Any) -> float | None:
     return None
 
 
-def decide_from_history(
-    body: Any,
-    *,
-    import_id: Any = None,
-    filename: str | None = None,
-    vendor: str | None = None,
-    scan_date: str | None = None,
-    not_before_ms: float | None = None,
-) -> HistoryVerdict:
-    """Decide a deleted session's outcome from the import history.
-
-    The row is found by ``import_id`` (seen in the progress metadata) or else by filename (+ vendor and
-    scan date when given) among rows not older than ``not_before_ms`` (minus a clock slack), newest first.
-    A row with a processing time (or a completed status) is a completed import, a row whose status says
-    failed/error a failed one; anything else — no row, a row without processing time, an ambiguous
-    match — is ``unknown``: we do not guess.
-    """
-    rows = history_rows(body)
-    candidates: list[Mapping[str, Any]]
-    if import_id is not None:
-        candidates = [r for r in rows if str(r.get("id")) == str(import_id)]
-        how = f"import #{import_id}"
-    else:
-        if not filename:
-            return HistoryVerdict(HISTORY_UNKNOWN, None, "no import id or file name to look for in the history")
-        candidates = [r for r in rows if r.get("filename") == filename]
-        if vendor:
-            candidates = [r for r in candidates if not r.get("vendor") or r.get("vendor") == vendor]
-        if scan_date:
-            candidates = [r for r in candidates
-                          if not r.get("scan_date", r.get("scanDate"))
-                          or str(r.get("scan_date", r.get("scanDate")))[:10] == scan_date]
-        if not_before_ms is not None:
-            kept = []
-            for r in candidates:
-                when = _when_ms(r.get("import_date", r.get("importDate", r.get("created_at"))))
-                if when is None or when >= not_before_ms - CLOCK_SLACK_MS:
-                    kept.append(r)
-            candidates = kept
-        how = f"an import of {filename}"
-    if not candidates:
-        return HistoryVerdict(HISTORY_UNKNOWN, None, f"the import history has no entry for {how}")
-    if len(candidates) > 1:
-        if not_before_ms is None:
-            return HistoryVerdict(HISTORY_UNKNOWN, None, f"the import history has several entries for {how}")
-        # All are recent enough to be ours: the newest one is the import we started last.
-        candidates = sorted(candidates, key=lambda r: _number(r.get("id")) or 0, reverse=True)
-    record = candidates[0]
-    status = _text(record.get("status")).lower()
-    if status in ("failed", "error"):
-        return HistoryVerdict(HISTORY_FAILED, record, f"the import history marks {how} as {status}")
-    if status in ("completed", "complete", "success") or record.get("processing_time") is not None \
-            or record.get("processingTime") is not None:
-        return HistoryVerdict(HISTORY_COMPLETED, record, f"the import history shows {how} as completed")
-    return HistoryVerdict(HISTORY_UNKNOWN, record, f"the import history shows {how} without a completion")
-
-
 def import_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """A 1.1 history row in the seed's ImportRecord shape (fields the row does not have stay None).
 
@@ -455,3 +463,60 @@ def import_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "finishedAt": None,
         "durationMs": _int(row.get("processing_time", row.get("processingTime"))),
     }
+
+
+# --------------------------------------------------------------------------- a vanished session
+# ProgressTracker (1.1.12) deletes a session 5 s after completeSession() and 10 s after errorSession().
+COMPLETE_RETENTION_S = 5.0
+ERROR_RETENTION_S = 10.0
+
+
+def last_import_record(body: Any) -> dict[str, Any] | None:
+    """The answer of ``GET /api/vulnerabilities/last-import`` as one seed ImportRecord, marked
+    ``lastImportOnly`` (1.1.12 tells no id, no session, no outcome: ``status`` is ``unknown``)."""
+    if not isinstance(body, Mapping) or not body.get("lastImport"):
+        return None
+    return {"id": None, "sessionId": None, "type": "vulnerabilities", "filename": body.get("filename"),
+            "vendor": body.get("vendor"), "scanDate": body.get("lastImport"), "status": HISTORY_UNKNOWN,
+            "rows": _int(body.get("rowCount")), "records": None, "inserted": None, "updated": None,
+            "resolved": None, "error": None, "startedAt": _text(body.get("lastImport")), "finishedAt": None,
+            "durationMs": None, "lastImportOnly": True}
+
+
+def decide_vanished(
+    *,
+    running_seen_s: float | None,
+    gone_seen_s: float,
+    last_progress: float | None,
+    last_import: Mapping[str, Any] | None = None,
+    filename: str | None = None,
+    csv_rows: int | None = None,
+    import_id: Any = None,
+) -> HistoryVerdict:
+    """The outcome of a session the progress endpoint no longer knows, from what 1.1.12 really tells.
+
+    ``running_seen_s``: when (our monotonic clock, seconds) the poll that last saw it running was *sent*;
+    ``gone_seen_s``: when the 404 was *received*. A failed session stays 10 s after its error, so one that
+    vanished less than 10 s after it was seen running completed (its 5 s retention passed). Else the
+    ``last-import`` answer (newest import record: file name, CSV rows; written once parsing is done, whatever
+    the outcome) settles it only when the session had reached its finalizing step (95 %), past the last step
+    that can fail. Anything else is ``unknown``: no guess.
+    """
+    ident = f"import #{import_id}" if import_id is not None else (filename or "the import")
+    if running_seen_s is not None and gone_seen_s - running_seen_s < ERROR_RETENTION_S:
+        gap = max(0.0, gone_seen_s - running_seen_s)
+        return HistoryVerdict(HISTORY_COMPLETED, None,
+                              f"the server forgot {ident} within {gap:.1f}s of it running; HexTrackr 1.1.x keeps "
+                              f"a failed session {ERROR_RETENTION_S:g}s, a completed one {COMPLETE_RETENTION_S:g}s")
+    if not isinstance(last_import, Mapping):
+        return HistoryVerdict(HISTORY_UNKNOWN, None, "the server no longer knows the session and nothing else "
+                                                     "tells how it ended")
+    rows = _int(last_import.get("rowCount"))
+    ours = bool(filename) and last_import.get("filename") == filename and (csv_rows is None or rows == csv_rows)
+    said = f"last-import shows {last_import.get('filename')!s} with {rows if rows is not None else '?'} rows"
+    if ours and last_progress is not None and last_progress >= BATCHES[1]:
+        record = {"row_count": rows} if rows is not None else {}
+        return HistoryVerdict(HISTORY_COMPLETED, record,
+                              f"{ident} had reached its finalizing step and {said}")
+    why = "it had not reached its finalizing step" if ours else "that is not this import"
+    return HistoryVerdict(HISTORY_UNKNOWN, None, f"{said}, but {why} (1.1.12 records no outcome)")
