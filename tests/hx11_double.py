@@ -797,10 +797,16 @@ class HX11Double:
             _unlink(upload.path)
 
     def _lose(self, n: int) -> None:
-        """Drop ``n`` stored vulnerabilities, as 1.1.12's interleaved staging/processing does."""
-        for key in list(self._current)[:n]:
-            del self._current[key]
-        self.lost_records += n
+        """Lose ``n`` of the records just stored, as 1.1.12's interleaved staging/processing does (their
+        ``lifecycle_state`` becomes ``lost``: no longer active, never resolved either)."""
+        active = [r for r in self.current if r["lifecycle_state"] == "active"]
+        for record in active[-n:] if n else []:
+            record["lifecycle_state"] = "lost"
+        self.lost_records += min(n, len(active))
+
+    def active_records(self) -> int:
+        """How many records are active in vulnerabilities_current (tests read it)."""
+        return sum(1 for r in self.current if r["lifecycle_state"] == "active")
 
     def _forget_later(self, session_id: str, delay: float) -> None:
         loop = asyncio.get_running_loop()
