@@ -453,7 +453,7 @@ def test_ca_bundle_is_honoured_even_when_requests_ca_bundle_is_set(double, scan,
 def test_a_second_import_into_the_same_server_waits_for_the_first_and_nothing_is_lost(double, tmp_path):
     """Case 7: 1.1.12 loses records when two imports run at once; from one machine the second waits (saying
     why) and both complete whole. --no-lock lets them overlap (and the double loses records, as 1.1.12 does)."""
-    hx = double(step_delay=0.05)
+    hx = double(step_delay=0.3)
     first, second = tmp_path / "tenable_a.csv", tmp_path / "tenable_b.csv"
     first.write_text(csv_text(3000))
     second.write_text(csv_text(500, start=5000))
