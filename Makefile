@@ -7,11 +7,12 @@ SAMPLE ?= examples/tenable_vulns_2025-11-20.csv
 PYTEST_ARGS ?=
 SOURCES := setup.cfg pyproject.toml $(shell find hextrackr_cli -name '*.py' -o -name py.typed 2>/dev/null)
 
-.PHONY: demo test venv install-demo install-test artifacts check-artifacts bench clean help
+.PHONY: demo test lint venv install-demo install-test artifacts check-artifacts bench clean help
 
 help:
 	@echo "make demo   - create $(VENV), install hextrackr with the server extra, import $(SAMPLE) with live progress"
-	@echo "make test   - create $(VENV), install hextrackr editable with the test extra, run the test suite"
+	@echo "make test   - create $(VENV), install hextrackr editable with the test extra, run lint, then the test suite"
+	@echo "make lint   - ruff (ruff.toml) over the package and the tests, mypy (setup.cfg [mypy]) over the package"
 	@echo "make artifacts / check-artifacts - regenerate / check completions/ and man/hextrackr.1"
 	@echo "make bench  - start-up benchmark (hextrackr --help vs python -c 'import click')"
 
@@ -47,7 +48,10 @@ install-test: $(VENV)/.test-installed $(BIG_CORPUS)
 demo: $(VENV)/.demo-installed
 	$(BIN)/hextrackr --server local import $(SAMPLE)
 
-test: $(VENV)/.test-installed $(BIG_CORPUS)
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check hextrackr_cli tests && $(BIN)/mypy hextrackr_cli
+
+test: lint $(BIG_CORPUS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 artifacts: $(VENV)/.test-installed

@@ -141,6 +141,7 @@ class Counts:
             return dict(self.file_open) if self.file_open is not None else None
         if not self.kinds:
             return None
+        parts: tuple[str, ...]
         if name == SCOPE_NEW:
             parts = ("new", "reopened")
         elif name == SCOPE_OPEN:

@@ -29,7 +29,7 @@ class VerifyingSession(requests.Session):
     override ``Session.verify`` (python-engineio never passes ``verify=``), which would silently ignore
     ``--ca-bundle`` / ``--insecure``."""
 
-    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("verify") is None:
             kwargs["verify"] = self.verify
         return super().request(method, url, *args, **kwargs)

@@ -540,7 +540,7 @@ class Hx11Api:
 
     def _upload(self, path: Path, *, session_id: str, vendor: str | None, scan_date: str | None, filename: str,
                 on_progress: Callable[[int, int], None] | None, abort: threading.Event | None) -> dict[str, Any]:
-        from requests_toolbelt.multipart.encoder import MultipartEncoder  # type: ignore[import-untyped]
+        from requests_toolbelt.multipart.encoder import MultipartEncoder
 
         name = csv_upload_name(filename)
         what = f"upload of {name}"

@@ -60,9 +60,9 @@ def _hx11_status(api: Any, session_id: str) -> dict[str, Any]:
                                 hint="HexTrackr stops answering for a while on large files; retry shortly")
     event = Translator(session_id).poll(result.body) or {}
     kind = event.get("type")
-    outcome = {protocol.COMPLETE: protocol.OUTCOME_COMPLETED, protocol.ERROR: protocol.OUTCOME_FAILED}.get(
-        kind, protocol.OUTCOME_RUNNING)
-    extra = {k: event[k] for k in ("type", "totalRows", "processedRows", "importId", "eta") if k in event}
+    outcomes: dict[Any, str] = {protocol.COMPLETE: protocol.OUTCOME_COMPLETED, protocol.ERROR: protocol.OUTCOME_FAILED}
+    outcome = outcomes.get(kind, protocol.OUTCOME_RUNNING)
+    extra: dict[str, Any] = {k: event[k] for k in ("type", "totalRows", "processedRows", "importId", "eta") if k in event}
     if outcome == protocol.OUTCOME_COMPLETED:
         extra["summary"] = ev.summary_from(event)
     if outcome == protocol.OUTCOME_FAILED:

@@ -55,7 +55,7 @@ def run_serve(
 ) -> int:
     """Serve until interrupted; returns the exit status (0 after a clean shutdown)."""
     limit = parse_size(max_upload)
-    shared_db = bool(database) and database.startswith(("postgresql://", "postgres://"))
+    shared_db = database is not None and database.startswith(("postgresql://", "postgres://"))
     if database and "://" in database and not shared_db and not database.startswith("sqlite:///"):
         raise UsageError(
             f"database {database.split('://', 1)[0]}:// is not supported; use sqlite:///PATH or postgresql://…",

@@ -105,9 +105,9 @@ class CsvReader:
         missing = [alternative for alternative in self.required if not any(f in index for f in alternative)]
         if missing:
             if self.has_signature(folded):
-                names = " or ".join(quoted(self.columns[f][0]) for f in missing[0] if f in self.columns)
+                wanted = " or ".join(quoted(self.columns[f][0]) for f in missing[0] if f in self.columns)
                 raise FormatError(f"this looks like a {self.title} (it has the columns"
-                                  f" {', '.join(self.signature_of(folded))}) but it has no column {names}")
+                                  f" {', '.join(self.signature_of(folded))}) but it has no column {wanted}")
             return None
         self.check_header(header)
         return Format(self, header, index)

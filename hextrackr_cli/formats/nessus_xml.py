@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import pyexpat
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator, NoReturn
 from urllib.parse import urlsplit
 
 from hextrackr_cli.formats.records import VULNERABILITIES, Finding, FormatError, Record, RowError
@@ -47,12 +47,12 @@ class _RootFound(Exception):
     pass
 
 
-def _refuse_dtd(*_: Any) -> None:
+def _refuse_dtd(*_: Any) -> NoReturn:
     raise XmlRefused("the XML has a document type declaration (DTD); Nessus exports have none, and DTDs and "
                      "entities are never read (XXE, entity expansion)")
 
 
-def _refuse_entity(*_: Any) -> None:
+def _refuse_entity(*_: Any) -> NoReturn:
     raise XmlRefused("the XML declares or references an external entity; entities are never read (XXE)")
 
 

@@ -113,7 +113,8 @@ def parse_head(head: bytes, *, complete: bool = False) -> Head:
     out = Head(data=head, text=text, complete=complete)
     start = head.lstrip()[:1]
     if start == b"<":
-        m = _XML_ROOT_RE.match(head, _XML_PROLOG_RE.match(head).end())
+        prolog = _XML_PROLOG_RE.match(head)  # matches any text (every part of the prolog is optional)
+        m = _XML_ROOT_RE.match(head, prolog.end() if prolog else 0)
         out.xml_root = m.group(1).decode("ascii", "replace").rsplit(":", 1)[-1] if m else ""
         return out
     if "\n" not in text and not complete and len(head) >= HEAD_BYTES:

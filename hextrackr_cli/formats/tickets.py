@@ -38,7 +38,7 @@ class TicketReader(CsvReader):
             values[0] = normalize_xt_number(values[0])
             if not values[status_at]:
                 values[status_at] = "Open"
-            return [Ticket(*values, record, line)]
+            return [Ticket._make([*values, record, line])]
 
         return map_row
 

@@ -58,8 +58,8 @@ class _View:
         bar_line.add_column()
         pct = self.progress
         if self.upload and self.stage == "uploading":
-            sent, total = self.upload
-            pct = int(sent * 100 / total) if total else 0
+            sent, size = self.upload
+            pct = int(sent * 100 / size) if size else 0
         bar = ProgressBar(total=100, completed=pct, width=40, complete_style=style, finished_style=style)
         bar_line.add_row(bar, Text(f"{pct}%"), Text(self.stage, style=style))
         lines: list[Any] = [title, bar_line]

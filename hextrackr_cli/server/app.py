@@ -69,7 +69,7 @@ def _quiet_logger(name: str, log_level: str) -> logging.Logger:
 def build_app(ctx: ServerContext, transports: tuple[str, ...] = ("websocket", "polling"),
               log_level: str = "warning") -> Any:
     """The ASGI app: engine.io at /socket.io/, everything else to the HTTP API."""
-    import socketio  # type: ignore[import-untyped]
+    import socketio
 
     from hextrackr_cli.server.http import HttpApp
     from hextrackr_cli.server.sockets import ImportNamespace
@@ -221,9 +221,9 @@ def start_background(
     sock.setblocking(False)
     bound_port = sock.getsockname()[1]
 
+    extra: dict[str, Any] = {"log_config": None} if log_file is not None else {}
     config = uvicorn.Config(app, lifespan="off", log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=1, ws="auto",
-                            **({"log_config": None} if log_file is not None else {}))
+                            timeout_graceful_shutdown=1, ws="auto", **extra)
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
 

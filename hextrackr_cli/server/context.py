@@ -12,12 +12,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from hextrackr_cli import protocol
 from hextrackr_cli.server.pipeline import Importer
 from hextrackr_cli.server.storage import Database
 from hextrackr_cli.server.tracker import ProgressTracker, Session, session_state
+
+if TYPE_CHECKING:
+    from hextrackr_cli.server.state import SharedState
 
 log = logging.getLogger("hextrackr.server")
 
@@ -104,7 +107,7 @@ def finished_message(status: str, cancelled: bool) -> str:
 
 class ServerContext:
     def __init__(self, *, db: Database, tokens: list[str], retention: float, max_upload: int,
-                 upload_dir: Path, shared: Any = None) -> None:
+                 upload_dir: Path, shared: SharedState | None = None) -> None:
         if not tokens:
             raise ValueError("at least one token is required")
         self.db = db
@@ -119,10 +122,13 @@ class ServerContext:
         self.sio: Any = None  # set by the app builder
         self.shared = shared  # state.SharedState when workers share a message queue (Redis), else None
         self._sweeper: asyncio.Task | None = None
+        self._on_remote_cancel: Callable[[str], None] | None = None  # a cancel asked on another worker
+        self.tracker: ProgressTracker
         if shared is None:
             self.tracker = ProgressTracker(self.emit, self.call_later, retention=retention)
         else:
-            self.tracker = shared.make_tracker(self.emit, self.call_later, retention=retention)
+            tracker = shared.make_tracker(self.emit, self.call_later, retention=retention)
+            self.tracker, self._on_remote_cancel = tracker, tracker.remote_cancel
         self.importer = Importer(db, self.tracker)
 
     # ------------------------------------------------------------------ auth
@@ -143,18 +149,19 @@ class ServerContext:
         self.loop = loop
         self._queue = asyncio.Queue()
         self._consumer = loop.create_task(self._consume())
-        if self.shared is not None:
-            self.shared.start(self.tracker.remote_cancel)
+        if self.shared is not None and self._on_remote_cancel is not None:
+            self.shared.start(self._on_remote_cancel)
             self._sweeper = loop.create_task(self._sweep())
 
     async def _sweep(self) -> None:
         """Every second: imports whose worker is gone are recorded as failed and their rooms told."""
         from hextrackr_cli.server.state import sweep
 
-        while True:
+        shared = self.shared
+        while shared is not None:
             await asyncio.sleep(1.0)
             try:
-                await asyncio.to_thread(sweep, self.shared, self.db, self.tracker, self.emit, self.tracker.retention)
+                await asyncio.to_thread(sweep, shared, self.db, self.tracker, self.emit, self.tracker.retention)
             except Exception as exc:  # Redis or the database is down: next round
                 log.debug("sweep: %s", exc)
 
@@ -186,11 +193,12 @@ class ServerContext:
     def remote_cancel(self, session_id: str, principal: Principal) -> dict | None:
         """The cancelImport ack for a session another worker runs (message queue only), None if unknown; blocking."""
         state = self.remote_state(session_id, principal)
-        if state is None:
+        shared = self.shared
+        if state is None or shared is None:
             return None
         try:
-            result = self.shared.cancel(session_id)
-        except self.shared.Error:
+            result = shared.cancel(session_id)
+        except shared.Error:
             return {"ok": False, "error": "the message queue (Redis) is unreachable; the cancel was not delivered"}
         if result == "ok":
             return {"ok": True}

@@ -287,7 +287,8 @@ class _Run:
         event = self.tracker.emit_progress(self.sid, protocol.COMPLETE, 100, message, **summary)
         self.tracker.complete_session(self.sid, success=True)
         try:
-            self.importer.db.store_last_event(conn, job.import_id, event)
+            if event is not None:
+                self.importer.db.store_last_event(conn, job.import_id, event)
         except StorageError:
             log.warning("could not store the final event of import %s", job.import_id)
         try:  # the upload is not needed any more: not on the disk for the delay

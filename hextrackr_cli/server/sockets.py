@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-import socketio  # type: ignore[import-untyped]
+import socketio
 
 from hextrackr_cli import protocol
 from hextrackr_cli.server.context import Principal, ServerContext, finished_message

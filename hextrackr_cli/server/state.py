@@ -108,9 +108,9 @@ class SharedState:
 
     def manager(self) -> Any:
         """python-socketio's Redis client manager on this deployment's channel (publishing first, see below)."""
-        import socketio  # type: ignore[import-untyped]
+        import socketio
 
-        class PublishFirstRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+        class PublishFirstRedisManager(socketio.AsyncRedisManager):
             """``AsyncRedisManager`` delivers an emit to this worker's clients and then publishes it to the others;
             this one publishes first, so every worker fans the event out at the same time, and does not publish an
             emit meant for one client of this worker (the joiner's current state)."""
@@ -182,7 +182,7 @@ class SharedState:
         raw = self.redis.hgetall(self.key(session_id))
         if not raw:
             return None
-        data = {k.decode(): v.decode() for k, v in raw.items()}
+        data: dict[str, Any] = {_text(k): _text(v) for k, v in raw.items()}
         try:
             data["state"] = json.loads(data.get("state") or "null")
         except ValueError:
@@ -247,7 +247,8 @@ class SharedState:
 
     def _listen(self, on_cancel: Callable[[str], None]) -> None:
         while not self._stop.is_set():
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            # redis-py leaves pubsub() unannotated
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(self.cancel_channel)
                 while not self._stop.is_set():
@@ -307,7 +308,7 @@ class SharedTracker(ProgressTracker):
                 status = self.shared.redis.hget(self.shared.key(session_id), "status")
             except self.shared.Error:
                 return session
-            if status is not None and status.decode() != protocol.PENDING:
+            if status is not None and _text(status) != protocol.PENDING:
                 with self._lock:
                     if self.sessions.get(session_id) is session:
                         self.sessions.pop(session_id, None)
@@ -429,6 +430,11 @@ def sweep(shared: SharedState, db: Database, tracker: ProgressTracker, emit: Cal
         emit(protocol.IMPORT_PROGRESS, event, row["session_id"])
         log.warning("import %s: %s", row["id"], message)
     return failed
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (the client answers bytes unless told to decode)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _age(started_at: str | None, now: _dt.datetime) -> float:

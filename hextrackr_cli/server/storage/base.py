@@ -58,7 +58,8 @@ Check = Callable[[str], None]  # the pipeline's cancel point between statements:
 
 
 class Cursor(Protocol):
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
     def fetchone(self) -> Any: ...
 
@@ -130,8 +131,11 @@ class Database(Protocol):
 
     def list_imports(self, limit: int, offset: int, owner: str | None) -> tuple[list[Row], int]: ...
 
-    def finish_import(self, conn: Connection, import_id: int, *, status: str, durable: bool = True,
-                      **fields: Any) -> None: ...
+    def finish_import(self, conn: Connection, import_id: int, *, status: str, durable: bool = True, rows: int = 0,
+                      records: int = 0, inserted: int = 0, updated: int = 0, resolved: int = 0,
+                      error: str | None = None, last_event: dict[str, Any] | None = None,
+                      duration_ms: int | None = None, fmt: str | None = None, vendor: str | None = None,
+                      findings: int = 0, severities: dict[str, int] | None = None, skipped: int = 0) -> None: ...
 
     def store_last_event(self, conn: Connection, import_id: int, event: dict[str, Any]) -> None: ...
 

@@ -6,8 +6,9 @@ connection.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any, Sequence
+from typing import Any, ContextManager, Sequence
 
 from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
 from hextrackr_cli.server.storage.base import STOPPED, Check, Connection, LoadCounts, Row, StorageError, \
@@ -88,14 +89,20 @@ class ImportRecords:
         """Record an import's outcome (on ``conn``: inside the import's transaction when it completes).
         ``durable=False``: the backend may skip syncing this one row (a failure lost to a power cut is recorded
         failed at the next start anyway)."""
-        conn.execute(
-            "UPDATE imports SET status = ?, rows = ?, records = ?, inserted = ?, updated = ?, resolved = ?,"
-            " error = ?, last_event = ?, finished_at = ?, duration_ms = ?, format = coalesce(?, format),"
-            " vendor = coalesce(?, vendor), findings = ?, severities = ?, skipped = ? WHERE id = ?",
-            (status, rows, records, inserted, updated, resolved, error,
-             json.dumps(last_event) if last_event is not None else None, utc_now(), duration_ms, fmt, vendor,
-             findings, json.dumps(severities) if severities is not None else None, skipped, import_id),
-        )
+        with contextlib.nullcontext() if durable else self._unsynced(conn):
+            conn.execute(
+                "UPDATE imports SET status = ?, rows = ?, records = ?, inserted = ?, updated = ?, resolved = ?,"
+                " error = ?, last_event = ?, finished_at = ?, duration_ms = ?, format = coalesce(?, format),"
+                " vendor = coalesce(?, vendor), findings = ?, severities = ?, skipped = ? WHERE id = ?",
+                (status, rows, records, inserted, updated, resolved, error,
+                 json.dumps(last_event) if last_event is not None else None, utc_now(), duration_ms, fmt, vendor,
+                 findings, json.dumps(severities) if severities is not None else None, skipped, import_id),
+            )
+
+    def _unsynced(self, conn: Connection) -> ContextManager[None]:
+        """Around a write that need not be synced (finish_import(durable=False)): nothing unless the backend
+        can skip the sync."""
+        return contextlib.nullcontext()
 
     def store_last_event(self, conn: Connection, import_id: int, event: dict[str, Any]) -> None:
         conn.execute("UPDATE imports SET last_event = ? WHERE id = ?", (json.dumps(event), import_id))

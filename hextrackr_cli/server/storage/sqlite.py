@@ -204,16 +204,14 @@ class SqliteDatabase(ImportRecords):
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
-    def finish_import(self, conn: Any, import_id: int, *, status: str, durable: bool = True,
-                      **fields: Any) -> None:
-        if durable:
-            return super().finish_import(conn, import_id, status=status, **fields)
+    @contextmanager
+    def _unsynced(self, conn: Connection) -> Iterator[None]:
         # After a rollback, SQLite's next commit may start the WAL afresh and fsync it: that flushes every page
         # the undone transaction wrote (0.3 s at 1M rows) while the room waits for the outcome. This one row
         # needs no fsync of its own.
         conn.execute("PRAGMA synchronous=OFF")
         try:
-            super().finish_import(conn, import_id, status=status, **fields)
+            yield
         finally:
             conn.execute("PRAGMA synchronous=NORMAL")
 
