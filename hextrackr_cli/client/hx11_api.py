@@ -636,8 +636,8 @@ class Hx11Api:
         rows = history_rows(body)
         if not isinstance(body, (Mapping, list)):
             raise ServerError(f"import history: unexpected answer {_short(str(body))}")
-        page = rows[offset: offset + limit] if limit else rows[offset:]
-        return {"imports": [import_record(r) for r in page], "total": len(rows), "limit": limit,
+        shown = rows[offset: offset + limit] if limit else rows[offset:]
+        return {"imports": [import_record(r) for r in shown], "total": len(rows), "limit": limit,
                 "offset": offset, "data": rows}
 
     # ------------------------------------------------------------------ socket.io

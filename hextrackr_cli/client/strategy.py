@@ -261,10 +261,10 @@ class Hx11Strategy:
             args = dict(running_seen_s=self._running_sent, gone_seen_s=gone, last_progress=last.get("progress"),
                         filename=t.filename, csv_rows=t.csv_rows, import_id=t.import_id)
             rows, records = t.csv_rows, t.records
-        verdict = hx11.decide_vanished(**args)  # type: ignore[arg-type]
+        verdict = hx11.decide_vanished(**args)
         if verdict.outcome == hx11.HISTORY_UNKNOWN:
             try:
-                verdict = hx11.decide_vanished(**args, last_import=self.api.last_import())  # type: ignore[arg-type]
+                verdict = hx11.decide_vanished(**args, last_import=self.api.last_import())
             except HextrackrError as exc:
                 verdict = hx11.HistoryVerdict(hx11.HISTORY_UNKNOWN, None,
                                               f"{verdict.reason}, and last-import did not answer ({exc.message})")

@@ -135,11 +135,11 @@ def detect(head: bytes | Head, kind: str | None = None, *, complete: bool = Fals
         return fmt
     other = {VULNERABILITIES: TICKETS, TICKETS: VULNERABILITIES}.get(kind or "")
     if other is not None:
-        found = _match(parsed, other)
-        if found is not None:
+        guess = _match(parsed, other)
+        if guess is not None:
             if other == TICKETS:
-                raise FormatError(f"this is a ticket CSV ({found.title}); import it with --type tickets")
-            raise FormatError(f"this is a vulnerability scan ({found.title}), not a ticket CSV; drop --type tickets")
+                raise FormatError(f"this is a ticket CSV ({guess.title}); import it with --type tickets")
+            raise FormatError(f"this is a vulnerability scan ({guess.title}), not a ticket CSV; drop --type tickets")
     raise FormatError(_unknown(parsed, kind))
 
 
