@@ -302,7 +302,7 @@ def completion(shell: str) -> int:
     """Print the shell completion script for SHELL."""
     from hextrackr_cli.commands.config import completion_script
 
-    click.echo(completion_script(shell), nl=False)
+    click.echo(completion_script(shell, cli), nl=False)
     return 0
 
 

@@ -287,7 +287,7 @@ def man_page() -> str:
 
 
 def artifacts() -> dict[Path, str]:
-    out = {ROOT / "completions" / f"{PROG}.{shell}": completion_script(shell) for shell in SHELLS}
+    out = {ROOT / "completions" / f"{PROG}.{shell}": completion_script(shell, cli) for shell in SHELLS}
     out[ROOT / "man" / f"{PROG}.1"] = man_page()
     return out
 

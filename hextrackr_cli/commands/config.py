@@ -273,13 +273,12 @@ def run_config_list(global_flags: Mapping[str, Any], env: Environment | None = N
 
 
 # --------------------------------------------------------------------------- completion
-def completion_script(shell: str) -> str:
-    """The completion script click generates for ``hextrackr`` in ``shell`` (bash, zsh or fish)."""
+def completion_script(shell: str, root: click.Command) -> str:
+    """The completion script click generates for the ``hextrackr`` command tree ``root`` in ``shell`` (bash, zsh
+    or fish); the tree is given by cli.py, which imports the commands (never the other way round)."""
     from click.shell_completion import get_completion_class
-
-    from hextrackr_cli.cli import cli
 
     cls = get_completion_class(shell)
     if cls is None or shell not in SHELLS:
         raise UsageError(f"no completion for shell {shell!r}", hint="choose bash, zsh or fish")
-    return cls(cli, {}, "hextrackr", COMPLETE_VAR).source()
+    return cls(root, {}, "hextrackr", COMPLETE_VAR).source()
