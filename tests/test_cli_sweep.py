@@ -173,3 +173,15 @@ def test_bad_sweep_arguments_are_usage_errors(server, tmp_path):
     assert r.returncode == 2 and "the swept folder itself" in r.stderr.decode()
     r = run_cli(["sweep"], env)
     assert r.returncode == 2 and "Missing argument 'DIR'" in r.stderr.decode()
+
+
+def test_an_unreachable_server_moves_nothing(tmp_path):
+    from cli_support import free_port
+
+    drop, done, failed = tmp_path / "drop", tmp_path / "done", tmp_path / "failed"
+    drop.mkdir()
+    gen_csv(drop / "scan.csv", 40)
+    r = run_cli(["sweep", str(drop), "--settle", "0", "--done", str(done), "--failed", str(failed)],
+                cli_env(tmp_path, f"http://127.0.0.1:{free_port()}"))
+    assert r.returncode == 3 and "cannot reach" in r.stderr.decode()
+    assert [p.name for p in drop.iterdir()] == ["scan.csv"] and not done.exists() and not failed.exists()

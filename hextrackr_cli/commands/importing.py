@@ -146,7 +146,11 @@ def import_or_skip(conn: Connection, settings: Settings, renderer: Any, lf: Any,
     if options.if_changed or not check.server_knows:
         content = Content.of(lf, options.import_type, options.vendor)
     if options.if_changed and content is not None:
-        previous = check.previous(content)
+        try:
+            previous = check.previous(content)
+        except HextrackrError as exc:
+            _json_error(renderer, exc, None, lf.name)
+            raise
         if previous is not None:
             renderer.handle(previous.outcome(lf.name))
             return ExitStatus.OK

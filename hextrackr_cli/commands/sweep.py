@@ -105,10 +105,14 @@ class Sweep:
             try:
                 lf = check_file(str(path), import_type=self.options.import_type)
             except HextrackrError as exc:  # a bad file: its own failure, the sweep goes on
-                self._bad_file(path, exc)
+                self._failure(path, exc, "refused", json_done=False)
                 code = int(exc.exit_status)
             else:
-                code = int(import_or_skip(self.conn, self.settings, self.renderer, lf, self.options, self.check))
+                try:
+                    code = int(import_or_skip(self.conn, self.settings, self.renderer, lf, self.options, self.check))
+                except HextrackrError as exc:  # this file's import broke (the NDJSON summary is already out)
+                    self._failure(path, exc, "error", json_done=True)
+                    code = int(exc.exit_status)
         finally:
             if lf is not None:
                 lf.cleanup()
@@ -142,11 +146,16 @@ class Sweep:
         del self.handled[path]  # changed since: a new export under the same name
         return False
 
-    def _bad_file(self, path: Path, exc: HextrackrError) -> None:
-        if getattr(self.renderer, "emit", None) is not None:
+    def _failure(self, path: Path, exc: HextrackrError, word: str, *, json_done: bool) -> None:
+        """One file's error, shown as its outcome line (NDJSON: its error summary) and logged; the sweep goes on."""
+        if getattr(self.renderer, "emit", None) is None:
+            self.renderer.handle(ev.Outcome(word, "", int(exc.exit_status), message=str(exc), filename=path.name))
+            return
+        if not json_done:
             _json_error(self.renderer, exc, None, path.name)
-        else:
-            self.renderer.handle(ev.Outcome("refused", "", int(exc.exit_status), message=str(exc), filename=path.name))
+        log = getattr(self.renderer, "error", None)
+        if log is not None:
+            log(exc)
 
     def _move(self, path: Path, target: Path | None) -> None:
         if target is None or not path.exists():

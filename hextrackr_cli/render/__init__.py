@@ -76,8 +76,8 @@ def summary_line(outcome: ev.Outcome, filename: str | None = None, elapsed: floa
         return f"detached {what}{outcome.message}"
     if outcome.outcome == "skipped":
         return f"skipped {what}{outcome.message}"
-    if outcome.outcome == "refused":  # a bad local file (sweep goes on with the next): the message names it
-        return f"refused {outcome.message}"
+    if outcome.outcome in ("refused", "error"):  # sweep: a bad file, a broken import; the message names the file
+        return f"{outcome.outcome} {what if outcome.filename not in outcome.message else ''}{outcome.message}"
     if outcome.outcome == "interrupted":
         return f"interrupted {what}{outcome.message}"
     return f"{outcome.outcome} {what}{outcome.message} ({ids})"
