@@ -77,7 +77,8 @@ def summary_line(outcome: ev.Outcome, filename: str | None = None, elapsed: floa
     if outcome.outcome == "skipped":
         return f"skipped {what}{outcome.message}"
     if outcome.outcome in ("refused", "error"):  # sweep: a bad file, a broken import; the message names the file
-        return f"{outcome.outcome} {what if outcome.filename not in outcome.message else ''}{outcome.message}"
+        named = bool(outcome.filename) and str(outcome.filename) in outcome.message
+        return f"{outcome.outcome} {'' if named else what}{outcome.message}"
     if outcome.outcome == "interrupted":
         return f"interrupted {what}{outcome.message}"
     return f"{outcome.outcome} {what}{outcome.message} ({ids})"
