@@ -8,6 +8,7 @@ manifest requires must come from the message itself, never from the file or dire
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import shutil
 from pathlib import Path
@@ -55,6 +56,8 @@ def baseline_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 def data_rows(raw: bytes) -> list[list[str]]:
+    if raw[:2] == b"\x1f\x8b":  # a gzip-compressed export: its rows
+        raw = gzip.decompress(raw)
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
     return [r for r in rows[1:] if any(c.strip() for c in r)]
 

@@ -132,7 +132,7 @@ def test_bad_local_file_exits_2_and_sends_nothing(server, tmp_path):
         str(tmp_path / "missing.csv"): "no such file",
         str(BAD / "empty.csv"): "empty",
         str(BAD / "nul_bytes.csv"): "nul",
-        str(BAD / "gzip.csv"): "gzip",
+        str(BAD / "gzip_truncated.csv"): "gzip",
         str(BAD / "latin1.csv"): "utf-8",
         str(BAD / "random_bytes.csv"): "binary",
         str(BAD / "unknown_columns.csv"): "columns",

@@ -101,3 +101,15 @@ def test_a_conversion_that_finds_a_bad_record_sends_nothing(hx, tmp_path):
     assert r.returncode == 2, err
     assert 'attribute "severity" is not a Nessus severity (0 to 4): "9"' in err and "nothing was sent" in err
     assert hx.history == [] and hx.current == []
+
+
+def test_a_gzip_compressed_export_is_expanded_and_converted_for_1_1_x(hx, tmp_path):
+    import gzip
+
+    path = REAL / "nessus_v_unknown.xml"
+    packed = tmp_path / "nessus_v_unknown.xml.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    r = run_cli(["-v", "--output", "plain", "import", str(packed)], env_for(tmp_path, hx), timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    assert stored(hx) == nessus_xml_truth(path)
+    assert hx.history[-1]["filename"] == "nessus_v_unknown.csv"

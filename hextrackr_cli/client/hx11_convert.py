@@ -17,9 +17,10 @@ from typing import Iterator
 
 from hextrackr_cli.errors import BadInputError
 from hextrackr_cli.formats import HEAD_BYTES, VULNERABILITIES, FormatError, Record, RowError, detect
+from hextrackr_cli.formats.compressed import compression_of, expanded, expanded_head
 from hextrackr_cli.formats.hx11 import needs_conversion, write_hx11_csv
 
-_EXTENSIONS = (".csv", ".nessus", ".xml")
+_EXTENSIONS = (".csv.gz", ".nessus.gz", ".xml.gz", ".gz", ".zip", ".csv", ".nessus", ".xml")
 
 
 @dataclass
@@ -61,19 +62,22 @@ def prepare_for_hx11(path: str | os.PathLike[str], name: str, abort: threading.E
     """The file to send a 1.1.x server for the export at ``path`` (shown to the user as ``name``)."""
     src = Path(path)
     with open(src, "rb") as fh:
-        head = fh.read(HEAD_BYTES)
-    try:
-        fmt = detect(head, VULNERABILITIES, complete=len(head) < HEAD_BYTES)
-    except FormatError as exc:
-        raise BadInputError(f"{name}: {exc}") from None
-    if not needs_conversion(fmt):
+        compression = compression_of(fh.read(4))  # 1.1.x reads no .gz or .zip: expanded here
+        fh.seek(0)
+        try:
+            head, complete = expanded_head(fh, HEAD_BYTES)
+            fmt = detect(head, VULNERABILITIES, complete=complete)
+        except FormatError as exc:
+            raise BadInputError(f"{name}: {exc}") from None
+    if compression is None and not needs_conversion(fmt):
         return Prepared(src, name)
     tempdir = tempfile.mkdtemp(prefix="hextrackr-hx11-")
     out = Path(tempdir) / _upload_name(name)
     try:
         with open(src, "rb") as fh, open(out, "w", encoding="utf-8", newline="") as dst:
-            counts = write_hx11_csv(_watched(fmt.read(fh), abort), dst)
-    except RowError as exc:
+            export, _, _ = expanded(fh)
+            counts = write_hx11_csv(_watched(fmt.read(export), abort), dst)
+    except (RowError, FormatError) as exc:
         shutil.rmtree(tempdir, ignore_errors=True)
         raise BadInputError(f"{name}: {exc}; nothing was sent") from None
     except BaseException:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from hextrackr_cli.errors import BadInputError
+from hextrackr_cli.formats.compressed import expanded
 from hextrackr_cli.formats import (
     HEAD_BYTES,
     VULNERABILITIES,
@@ -107,17 +108,18 @@ def _check_content(path: Path, label: str, import_type: str, format_name: str | 
     except OSError as exc:
         raise BadInputError(f"{label}: cannot read ({exc.strerror})") from None
     with fh:
-        head = fh.read(CHUNK)
         try:
+            export, compression, _ = expanded(fh)  # a .gz or .zip: its export is checked, as the server will
+            head = export.read(CHUNK)
             check_bytes(head)
             fmt = detect(head[:HEAD_BYTES], import_type, complete=len(head) < HEAD_BYTES, force=format_name)
             check = Utf8Check()
             chunk = head
             while chunk:
                 check.feed(chunk)
-                chunk = fh.read(CHUNK)
+                chunk = export.read(CHUNK)
             check.finish()
-        except FormatError as exc:
+        except (FormatError, RowError) as exc:
             raise BadInputError(f"{label}: {_printable(str(exc))}") from None
     _check_rows(path, label, fmt)
     return fmt
@@ -133,8 +135,9 @@ def _check_rows(path: Path, label: str, fmt: Format) -> None:
         return
     with open(path, "rb") as fh:
         try:
-            for _ in fmt.read(fh):
+            export, _, _ = expanded(fh)
+            for _ in fmt.read(export):
                 return
-        except RowError:
+        except (RowError, FormatError):
             return  # a row the server will refuse, naming it: it is a data row
     raise BadInputError(f"{label}: header only, no data rows")

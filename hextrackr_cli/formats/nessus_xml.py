@@ -148,7 +148,7 @@ class NessusXmlReader:
     title = "Nessus v2 XML (.nessus)"
     kind = VULNERABILITIES
     vendor = "nessus"
-    expected = "Nessus v2 XML (root element NessusClientData_v2)"
+    expected = ""  # not named among the CSV columns an unknown header is told to have
 
     def match(self, head: Head) -> Format | None:
         if head.xml_root is None:

@@ -14,8 +14,9 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
 from hextrackr_cli import __version__, protocol
-from hextrackr_cli.formats import SEVERITY_LEVELS, metadata_from_filename, parse_scan_date
+from hextrackr_cli.formats import SEVERITY_LEVELS, FormatError, metadata_from_filename, parse_scan_date
 from hextrackr_cli.formats import names as format_names
+from hextrackr_cli.formats.compressed import expanded_head
 from hextrackr_cli.server.context import Principal, ServerContext
 from hextrackr_cli.server.pipeline import SNIFF_LIMIT, ImportProblem, Job, sniff
 from hextrackr_cli.server.storage import Duplicate, Unavailable, import_record
@@ -329,8 +330,8 @@ class HttpApp:
             return await self._existing(send, principal, row, sha, session_id)
 
         # refuse what the first bytes already tell (no import record, nothing stored)
-        head = await asyncio.to_thread(upload.head)
         try:
+            head = await asyncio.to_thread(upload.head)
             fmt = sniff(head, kind, format_name)
         except ImportProblem as exc:
             upload.discard()
@@ -362,7 +363,8 @@ class HttpApp:
             session.cancelled = True
         job = Job(session_id=session_id, import_id=import_id, kind=kind, path=upload.keep(), filename=filename,
                   vendor=vendor, scan_date=scan_date, size=upload.size, format_name=format_name,
-                  min_severity=None if min_severity in (None, "Info") else min_severity)
+                  min_severity=None if min_severity in (None, "Info") else min_severity,
+                  limit=ctx.max_upload)
         ctx.importer.submit(job)
         await send_json(send, 202, self._answer(session_id, import_id, filename, vendor, scan_date, kind))
 
@@ -492,8 +494,13 @@ class _Upload:
         self._is_file = False
 
     def head(self) -> bytes:
+        """The export's first bytes: a .gz or .zip upload's expanded ones (ImportProblem if it is damaged)."""
         with open(self.path, "rb") as f:
-            return f.read(SNIFF_LIMIT)
+            try:
+                head, _ = expanded_head(f, SNIFF_LIMIT, limit=self.ctx.max_upload)
+            except FormatError as exc:
+                raise ImportProblem(str(exc)) from None
+            return head
 
     def keep(self) -> Any:
         self._kept = True

@@ -14,9 +14,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 from hextrackr_cli import protocol
+from hextrackr_cli.formats.compressed import DEFAULT_LIMIT, expanded
 from hextrackr_cli.formats import (
     HEAD_BYTES,
     SEVERITY_LEVELS,
@@ -71,23 +72,33 @@ class Job:
     size: int
     format_name: str | None = None  # --format: the one reader to use
     min_severity: str | None = None  # --min-severity: findings below this level are skipped (counted)
+    limit: int = DEFAULT_LIMIT  # a compressed upload may expand to this many bytes (the upload limit)
 
 
 class _Source(io.RawIOBase):
-    """Raw reader that counts the bytes read, for progress by position."""
+    """Raw reader whose position is the progress (seekable: a zip's directory is at its end)."""
 
     def __init__(self, path: Path) -> None:
         self._f = open(path, "rb", buffering=0)
-        self.pos = 0
+
+    @property
+    def pos(self) -> int:
+        return self._f.tell()
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
     def readinto(self, buffer: Any) -> int:
-        n = self._f.readinto(buffer)
-        if n:
-            self.pos += n
-        return n or 0
+        return self._f.readinto(buffer) or 0
 
     def close(self) -> None:
         self._f.close()
@@ -347,25 +358,34 @@ class _Run:
                 pass
 
     # ------------------------------------------------------------------ stages
+    def _open(self) -> tuple[_Source, IO[bytes]]:
+        """The upload (for its position) and its export's bytes: a .gz or .zip expanded as it is read, capped."""
+        source = _Source(self.job.path)
+        try:
+            stream, _, _ = expanded(io.BufferedReader(source, 1 << 16), limit=self.job.limit)
+        except FormatError as exc:
+            source.close()
+            raise ImportProblem(str(exc)) from None
+        return source, stream
+
     def _scan(self) -> int:
         """Parsing stage: one fast pass over the bytes (NUL, UTF-8, line count). Returns the estimated row count."""
         job = self.job
         size = max(1, job.size)
         check = Utf8Check()
-        pos = 0
-        with open(job.path, "rb") as f:
+        source, f = self._open()
+        with source, f:
             while True:
-                chunk = f.read(SCAN_CHUNK)
-                if not chunk:
-                    break
                 try:
+                    chunk = f.read(SCAN_CHUNK)
+                    if not chunk:
+                        break
                     check.feed(chunk)
-                except FormatError as exc:
+                except (FormatError, RowError) as exc:
                     raise ImportProblem(str(exc)) from None
-                pos += len(chunk)
                 if time.monotonic() - self.last_report >= HEARTBEAT:
                     self.check_cancel()
-                    self.report(protocol.PARSING, 10 * pos / size, f"Checking {job.filename}")
+                    self.report(protocol.PARSING, 10 * source.pos / size, f"Checking {job.filename}")
         try:
             lines = check.finish()
         except FormatError as exc:
@@ -378,8 +398,12 @@ class _Run:
         return {"findings": self.findings, "severities": dict(self.severities), "skipped": self.skipped}
 
     def _format(self) -> Format:
-        with open(self.job.path, "rb") as f:
-            head = f.read(SNIFF_LIMIT)
+        source, f = self._open()
+        with source, f:
+            try:
+                head = f.read(SNIFF_LIMIT)
+            except RowError as exc:
+                raise ImportProblem(str(exc)) from None
         return sniff(head, self.job.kind, self.job.format_name)
 
     def _work(self, conn: Connection) -> tuple[Any, int, str, str]:
@@ -389,8 +413,7 @@ class _Run:
         self.report(protocol.PARSING, 0, f"Checking {job.filename}")
         estimate = self._scan()
         fmt = self._format()
-        source = _Source(job.path)
-        stream = io.BufferedReader(source, 1 << 16)
+        source, stream = self._open()
         try:
             vendor = job.vendor or fmt.default_vendor
             self.check_cancel()
@@ -451,6 +474,7 @@ class _Run:
             self.check_cancel()
         finally:
             stream.close()
+            source.close()
         rows = done
         if found == 0:
             if job.kind != "vulnerabilities":

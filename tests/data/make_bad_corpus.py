@@ -47,7 +47,9 @@ def build() -> None:
     case("nul_bytes.csv", good().replace("High", "Hi\x00gh"), "refuse", "nul")
     case("utf16.csv", good().encode("utf-16"), "refuse", "utf-16")
     case("latin1.csv", good().replace("web01", "w\u00e9b01").encode("latin-1"), "refuse", "utf-8", "line 2")
-    case("gzip.csv", gzip.compress(good().encode(), mtime=0), "refuse", "gzip")
+    case("gzip.csv", gzip.compress(good().encode(), mtime=0), "accept",
+         note="a gzip-compressed export is expanded as it is read")
+    case("gzip_truncated.csv", gzip.compress(good().encode(), mtime=0)[:-10], "refuse", "gzip", "damaged")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr(zipfile.ZipInfo("xl/workbook.xml", (2025, 1, 1, 0, 0, 0)), "<workbook/>")
