@@ -91,6 +91,9 @@ def format_status(body: Mapping[str, Any]) -> str:
                            if isinstance(summary.get(k), int))
         if counts:
             lines.append(f"summary   {counts}")
+        table = _severity(summary.get("deltas"))
+        if table:
+            lines.append(table)  # "severity (new/open)  Critical 0/1  High 2/5 …"
     if body.get("error"):
         err = body["error"]
         if isinstance(err, Mapping):
@@ -128,7 +131,8 @@ def run_imports(settings: Settings, as_json: bool = False, limit: int = 20) -> i
 def format_table(records: list[Mapping[str, Any]]) -> str:
     from hextrackr_cli.render import duration_text
 
-    cols = ("ID", "STATUS", "STARTED", "TYPE", "FILE", "VENDOR", "ROWS", "INS", "UPD", "RES", "TIME", "SESSION")
+    cols = ("ID", "STATUS", "STARTED", "TYPE", "FILE", "VENDOR", "ROWS", "INS", "UPD", "RES", "NEW C/H/M/L/I", "TIME",
+            "SESSION")
     rows = []
     for r in records:
         started = str(r.get("startedAt") or "")[:19].replace("T", " ")
@@ -144,17 +148,34 @@ def format_table(records: list[Mapping[str, Any]]) -> str:
                 _num(r.get("inserted")),
                 _num(r.get("updated")),
                 _num(r.get("resolved")),
+                _new_by_severity(r.get("deltas")),
                 duration_text(r.get("durationMs")),
                 str(r.get("sessionId") or ""),
             )
         )
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
-    numeric = {0, 6, 7, 8, 9, 10}
+    numeric = {0, 6, 7, 8, 9, 10, 11}
 
     def fmt(row: tuple[str, ...]) -> str:
         return "  ".join(v.rjust(widths[i]) if i in numeric else v.ljust(widths[i]) for i, v in enumerate(row)).rstrip()
 
     return "\n".join([fmt(cols)] + [fmt(r) for r in rows])
+
+
+def _severity(deltas: Any) -> str:
+    """``severity (new/open)  Critical 0/1  High 2/5 …`` of an import's deltas ("" without them)."""
+    from hextrackr_cli.gate import Counts, severity_line
+
+    return severity_line(Counts.from_deltas(deltas))
+
+
+def _new_by_severity(deltas: Any) -> str:
+    """New and reopened findings per severity, most severe first: ``0/2/0/1/0``."""
+    from hextrackr_cli.gate import SCOPE_NEW, Counts
+
+    counts = Counts.from_deltas(deltas)
+    row = counts.scope(SCOPE_NEW) if counts is not None else None
+    return "/".join(str(n) for n in row.values()) if row is not None else ""
 
 
 def _num(v: Any) -> str:

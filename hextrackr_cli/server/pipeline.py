@@ -283,6 +283,8 @@ class _Run:
                            emptyRows=self.empty_rows, cleanScan=self.clean)
             if job.min_severity:
                 summary["minSeverity"] = job.min_severity
+        if counts.deltas is not None:  # per severity: new, reopened, unchanged, resolved (docs/wire.md)
+            summary["deltas"] = counts.deltas
         session = self.tracker.get(self.sid)
         if session is not None:
             session.summary = summary
@@ -546,7 +548,7 @@ class _Run:
             self.report(protocol.FINALIZING, 95, "Committing", processedRows=rows, totalRows=rows)
             self.importer.db.finish_import(
                 conn, job.import_id, status="completed", rows=rows, records=counts.records,
-                inserted=counts.inserted, updated=counts.updated, resolved=counts.resolved,
+                inserted=counts.inserted, updated=counts.updated, resolved=counts.resolved, deltas=counts.deltas,
                 duration_ms=int((time.monotonic() - self.started) * 1000), fmt=fmt.name, vendor=vendor,
                 **self._tally())
             if not self.tracker.try_commit(self.sid):  # from here on a cancel is refused, not half-done

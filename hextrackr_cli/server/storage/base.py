@@ -51,6 +51,7 @@ class LoadCounts:
     inserted: int = 0
     updated: int = 0
     resolved: int = 0
+    deltas: dict[str, Any] | None = None  # vulnerabilities: per kind and severity (storage.deltas, docs/wire.md)
 
 
 Row = dict[str, Any]
@@ -213,6 +214,7 @@ def import_record(row: Row) -> dict[str, Any]:
         "findings": row.get("findings"),
         "severities": _json_or_none(row.get("severities")),
         "skipped": row.get("skipped"),
+        "deltas": _json_or_none(row.get("deltas")),
         "error": row["error"],
         "startedAt": row["started_at"],
         "finishedAt": row["finished_at"],

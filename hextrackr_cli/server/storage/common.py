@@ -13,6 +13,7 @@ from typing import Any, ContextManager, Sequence
 from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
 from hextrackr_cli.server.storage.base import STOPPED, Check, Connection, LoadCounts, Row, StorageError, \
     runner_alive, utc_now
+from hextrackr_cli.server.storage.deltas import REOPEN_ON_CONFLICT, open_split, resolved_row
 from hextrackr_cli.server.storage.schema import TABLES, missing_columns, statements
 
 
@@ -85,7 +86,8 @@ class ImportRecords:
                       records: int = 0, inserted: int = 0, updated: int = 0, resolved: int = 0,
                       error: str | None = None, last_event: dict[str, Any] | None = None,
                       duration_ms: int | None = None, fmt: str | None = None, vendor: str | None = None,
-                      findings: int = 0, severities: dict[str, int] | None = None, skipped: int = 0) -> None:
+                      findings: int = 0, severities: dict[str, int] | None = None, skipped: int = 0,
+                      deltas: dict[str, Any] | None = None) -> None:
         """Record an import's outcome (on ``conn``: inside the import's transaction when it completes).
         ``durable=False``: the backend may skip syncing this one row (a failure lost to a power cut is recorded
         failed at the next start anyway)."""
@@ -93,10 +95,11 @@ class ImportRecords:
             conn.execute(
                 "UPDATE imports SET status = ?, rows = ?, records = ?, inserted = ?, updated = ?, resolved = ?,"
                 " error = ?, last_event = ?, finished_at = ?, duration_ms = ?, format = coalesce(?, format),"
-                " vendor = coalesce(?, vendor), findings = ?, severities = ?, skipped = ? WHERE id = ?",
+                " vendor = coalesce(?, vendor), findings = ?, severities = ?, skipped = ?, deltas = ? WHERE id = ?",
                 (status, rows, records, inserted, updated, resolved, error,
                  json.dumps(last_event) if last_event is not None else None, utc_now(), duration_ms, fmt, vendor,
-                 findings, json.dumps(severities) if severities is not None else None, skipped, import_id),
+                 findings, json.dumps(severities) if severities is not None else None, skipped,
+                 json.dumps(deltas, separators=(",", ":")) if deltas is not None else None, import_id),
             )
 
     def _unsynced(self, conn: Connection) -> ContextManager[None]:
@@ -164,7 +167,7 @@ VULN_ON_CONFLICT = (
     "   OR excluded.first_seen < vulnerabilities.first_seen THEN excluded.first_seen"
     "   ELSE vulnerabilities.first_seen END,"
     " last_seen = excluded.last_seen, scan_date = excluded.scan_date, status = 'open', resolved_at = NULL,"
-    " import_id = excluded.import_id, updated_at = excluded.updated_at"
+    " import_id = excluded.import_id, updated_at = excluded.updated_at" + REOPEN_ON_CONFLICT
 )
 _T_COLS = ", ".join(TICKET_FIELDS)
 _TICKET_UPDATES = ", ".join(f"{f} = excluded.{f}" for f in TICKET_FIELDS[1:])
@@ -183,12 +186,9 @@ def merge_vulnerabilities(conn: Connection, table: str, select: str, args: Seque
     check("upsert")
     id_before = conn.execute("SELECT coalesce(max(id), 0) FROM vulnerabilities").fetchone()[0]
     conn.execute(f"INSERT INTO vulnerabilities ({_V_INSERT}) {select}{VULN_ON_CONFLICT}", args)
-    # every record of this scan now carries import_id (and is open); the new ones have ids above id_before
-    records = conn.execute(
-        "SELECT count(*) FROM vulnerabilities WHERE vendor = ? AND status = 'open' AND import_id = ?",
-        (vendor, import_id),
-    ).fetchone()[0]
-    inserted = conn.execute("SELECT count(*) FROM vulnerabilities WHERE id > ?", (id_before,)).fetchone()[0]
+    # every record of this scan now carries import_id (and is open); the new ones have ids above id_before, the
+    # reopened ones this import's reopened_import_id
+    records, inserted, deltas = open_split(conn, vendor=vendor, import_id=import_id, id_before=id_before)
     if plugins:
         conn.executemany(
             "INSERT INTO plugins (vendor, plugin_id, name, description, solution, updated_at)"
@@ -198,19 +198,21 @@ def merge_vulnerabilities(conn: Connection, table: str, select: str, args: Seque
         )
     check("resolve")
     # the vendor's other open records were absent from this scan
-    resolved = conn.execute(
+    deltas["resolved"] = resolved_row(conn.execute(
         "UPDATE vulnerabilities SET status = 'resolved', resolved_at = ?, updated_at = ?"
         " WHERE vendor = ? AND status = 'open' AND import_id != ?"
-        + (f" AND severity IN ({', '.join('?' * len(levels))})" if levels else ""),
+        + (f" AND severity IN ({', '.join('?' * len(levels))})" if levels else "") + " RETURNING severity",
         (now, now, vendor, import_id, *(levels or ())),
-    ).rowcount
+    ).fetchall())
+    resolved = deltas["resolved"]["total"]
     check("snapshot")
     conn.execute(
         "INSERT INTO vulnerability_snapshots (import_id, dedup_key, severity, state, vpr_score)"
         f" SELECT ?, dedup_key, severity, state, vpr_score FROM {table} ORDER BY seq",  # seq: SQLite's rowid
         (import_id,),
     )
-    return LoadCounts(records=records, inserted=inserted, updated=records - inserted, resolved=resolved)
+    return LoadCounts(records=records, inserted=inserted, updated=records - inserted, resolved=resolved,
+                      deltas=deltas)
 
 
 def merge_tickets(conn: Connection, table: str, source: str, *, import_id: int, check: Check) -> LoadCounts:

@@ -60,6 +60,7 @@ IMPORTS = Table("imports", (  # one line a column (see the module's docstring); 
     ("severities", TEXT, ""),  # JSON {"Critical": n, "High": n, "Medium": n, "Low": n, "Info": n} of those read
     ("skipped", INT, "NOT NULL DEFAULT 0"),  # findings below --min-severity
     ("error", TEXT, ""),
+    ("deltas", TEXT, ""),  # JSON: per-severity new/reopened/unchanged/resolved of a completed vulnerabilities import
     ("last_event", TEXT, ""),
     ("started_at", TEXT, "NOT NULL"),
     ("finished_at", TEXT, ""),
@@ -80,6 +81,7 @@ VULNERABILITIES = Table("vulnerabilities", (
     ("import_id", INT, "NOT NULL"),
     ("created_import_id", INT, "NOT NULL"),
     ("created_at", TEXT, "NOT NULL"),
+    ("reopened_import_id", INT, ""),  # the import that brought it back from resolved (storage.deltas)
     ("updated_at", TEXT, "NOT NULL"),
 ), constraints=("UNIQUE (vendor, dedup_key)",))
 
