@@ -137,6 +137,8 @@ class Outcome(Event):
     summary: Mapping[str, Any] = field(default_factory=dict)
     confirmed: bool = False  # cancel: the server confirmed it
     source: str = ""  # which transport decided
+    counts: Any = None  # gate.Counts of a completed import, when known (the server's deltas or the file's)
+    gate: Any = None  # gate.Verdict, once the command decided it (only after the import completed)
 
 
 def summary_from(data: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -167,4 +169,6 @@ def summary_from(data: Mapping[str, Any] | None) -> dict[str, Any]:
         out["severities"] = {k: v for k, v in sev.items() if isinstance(k, str) and isinstance(v, int)}
     if data.get("cleanScan") is True:
         out["cleanScan"] = True
+    if isinstance(data.get("deltas"), Mapping):  # per-severity new/reopened/unchanged/resolved (docs/wire.md)
+        out["deltas"] = data["deltas"]
     return out

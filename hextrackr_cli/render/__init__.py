@@ -84,6 +84,35 @@ def summary_line(outcome: ev.Outcome, filename: str | None = None, elapsed: floa
     return f"{outcome.outcome} {what}{outcome.message} ({ids})"
 
 
+def outcome_counts(outcome: ev.Outcome) -> Any:
+    """The per-severity counts (gate.Counts) of an outcome: the command's, else the server's deltas of a
+    completed import, else None."""
+    if outcome.counts is not None or outcome.outcome != "completed":
+        return outcome.counts
+    from hextrackr_cli.gate import Counts
+
+    return Counts.from_deltas(outcome.summary.get("deltas"))
+
+
+def closing_lines(outcome: ev.Outcome, quiet: bool = False) -> list[tuple[str, str]]:
+    """What follows the summary line: the one-line severity table (every severity, whatever the gate) and the
+    gate's verdict when a gate was set, each with its style (a tripped gate in red, with the rule it broke).
+    ``quiet`` (-q): only a verdict that failed or warned."""
+    from hextrackr_cli import gate
+
+    lines = []
+    table = gate.severity_line(outcome_counts(outcome))
+    if table and not quiet:
+        lines.append((table, ""))
+    verdict = outcome.gate
+    if quiet and (verdict is None or verdict.verdict not in (gate.FAILED, gate.WARNED)):
+        return lines
+    if verdict is not None and verdict.verdict != gate.OFF:
+        style = {gate.FAILED: "bold red", gate.WARNED: "yellow"}.get(verdict.verdict, "green")
+        lines.append((verdict.text() + (f" (exit {int(outcome.exit_code)})" if verdict.failed else ""), style))
+    return lines
+
+
 def make_renderer(
     output: str,
     *,

@@ -6,7 +6,7 @@ import json
 from typing import IO, Any
 
 from hextrackr_cli import events as ev
-from hextrackr_cli.render import summary_line
+from hextrackr_cli.render import closing_lines, outcome_counts, summary_line
 
 
 class JsonRenderer:
@@ -30,6 +30,8 @@ class JsonRenderer:
             self.emit(summary_object(event, filename, self.page_url if filename == self.filename else None))
             try:
                 self.err.write(summary_line(event, filename) + "\n")
+                for text, _style in closing_lines(event, self.quiet):
+                    self.err.write(text + "\n")
                 self.err.flush()
             except (OSError, ValueError):
                 pass
@@ -84,4 +86,9 @@ def summary_object(outcome: ev.Outcome, filename: str | None = None, page_url: s
         obj["message"] = outcome.message
     if outcome.outcome == "cancelled":
         obj["confirmed"] = outcome.confirmed
+    counts = outcome_counts(outcome)
+    if counts is not None:  # per severity: the delta kinds as counted, and the open scope
+        obj["counts"] = counts.to_json()
+    if outcome.gate is not None:
+        obj["gate"] = outcome.gate.to_json()
     return obj

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
-from hextrackr_cli.render import summary_line
+from hextrackr_cli.render import closing_lines, summary_line
 
 
 def _elapsed(seconds: float) -> str:
@@ -182,6 +182,8 @@ class RichRenderer:
             style = {"completed": "green", "skipped": "green", "failed": "red"}.get(event.outcome, "yellow")
             line = summary_line(event, event.filename or v.filename, v.frozen_elapsed)
             self.console.print(Text(line, style=style), soft_wrap=True)
+            for text, line_style in closing_lines(event):
+                self.console.print(Text(text, style=line_style), soft_wrap=True)
             return
         self._refresh()
 

@@ -10,7 +10,7 @@ from typing import IO
 
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
-from hextrackr_cli.render import summary_line
+from hextrackr_cli.render import closing_lines, summary_line
 
 
 def _clean(text: str) -> str:
@@ -43,6 +43,8 @@ class PlainRenderer:
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.Outcome):
             self._write(summary_line(event, event.filename or self.filename, time.monotonic() - self.started))
+            for text, _style in closing_lines(event, self.quiet):
+                self._write(text)
             return
         if isinstance(event, ev.Notice) and event.level == "warning":
             self._line(f"warning: {event.message}")

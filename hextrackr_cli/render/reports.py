@@ -22,7 +22,7 @@ class FileReport:
     """How one file (or one watched session) ended, as the reports tell it."""
 
     file: str
-    outcome: str  # completed | failed | cancelled | timeout | interrupted | broken | detached
+    outcome: str  # completed | failed | cancelled | timeout | interrupted | broken | detached | skipped
     exit_code: int
     message: str = ""  # the one-line summary the terminal showed
     counts: Counts | None = None
@@ -34,7 +34,7 @@ class FileReport:
 
     @property
     def import_failed(self) -> bool:
-        return self.outcome not in ("completed", "detached")
+        return self.outcome not in ("completed", "detached", "skipped")
 
     @property
     def passed(self) -> bool:
