@@ -26,6 +26,7 @@ Exit status:
   3    server unreachable, or the watch broke and could not be recovered
   4    authentication or authorization refused
   5    --timeout reached; the import keeps running (re-attach with `hextrackr watch ID`)
+  6    the import completed, but its findings cross the gate (--fail-on, --max)
   7    the import ended, but the server no longer tells how (HexTrackr 1.1.x forgets finished sessions)
   75   another run holds the lock (--lock); nothing was done (EX_TEMPFAIL)
   130  interrupted by Ctrl-C (the message says whether the server confirmed the cancel)
@@ -35,7 +36,8 @@ ENV_HELP = """\b
 Environment:
   HEXTRACKR_SERVER, HEXTRACKR_TOKEN, HEXTRACKR_PROFILE, HEXTRACKR_CONFIG, HEXTRACKR_OUTPUT,
   HEXTRACKR_DIALECT, HEXTRACKR_USERNAME, HEXTRACKR_PASSWORD, HEXTRACKR_CA_BUNDLE, HEXTRACKR_INSECURE,
-  NO_COLOR. Precedence: flag > environment > config profile > default.
+  HEXTRACKR_FAIL_ON, HEXTRACKR_FAIL_SCOPE, HEXTRACKR_MAX, HEXTRACKR_WARN_ON, NO_COLOR.
+  Precedence: flag > environment > config profile > default.
 """
 
 # Imported only by the embedded server (`serve`, `--server local`); installed by the `server` extra.
@@ -79,6 +81,43 @@ def cli(ctx: click.Context, **flags: Any) -> None:
     HTTP polling), cancels on Ctrl-C, and tells a pipeline the truth through its exit status.
     """
     ctx.obj = Obj(flags, ctx.obj if isinstance(ctx.obj, Environment) else Environment())
+
+
+_LEVELS = click.Choice(["critical", "high", "medium", "low", "info", "none"], case_sensitive=False)
+
+
+def gate_options(f: Any) -> Any:
+    """The gate and the CI reports, shared by import and watch."""
+    for option in reversed((
+        click.option("--fail-on", metavar="LEVEL", type=_LEVELS, default=None,
+                     help="Exit 6 when the import completed with findings at LEVEL or above in scope "
+                          "(critical|high|medium|low|info|none). [env: HEXTRACKR_FAIL_ON; default: none]"),
+        click.option("--fail-scope", type=click.Choice(["new", "open"], case_sensitive=False), default=None,
+                     help="Findings the gate counts: new = new and reopened by this import; open = this scan's "
+                          "findings open after it. [default: new]"),
+        click.option("--max", "max", metavar="LEVEL=N", multiple=True,
+                     help="Exit 6 when more than N findings at exactly LEVEL are in scope (repeatable)."),
+        click.option("--warn-on", metavar="LEVEL", type=_LEVELS, default=None,
+                     help="Warn (and annotate in CI) on findings at LEVEL or above in scope; never fails."),
+        click.option("--junit", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="Write a JUnit XML report: one testcase per file, failed when the import failed or the "
+                          "gate tripped."),
+        click.option("--summary-md", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="Write a Markdown summary (outcome, severity table, gate, duration)."),
+        click.option("--no-ci-annotations", "ci_annotations", is_flag=True, flag_value=False, default=True,
+                     help="No GitHub Actions step summary and ::error lines, no GitLab sections."),
+    )):
+        f = option(f)
+    return f
+
+
+def _gate_flags(opts: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Split the gate's flags (resolved into Settings with env and profile) from the report options."""
+    from hextrackr_cli.core.reporting import ReportOptions
+
+    gate = {k: opts.pop(k) for k in ("fail_on", "fail_scope", "max", "warn_on")}
+    gate["max"] = gate["max"] or None
+    return gate, ReportOptions(opts.pop("junit"), opts.pop("summary_md"), opts.pop("ci_annotations"))
 
 
 # --------------------------------------------------------------------------- import
@@ -134,6 +173,7 @@ def lock_request(lock: str | None, lock_wait: float | None) -> Any:
 @click.option("--force", is_flag=True, help="Import even when --if-changed (or the profile) would skip.")
 @lock_options
 @click.option("--no-lock", is_flag=True, help="HexTrackr 1.1.x: do not wait for another import into the same server from this machine (two at once lose data there).")
+@gate_options
 @pass_obj
 def import_cmd(obj: Obj, files: tuple[str, ...], poll_interval: float | None, log_interval: float | None,
                if_changed: bool | None, force: bool, lock: str | None, lock_wait: float | None, **opts: Any) -> int:
@@ -141,8 +181,9 @@ def import_cmd(obj: Obj, files: tuple[str, ...], poll_interval: float | None, lo
     from hextrackr_cli.commands.importing import ImportOptions, run_import
 
     lock, files = lock_and_files(lock, files)
-    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval, if_changed=if_changed)
-    options = ImportOptions(if_changed=settings.if_changed and not force, **opts)
+    gate, reports = _gate_flags(opts)
+    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval, if_changed=if_changed, **gate)
+    options = ImportOptions(if_changed=settings.if_changed and not force, reports=reports, **opts)
     return run_import(settings, files, options, lock=lock_request(lock, lock_wait))
 
 
@@ -189,13 +230,15 @@ def sweep(obj: Obj, folder: str | None, patterns: tuple[str, ...], settle: float
 @click.option("--transport", type=click.Choice(["auto", "websocket", "polling"]), default="auto", show_default=True)
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS")
 @click.option("--log-interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS")
+@gate_options
 @pass_obj
 def watch(obj: Obj, poll_interval: float | None, log_interval: float | None, **opts: Any) -> int:
     """Re-attach to a running or finished import; exit status = its outcome."""
     from hextrackr_cli.commands.importing import run_watch
 
-    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval)
-    return run_watch(settings, **opts)
+    gate, reports = _gate_flags(opts)
+    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval, **gate)
+    return run_watch(settings, **opts, reports=reports)
 
 
 @cli.command()

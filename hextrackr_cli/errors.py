@@ -18,9 +18,20 @@ class ExitStatus(enum.IntEnum):
     CONNECTION = 3  # server unreachable / watch broke and could not be recovered
     AUTH = 4  # authentication or authorization refused
     TIMEOUT = 5  # --timeout reached; the import keeps running on the server
+    GATE = 6  # the import completed, but its findings cross the gate (--fail-on, --max)
     OUTCOME_UNKNOWN = 7  # the import ended, but the server (HexTrackr 1.1.x) no longer tells how
     TEMPFAIL = 75  # EX_TEMPFAIL (sysexits.h): another run holds the lock (--lock); nothing was done
     INTERRUPTED = 130  # Ctrl-C
+
+
+def more_serious(a: int, b: int) -> int:
+    """The status that wins when one command ends several imports: any failure (1-5, 75, 130) outranks a
+    tripped gate (6), which outranks success (0); among failures the higher code."""
+
+    def rank(code: int) -> int:
+        return 0 if code == ExitStatus.OK else 1 if code == ExitStatus.GATE else 2 + code
+
+    return a if rank(a) >= rank(b) else b
 
 
 class HextrackrError(Exception):

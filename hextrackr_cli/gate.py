@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from hextrackr_cli.errors import UsageError
+from hextrackr_cli.formats.records import SEVERITY_LEVELS
 
-# Most severe first; the names are the normalised severities of records and of the server's deltas.
-SEVERITIES: tuple[str, ...] = ("Critical", "High", "Medium", "Low", "Info")
+# Most severe first; the normalised severities of records and of the server's deltas.
+SEVERITIES: tuple[str, ...] = SEVERITY_LEVELS
 # The per-import delta kinds the server reports (docs/wire.md, "Deltas").
 DELTA_KINDS: tuple[str, ...] = ("new", "reopened", "unchanged", "resolved")
 SCOPE_NEW = "new"  # new + reopened in this import
@@ -136,19 +137,23 @@ class Counts:
         return bool(self.kinds) or (scope == SCOPE_OPEN and self.file_open is not None)
 
     def kind(self, name: str) -> dict[str, int] | None:
-        """One row: a delta kind, or a scope (``new`` = new + reopened, ``open`` = new + reopened + unchanged)."""
+        """One delta kind as the server counted it (new, reopened, unchanged, resolved), or ``open`` (this scan's
+        findings open after it: new + reopened + unchanged, or the file's severities); None when not known."""
         if name == SCOPE_OPEN and not self.kinds:
             return dict(self.file_open) if self.file_open is not None else None
         if not self.kinds:
             return None
-        parts: tuple[str, ...]
-        if name == SCOPE_NEW:
-            parts = ("new", "reopened")
-        elif name == SCOPE_OPEN:
-            parts = ("new", "reopened", "unchanged")
-        else:
-            parts = (name,)
+        parts: tuple[str, ...] = ("new", "reopened", "unchanged") if name == SCOPE_OPEN else (name,)
         return {s: sum(self.kinds[p].get(s, 0) for p in parts) for s in SEVERITIES}
+
+    def scope(self, name: str) -> dict[str, int] | None:
+        """What the gate counts: scope ``new`` = new + reopened in this import, ``open`` as in ``kind``."""
+        if name != SCOPE_NEW:
+            return self.kind(name)
+        new, back = self.kind("new"), self.kind("reopened")
+        if new is None or back is None:
+            return None
+        return {s: new[s] + back[s] for s in SEVERITIES}
 
     def to_json(self) -> dict[str, Any]:
         """The NDJSON ``counts``: every known kind and scope, per severity plus ``total``."""
@@ -204,7 +209,7 @@ def evaluate(rules: Rules, counts: Counts | None) -> Verdict:
     if not rules.active:
         return Verdict(OFF)
     scope = rules.scope
-    row = counts.kind(scope) if counts is not None else None
+    row = counts.scope(scope) if counts is not None else None
     if row is None:
         return Verdict(FAILED if rules.fails else WARNED, scope,
                        f"the server reported no per-severity counts for scope {scope}")
@@ -238,7 +243,7 @@ def severity_line(counts: Counts | None) -> str:
     severities: ``severity (open)  Critical 1  High 5 …``."""
     if counts is None:
         return ""
-    new, open_ = counts.kind(SCOPE_NEW), counts.kind(SCOPE_OPEN)
+    new, open_ = counts.scope(SCOPE_NEW), counts.scope(SCOPE_OPEN)
     if open_ is None:
         return ""
     if new is None:

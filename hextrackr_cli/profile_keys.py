@@ -14,6 +14,7 @@ from typing import Any
 OUTPUT_MODES = ("auto", "rich", "plain", "json")
 DIALECT_NAMES = ("auto", "seed", "hextrackr-1.1")
 LOCAL = "local"  # --server local: the embedded in-process server
+GATE_LEVELS = ("critical", "high", "medium", "low", "info", "none")  # --fail-on / --warn-on (hextrackr_cli.gate)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -105,6 +106,13 @@ KEYS: dict[str, ProfileKey] = {
         ProfileKey("cookie", str, "HexTrackr 1.1.x session cookie (`login --save-cookie`).", secret=True),
         ProfileKey("if_changed", bool, "import: skip a file whose content already completed an import."),
         ProfileKey("log_file", str, "Append the plain output lines, timestamped, to this file."),
+        ProfileKey("fail_on", str, "import/watch: exit 6 on findings at this level or above in scope.",
+                   choices=GATE_LEVELS),
+        ProfileKey("fail_scope", str, "import/watch: what the gate counts (new and reopened, or open).",
+                   choices=("new", "open")),
+        ProfileKey("max", str, "import/watch: LEVEL=N[,LEVEL=N…], exit 6 above N findings at LEVEL in scope."),
+        ProfileKey("warn_on", str, "import/watch: warn on findings at this level or above in scope.",
+                   choices=GATE_LEVELS),
     )
 }
 # Masked wherever shown; "password" is never stored but masked if a hand-edited file holds one.

@@ -138,6 +138,8 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict)
     # The streams and variables the command runs with (cli.run(argv, env=…)); the process's by default.
     environment: "Environment" = field(default_factory=_process_environment, compare=False, repr=False)
+    # import/watch: --fail-on, --fail-scope, --max, --warn-on (HEXTRACKR_FAIL_ON…, profile keys); gate.Rules
+    gate: Any = None
 
     @property
     def verify(self) -> bool | str:
@@ -293,4 +295,18 @@ def resolve(
         password_stdin=bool(flags.get("password_stdin")),
         sources=sources,
         environment=environment,
+        gate=_gate(flags, pick) if "fail_on" in flags else None,  # import and watch only
+    )
+
+
+def _gate(flags: Mapping[str, Any], pick: Any) -> Any:
+    """The gate's rules, each key resolved like any setting (flag > HEXTRACKR_FAIL_ON… > profile > none)."""
+    from hextrackr_cli.gate import make_rules
+
+    maxima = pick("max", ",".join(flags.get("max") or ()) or None, "")
+    return make_rules(
+        fail_on=pick("fail_on", flags.get("fail_on"), None),
+        scope=pick("fail_scope", flags.get("fail_scope"), None),
+        maxima=[m.strip() for m in maxima.split(",") if m.strip()],  # "medium=10,low=50" from env or profile
+        warn_on=pick("warn_on", flags.get("warn_on"), None),
     )

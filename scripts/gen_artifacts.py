@@ -49,6 +49,11 @@ ENVIRONMENT: dict[str, str] = {
     "HEXTRACKR_LOG_INTERVAL": "Plain output: at most one line per this many seconds between stages.",
     "HEXTRACKR_LOG_FILE": "Also append the plain output lines, timestamped, to this file. Same as --log-file.",
     "HEXTRACKR_IF_CHANGED": "Set to 1: import skips a file whose content already completed an import (as --if-changed).",
+    "HEXTRACKR_FAIL_ON": "import/watch: exit 6 when a completed import has findings at this level or above in "
+    "scope (critical, high, medium, low, info, none). Same as --fail-on.",
+    "HEXTRACKR_FAIL_SCOPE": "import/watch: what the gate counts, new (new and reopened) or open. Same as --fail-scope.",
+    "HEXTRACKR_MAX": "import/watch: LEVEL=N[,LEVEL=N...], exit 6 above N findings at LEVEL in scope. Same as --max.",
+    "HEXTRACKR_WARN_ON": "import/watch: warn on findings at this level or above in scope; never fails. Same as --warn-on.",
     "HEXTRACKR_DATABASE": "serve: database URL (sqlite:///PATH or postgresql://...). Same as --database.",
     "HEXTRACKR_MESSAGE_QUEUE": "serve: redis:// URL to share Socket.io rooms, session state and cancels across workers.",
     "HEXTRACKR_WORKERS": "serve: number of worker processes (ports PORT to PORT+N-1; needs PostgreSQL and a message queue).",

@@ -37,8 +37,9 @@ def test_full_import_exits_0_and_prints_the_summary(server, big_csv, tmp_path):
     r = run_cli(["--output", "plain", "import", str(big_csv)], env)
     err = r.stderr.decode()
     assert r.returncode == 0, err
-    last = err.strip().splitlines()[-1]
+    last, table = err.strip().splitlines()[-2:]  # the summary, then the one-line severity table
     assert last.startswith("completed generic_scan_2025-11-20.csv: 60,000 rows"), last
+    assert table.startswith("severity (new/open)  Critical "), table
     assert "inserted 60,000" in last and "updated 0" in last and "resolved 0" in last
     sid = re.search(r"session ([0-9a-f-]{36})", last).group(1)
     assert re.search(r"import \d+", last)

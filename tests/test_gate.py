@@ -120,6 +120,8 @@ def test_counts_json_has_every_kind_and_scope_with_totals():
     j = c.to_json()
     assert list(j) == ["new", "reopened", "unchanged", "resolved", "open"]
     assert j["open"] == {"Critical": 0, "High": 3, "Medium": 0, "Low": 4, "Info": 0, "total": 7}
+    assert j["new"]["High"] == 2 and j["reopened"]["High"] == 1  # the kinds as counted, not the scope
+    assert c.scope("new") == {"Critical": 0, "High": 3, "Medium": 0, "Low": 0, "Info": 0}
     assert j["resolved"]["total"] == 5
 
 

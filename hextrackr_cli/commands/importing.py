@@ -21,9 +21,10 @@ from hextrackr_cli import protocol
 from hextrackr_cli.core.browser import ASKS_TOKEN, open_progress_page
 from hextrackr_cli.core.connection import Connection, connect
 from hextrackr_cli.core.follower import Follower
+from hextrackr_cli.core.reporting import Reporter, ReportOptions
 from hextrackr_cli.core.sigint import Sigint
 from hextrackr_cli.core.unchanged import Content, ContentCheck
-from hextrackr_cli.errors import ExitStatus, HextrackrError, ServerError, UsageError
+from hextrackr_cli.errors import ExitStatus, HextrackrError, ServerError, UsageError, more_serious
 from hextrackr_cli.locking import LockRequest
 from hextrackr_cli.render.unattended import logged_errors
 from hextrackr_cli.settings import LOCAL, Settings
@@ -58,6 +59,7 @@ class ImportOptions:
             fields["minSeverity"] = self.min_severity.title()
         return fields
     no_lock: bool = False  # HexTrackr 1.1.x: do not wait for another import into the same server (hx11_guard)
+    reports: ReportOptions = ReportOptions()  # --junit, --summary-md, --no-ci-annotations (the gate: Settings.gate)
 
     def check(self, settings: Settings, files: Sequence[str]) -> None:
         """Refuse a bad combination before anything is read or sent (UsageError, exit 2)."""
@@ -95,11 +97,13 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
     With ``lock`` the whole run holds it (another run holding it: LockHeld, exit 75, nothing done)."""
     from hextrackr_cli.client.localfile import check_file
 
-    renderer = _renderer(settings)
+    reporter = Reporter("hextrackr import", settings, options.reports)
+    renderer = reporter.renderer(_renderer(settings))
     checked: list[Any] = []
     try:
         with logged_errors(renderer):
             options.check(settings, files)
+            reporter.check(import_type=options.import_type, detach=options.detach)
             with held(settings, lock):
                 for f in files:
                     try:
@@ -112,11 +116,12 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
                 try:
                     if options.detach and conn.embedded is not None:
                         raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
+                    reporter.check_server(conn)
                     check = ContentCheck(conn)
                     worst = 0
                     for lf in checked:
-                        code = import_or_skip(conn, settings, renderer, lf, options, check)
-                        worst = max(worst, int(code))
+                        code = import_or_skip(conn, settings, renderer, lf, options, check, reporter)
+                        worst = more_serious(worst, int(code))
                         if code in _STOP_AFTER:
                             break
                     return worst
@@ -124,6 +129,7 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
                     conn.close()
     finally:
         renderer.close()
+        reporter.finish()
         for lf in checked:
             lf.cleanup()
 
@@ -139,9 +145,12 @@ def held(settings: Settings, lock: LockRequest | None) -> Iterator[None]:
 
 
 def import_or_skip(conn: Connection, settings: Settings, renderer: Any, lf: Any, options: ImportOptions,
-                   check: ContentCheck) -> int:
+                   check: ContentCheck, reporter: Reporter | None = None) -> int:
     """One checked file: skipped when --if-changed finds its content completed, else imported; its exit status.
-    A completed import on a server that cannot answer --if-changed itself goes into the local ledger."""
+    A completed import on a server that cannot answer --if-changed itself goes into the local ledger.
+    ``reporter``: the command's gate and reports (none: no gate, e.g. ``sweep``)."""
+    if reporter is None:
+        reporter = Reporter("hextrackr import", settings)
     content = None
     if options.if_changed or not check.server_knows:
         content = Content.of(lf, options.import_type, options.vendor)
@@ -152,21 +161,24 @@ def import_or_skip(conn: Connection, settings: Settings, renderer: Any, lf: Any,
             _json_error(renderer, exc, None, lf.name)
             raise
         if previous is not None:
-            renderer.handle(previous.outcome(lf.name))
+            skipped = previous.outcome(lf.name)
+            renderer.handle(skipped)
+            reporter.record(lf.name, skipped, 0.0)
             return ExitStatus.OK
         if check.running is not None:  # the same bytes are being imported (a run before us): follow, not resend
             outcome = follow_session(conn, settings, renderer, check.running, "Following the identical import",
-                                     filename=lf.name, timeout=options.timeout, transport=options.transport)
+                                     filename=lf.name, timeout=options.timeout, transport=options.transport,
+                                     reporter=reporter, lf=lf)
             return int(outcome.exit_code)
     outcomes: list[Any] = []
-    code = _import_one(conn, settings, renderer, lf, options, outcomes.append)
+    code = _import_one(conn, settings, renderer, lf, options, reporter, outcomes.append)
     if content is not None and outcomes:
         check.remember(content, outcomes[-1])
     return code
 
 
 def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, options: ImportOptions,
-                on_outcome: Callable[[Any], Any] | None = None) -> int:
+                reporter: Reporter, on_outcome: Callable[[Any], Any] | None = None) -> int:
     """Upload one checked file (in a thread) and follow its session; its exit status."""
     from hextrackr_cli import events as ev
 
@@ -214,8 +226,10 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
             t.start()
             if options.detach:
                 return _detach_after_upload(settings, watcher, renderer, sid, sigint, abort)
+            decide = reporter.decider(lf, from_file=conn.dialect is protocol.HEXTRACKR_11)
             outcome = Follower(watcher, renderer, sid, sigint, watch_hint=conn.watch_hint(sid), timeout=options.timeout,
-                               started=started, uploading=uploading, abort=abort).run()
+                               started=started, uploading=uploading, abort=abort, decide=decide).run()
+            reporter.record(lf.name, outcome, time.monotonic() - started, conn.page_url(sid))
             if outcome.outcome == ev.OUTCOME_INTERRUPTED and abort.is_set():
                 t.join(5.0)
             if on_outcome is not None:
@@ -267,35 +281,47 @@ def _check_session_id(session_id: str) -> None:
         raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
 
 
-def run_watch(settings: Settings, session_id: str, timeout: float | None = None, transport: str = "auto") -> int:
+def run_watch(settings: Settings, session_id: str, timeout: float | None = None, transport: str = "auto",
+              reports: ReportOptions = ReportOptions()) -> int:
     """Re-attach to a session; the exit status is its outcome, even if it ended before we attached."""
     _check_session_id(session_id)
     started = time.monotonic()
-    renderer = _renderer(settings)
+    reporter = Reporter("hextrackr watch", settings, reports)
+    renderer = reporter.renderer(_renderer(settings))
     try:
         with logged_errors(renderer):
+            reporter.check()
             conn = connect(settings, _notice_fn(renderer, settings), timeout)
             try:
+                reporter.check_server(conn, sends_file=False)  # 1.1.x: only a file sent can be counted
                 outcome = follow_session(conn, settings, renderer, session_id, "Watching import", timeout=timeout,
-                                         transport=transport, started=started)
+                                         transport=transport, started=started, reporter=reporter)
                 return int(outcome.exit_code)
             finally:
                 conn.close()
     finally:
         renderer.close()
+        reporter.finish()
 
 
 def follow_session(conn: Connection, settings: Settings, renderer: Any, session_id: str, title: str, *,
                    filename: str | None = None, timeout: float | None = None, transport: str = "auto",
-                   started: float | None = None) -> Any:
-    """Follow an existing session to its end (``watch``, or an identical import already under way); its Outcome."""
+                   started: float | None = None, reporter: Reporter | None = None, lf: Any = None) -> Any:
+    """Follow an existing session to its end (``watch``, or an identical import already under way); its Outcome,
+    with the gate decided by ``reporter`` (``lf``: the file whose severities count on HexTrackr 1.1.x)."""
     watcher = conn.watcher(settings, transport, timeout)
+    begun = time.monotonic() if started is None else started
     try:
         with Sigint() as sigint:
             _announce(settings, renderer, conn, title, session_id, filename)
             watcher.start(session_id)
-            return Follower(watcher, renderer, session_id, sigint, watch_hint=conn.watch_hint(session_id),
-                            timeout=timeout, started=time.monotonic() if started is None else started).run()
+            decide = (reporter.decider(lf, from_file=conn.dialect is protocol.HEXTRACKR_11)
+                      if reporter is not None else None)
+            outcome = Follower(watcher, renderer, session_id, sigint, watch_hint=conn.watch_hint(session_id),
+                               timeout=timeout, started=begun, decide=decide).run()
+            if reporter is not None:
+                reporter.record(filename or session_id, outcome, time.monotonic() - begun, conn.page_url(session_id))
+            return outcome
     except HextrackrError as exc:
         renderer.close()
         _json_error(renderer, exc, session_id)

@@ -49,6 +49,7 @@ class Follower:
         cancel_wait: float = CANCEL_WAIT,
         cancel_grace: float = CANCEL_GRACE,
         upload_abort_grace: float = UPLOAD_ABORT_GRACE,
+        decide: Any = None,
     ) -> None:
         self.watcher = watcher
         self.renderer = renderer
@@ -62,6 +63,7 @@ class Follower:
         self.cancel_wait = cancel_wait
         self.cancel_grace = cancel_grace
         self.upload_abort_grace = upload_abort_grace
+        self.decide = decide  # the final Outcome -> the Outcome shown (the gate: core.reporting.Reporter.decider)
         self.cancel_at: float | None = None  # when the cancel is due (set by the first Ctrl-C)
         self.cancel_sent: float | None = None
         self.seen_presses = 0
@@ -90,6 +92,8 @@ class Follower:
                 return self._finish(result)
 
     def _finish(self, outcome: Any) -> Any:
+        if self.decide is not None:
+            outcome = self.decide(outcome)
         self.renderer.handle(outcome)
         return outcome
 

@@ -136,7 +136,8 @@ class Database(Protocol):
                       records: int = 0, inserted: int = 0, updated: int = 0, resolved: int = 0,
                       error: str | None = None, last_event: dict[str, Any] | None = None,
                       duration_ms: int | None = None, fmt: str | None = None, vendor: str | None = None,
-                      findings: int = 0, severities: dict[str, int] | None = None, skipped: int = 0) -> None: ...
+                      findings: int = 0, severities: dict[str, int] | None = None, skipped: int = 0,
+                      deltas: dict[str, Any] | None = None) -> None: ...
 
     def store_last_event(self, conn: Connection, import_id: int, event: dict[str, Any]) -> None: ...
 
