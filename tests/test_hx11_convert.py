@@ -113,3 +113,40 @@ def test_a_gzip_compressed_export_is_expanded_and_converted_for_1_1_x(hx, tmp_pa
     assert r.returncode == 0, r.stderr.decode()
     assert stored(hx) == nessus_xml_truth(path)
     assert hx.history[-1]["filename"] == "nessus_v_unknown.csv"
+
+
+def csv_truth(path: Path, pid: str, name: str, severity, *, skip: int = 0) -> set[tuple[str, str, str]]:
+    """(plugin id, name, severity) of every data row, read with the csv module and the vendor's documented scale."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        for _ in range(skip):
+            fh.readline()
+        return {(row[pid].strip(), row[name], severity(row)) for row in csv.DictReader(fh) if any(row.values())}
+
+
+def raw_in_1_1_12(path: Path) -> list[dict]:
+    """What 1.1.12 would store from the file sent as it is."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return [m for row in csv.DictReader(fh) for m in hx11_rows.map_vulnerability_row(row)]
+
+
+LEVELS = {"none": "Info", "info": "Info", "low": "Low", "medium": "Medium", "high": "High", "critical": "Critical"}
+QUALYS = {"1": "Info", "2": "Low", "3": "Medium", "4": "High", "5": "Critical"}  # 5 = Urgent ... 1 = Minimal
+
+
+@pytest.mark.parametrize("name, pid, title, severity, lost", [
+    ("tenable_nessus_nessus_many_vuln2-all.csv", "Plugin ID", "Name", lambda r: LEVELS[r["Risk"].lower()],
+     "severity"),
+    ("tenable_nessus_nessus_many_vuln.csv", "Plugin", "Plugin Name", lambda r: LEVELS[r["Severity"].lower()],
+     "pluginId"),
+    ("qualys_Qualys_Sample_Report.csv", "QID", "Title",
+     lambda r: "Info" if r["Type"].lower() in ("ig", "info") else QUALYS[r["Severity"]], "pluginId"),
+], ids=["nessus-csv", "tenable-sc", "qualys"])
+def test_a_real_csv_export_arrives_in_1_1_x_with_severities_plugin_ids_and_names(hx, tmp_path, name, pid, title,
+                                                                                  severity, lost):
+    path = REAL / name
+    assert not any(m[lost] for m in raw_in_1_1_12(path))  # sent as it is, 1.1.12 would lose it
+    r = run_cli(["-v", "--output", "plain", "import", str(path)], env_for(tmp_path, hx), timeout=120)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert f"converted {name} (" in err
+    assert stored(hx) == csv_truth(path, pid, title, severity)
