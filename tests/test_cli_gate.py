@@ -227,3 +227,47 @@ def test_against_hextrackr_11_open_is_counted_from_the_file_and_new_is_refused(d
     assert s["counts"] == {"open": {"Critical": 0, "High": 1, "Medium": 1, "Low": 1, "Info": 0, "total": 3}}
     r = run_cli(["import", "--fail-on", "critical", "--fail-scope", "open", str(first)], env)
     assert r.returncode == 0, r.stderr.decode()
+
+
+def test_the_rich_view_ends_with_the_severity_table_and_a_red_tripped_gate(server, tmp_path):
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    env = cli_env(tmp_path, server.url, TERM="xterm-256color")
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the CLI on a terminal (rich output, colour)
+        os.execve(sys.executable, [sys.executable, "-m", "hextrackr_cli", "import", "--fail-on", "high",
+                                   str(scan(tmp_path / "acme.csv", *BASE))], env)
+    chunks, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    _, st = os.waitpid(pid, 0)
+    os.close(fd)
+    out = b"".join(chunks).decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(st) == 6, out
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    assert "severity (new/open)  Critical 0/0  High 1/1  Medium 1/1  Low 1/1  Info 0/0" in plain
+    assert re.search(r"\x1b\[1;31mgate failed: --fail-on high \(scope new\): 1 High \(exit 6\)", out), out[-400:]
+
+
+def test_watch_decides_the_gate_and_status_and_imports_show_the_deltas(server, tmp_path):
+    env = cli_env(tmp_path, server.url)
+    r = run_cli(["--output", "json", "import", str(scan(tmp_path / "acme.csv", *BASE))], env)
+    sid = summary(r)["sessionId"]
+    r = run_cli(["--output", "json", "watch", "--fail-on", "medium", sid], env)
+    assert r.returncode == 6 and summary(r)["gate"]["offending"] == {"High": 1, "Medium": 1}
+    assert run_cli(["watch", "--fail-on", "critical", sid], env).returncode == 0
+    r = run_cli(["status", sid], env)
+    assert "severity (new/open)  Critical 0/0  High 1/1  Medium 1/1  Low 1/1  Info 0/0" in r.stdout.decode()
+    table = run_cli(["imports"], env).stdout.decode().splitlines()
+    assert "NEW C/H/M/L/I" in table[0] and "0/1/1/1/0" in table[1]
