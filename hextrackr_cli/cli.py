@@ -121,6 +121,27 @@ def _gate_flags(opts: dict[str, Any]) -> tuple[dict[str, Any], Any]:
 
 
 # --------------------------------------------------------------------------- import
+def file_import_options(f: Any) -> Any:
+    """The options each imported file takes, in `import` and in `sweep` alike (fields of ImportOptions, plus the
+    polling and log intervals that go to Settings)."""
+    for option in reversed((
+        click.option("--type", "import_type", type=click.Choice(["vulnerabilities", "tickets"]), default="vulnerabilities", show_default=True),
+        click.option("--vendor", metavar="V", help="Vendor (default: derived from the file name)."),
+        click.option("--format", "format_name", metavar="NAME",
+                     help="Read the file as this format (tenable, tenable-workbench, nessus, nessus-xml, tenable-sc, qualys,"
+                          " qualys-vmdr, qualys-pci, openvas, generic, tickets); default: detected from the header."),
+        click.option("--min-severity", type=click.Choice(["critical", "high", "medium", "low", "info"], case_sensitive=False),
+                     default="info", show_default=True, help="Skip (and count) findings below this severity."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop watching after this long (exit 5)."),
+        click.option("--transport", type=click.Choice(["auto", "websocket", "polling"]), default="auto", show_default=True),
+        click.option("--poll-interval", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS", help="HTTP polling interval. [default: 1]"),
+        click.option("--log-interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS", help="Plain output: at most one line per this many seconds between stages. [default: 10]"),
+        click.option("--no-lock", is_flag=True, help="HexTrackr 1.1.x: do not wait for another import into the same server from this machine (two at once lose data there)."),
+    )):
+        f = option(f)
+    return f
+
+
 def lock_options(f: Any) -> Any:
     """--lock [PATH] and --lock-wait SECONDS (import, sweep)."""
     f = click.option("--lock-wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
@@ -154,25 +175,14 @@ def lock_request(lock: str | None, lock_wait: float | None) -> Any:
 
 @cli.command("import", epilog=EXIT_STATUS_HELP)
 @click.argument("files", nargs=-1, metavar="FILE...")
-@click.option("--type", "import_type", type=click.Choice(["vulnerabilities", "tickets"]), default="vulnerabilities", show_default=True)
-@click.option("--vendor", metavar="V", help="Vendor (default: derived from the file name).")
-@click.option("--format", "format_name", metavar="NAME",
-              help="Read the file as this format (tenable, tenable-workbench, nessus, nessus-xml, tenable-sc, qualys,"
-                   " qualys-vmdr, qualys-pci, openvas, generic, tickets); default: detected from the header.")
-@click.option("--min-severity", type=click.Choice(["critical", "high", "medium", "low", "info"], case_sensitive=False),
-              default="info", show_default=True, help="Skip (and count) findings below this severity.")
+@file_import_options
 @click.option("--scan-date", metavar="YYYY-MM-DD", help="Scan date (default: from the file name, else today).")
 @click.option("--session-id", metavar="UUID", help="Session id to use (default: a new UUID).")
 @click.option("--detach", is_flag=True, help="Start the import, print the session id and exit 0.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop watching after this long (exit 5).")
-@click.option("--transport", type=click.Choice(["auto", "websocket", "polling"]), default="auto", show_default=True)
-@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS", help="HTTP polling interval. [default: 1]")
-@click.option("--log-interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS", help="Plain output: at most one line per this many seconds between stages. [default: 10]")
 @click.option("--open", "open_browser", is_flag=True, help="Open the browser progress view.")
 @click.option("--if-changed", is_flag=True, default=None, help="Skip a file whose content already completed an import on this server (exit 0). [profile: if_changed]")
 @click.option("--force", is_flag=True, help="Import even when --if-changed (or the profile) would skip.")
 @lock_options
-@click.option("--no-lock", is_flag=True, help="HexTrackr 1.1.x: do not wait for another import into the same server from this machine (two at once lose data there).")
 @gate_options
 @pass_obj
 def import_cmd(obj: Obj, files: tuple[str, ...], poll_interval: float | None, log_interval: float | None,
@@ -195,13 +205,9 @@ def import_cmd(obj: Obj, files: tuple[str, ...], poll_interval: float | None, lo
 @click.option("--done", type=click.Path(file_okay=False), metavar="DIR", help="Move each imported (or already imported) file here.")
 @click.option("--failed", type=click.Path(file_okay=False), metavar="DIR", help="Move each failed or refused file here.")
 @click.option("--once/--watch", "once", default=True, help="One pass, exit status = the worst outcome (default); or keep watching until SIGTERM/Ctrl-C.")
-@click.option("--type", "import_type", type=click.Choice(["vulnerabilities", "tickets"]), default="vulnerabilities", show_default=True)
-@click.option("--vendor", metavar="V", help="Vendor (default: derived from each file name).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop watching one import after this long (exit 5; the file stays).")
-@click.option("--transport", type=click.Choice(["auto", "websocket", "polling"]), default="auto", show_default=True)
-@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS", help="HTTP polling interval. [default: 1]")
-@click.option("--log-interval", type=click.FloatRange(min=0), default=None, metavar="SECONDS", help="Plain output: at most one line per this many seconds between stages. [default: 10]")
+@file_import_options
 @lock_options
+@gate_options
 @pass_obj
 def sweep(obj: Obj, folder: str | None, patterns: tuple[str, ...], settle: float, done: str | None, failed: str | None,
           once: bool, poll_interval: float | None, log_interval: float | None, lock: str | None,
@@ -217,10 +223,12 @@ def sweep(obj: Obj, folder: str | None, patterns: tuple[str, ...], settle: float
         folder, lock = lock, ""
     if folder is None:
         raise click.UsageError("Missing argument 'DIR'.")
-    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval)
+    gate, reports = _gate_flags(opts)
+    settings = obj.settings(poll_interval=poll_interval, log_interval=log_interval, **gate)
     options = SweepOptions(Path(folder), patterns, settle, Path(done) if done else None,
                            Path(failed) if failed else None, watch=not once)
-    return run_sweep(settings, options, ImportOptions(if_changed=True, **opts), lock=lock_request(lock, lock_wait))
+    return run_sweep(settings, options, ImportOptions(if_changed=True, reports=reports, **opts),
+                     lock=lock_request(lock, lock_wait))
 
 
 # --------------------------------------------------------------------------- watch / cancel / status / imports

@@ -20,6 +20,7 @@ from typing import Any
 from hextrackr_cli import events as ev
 from hextrackr_cli.commands.importing import ImportOptions, _json_error, _notice_fn, _renderer, held, import_or_skip
 from hextrackr_cli.core.connection import connect
+from hextrackr_cli.core.reporting import Reporter
 from hextrackr_cli.core.unchanged import ContentCheck
 from hextrackr_cli.errors import ExitStatus, HextrackrError, UsageError
 from hextrackr_cli.locking import LockRequest
@@ -59,13 +60,15 @@ class SweepOptions:
 class Sweep:
     """One sweep: the connection, the settle memory, what each pass did."""
 
-    def __init__(self, settings: Settings, sweep: SweepOptions, options: ImportOptions, renderer: Any, conn: Any) -> None:
+    def __init__(self, settings: Settings, sweep: SweepOptions, options: ImportOptions, renderer: Any, conn: Any,
+                 reporter: Reporter | None = None) -> None:
         self.settings = settings
         self.sweep = sweep
         self.options = replace(options, if_changed=True)  # a restart must never import a completed file twice
         self.renderer = renderer
         self.conn = conn
         self.check = ContentCheck(conn)
+        self.reporter = reporter
         self.settler = Settler(sweep.settle)
         self.counts: Counter[str] = Counter()
         self.worst = 0
@@ -109,7 +112,8 @@ class Sweep:
                 code = int(exc.exit_status)
             else:
                 try:
-                    code = int(import_or_skip(self.conn, self.settings, self.renderer, lf, self.options, self.check))
+                    code = int(import_or_skip(self.conn, self.settings, self.renderer, lf, self.options, self.check,
+                                              self.reporter))
                 except HextrackrError as exc:  # this file's import broke (the NDJSON summary is already out)
                     self._failure(path, exc, "error", json_done=True)
                     code = int(exc.exit_status)
@@ -148,8 +152,11 @@ class Sweep:
 
     def _failure(self, path: Path, exc: HextrackrError, word: str, *, json_done: bool) -> None:
         """One file's error, shown as its outcome line (NDJSON: its error summary) and logged; the sweep goes on."""
+        outcome = ev.Outcome(word, "", int(exc.exit_status), message=str(exc), filename=path.name)
+        if self.reporter is not None:  # a testcase of its own in --junit
+            self.reporter.record(path.name, outcome, None)
         if getattr(self.renderer, "emit", None) is None:
-            self.renderer.handle(ev.Outcome(word, "", int(exc.exit_status), message=str(exc), filename=path.name))
+            self.renderer.handle(outcome)
             return
         if not json_done:
             _json_error(self.renderer, exc, None, path.name)
@@ -190,16 +197,20 @@ class Sweep:
 
 def run_sweep(settings: Settings, sweep: SweepOptions, options: ImportOptions = ImportOptions(),
               lock: LockRequest | None = None) -> int:
-    """``--once``: one pass, exit status = the worst outcome. ``--watch``: until SIGTERM/Ctrl-C, exit 0 then."""
-    renderer = _LastOutcome(_renderer(settings))
+    """``--once``: one pass, exit status = the worst outcome. ``--watch``: until SIGTERM/Ctrl-C, exit 0 then.
+    The gate and the reports are the import's: decided per file, the reports written when the sweep ends."""
+    reporter = Reporter("hextrackr sweep", settings, options.reports)
+    renderer = _LastOutcome(reporter.renderer(_renderer(settings)))
     try:
         with logged_errors(renderer):
             sweep.check()
             options.check(settings, [str(sweep.folder)])
+            reporter.check(import_type=options.import_type)
             with held(settings, lock or LockRequest(required=False)):  # implied: one sweep per server and profile
                 conn = connect(settings, _notice_fn(renderer), options.timeout)
                 try:
-                    s = Sweep(settings, sweep, options, renderer, conn)
+                    reporter.check_server(conn)
+                    s = Sweep(settings, sweep, options, renderer, conn, reporter)
                     if not sweep.watch:
                         for path in candidates(sweep.folder, sweep.patterns or None):
                             s.settler.observe(path)  # the first look; one_pass takes what is unchanged since
@@ -214,6 +225,7 @@ def run_sweep(settings: Settings, sweep: SweepOptions, options: ImportOptions = 
                     conn.close()
     finally:
         renderer.close()
+        reporter.finish()
 
 
 def _watch(s: Sweep) -> None:
