@@ -185,3 +185,21 @@ def test_an_unreachable_server_moves_nothing(tmp_path):
                 cli_env(tmp_path, f"http://127.0.0.1:{free_port()}"))
     assert r.returncode == 3 and "cannot reach" in r.stderr.decode()
     assert [p.name for p in drop.iterdir()] == ["scan.csv"] and not done.exists() and not failed.exists()
+
+
+def test_the_gate_and_junit_work_per_file_in_a_sweep(server, tmp_path):
+    drop, done, failed = tmp_path / "drop", tmp_path / "done", tmp_path / "failed"
+    drop.mkdir()
+    gen_csv(drop / "high.csv", 20)  # every finding is High
+    (drop / "bad.csv").write_text("name,colour\nx,blue\n")
+    time.sleep(0.4)
+    junit = tmp_path / "sweep.xml"
+    r = run_cli(["sweep", str(drop), "--settle", "0.3", "--done", str(done), "--failed", str(failed),
+                 "--fail-on", "high", "--junit", str(junit)], cli_env(tmp_path, server.url))
+    err = r.stderr.decode()
+    assert r.returncode == 2, err  # a refused file outranks a tripped gate, as across the files of an import
+    assert "completed high.csv" in err and "refused" in err
+    assert [p.name for p in done.iterdir()] == ["high.csv"]  # imported, then judged: it is done
+    assert [p.name for p in failed.iterdir()] == ["bad.csv"]
+    xml = junit.read_text()
+    assert xml.count("<testcase") == 2 and "high.csv" in xml and "bad.csv" in xml

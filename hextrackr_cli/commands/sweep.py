@@ -22,7 +22,7 @@ from hextrackr_cli.commands.importing import ImportOptions, _json_error, _notice
 from hextrackr_cli.core.connection import connect
 from hextrackr_cli.core.reporting import Reporter
 from hextrackr_cli.core.unchanged import ContentCheck
-from hextrackr_cli.errors import ExitStatus, HextrackrError, UsageError
+from hextrackr_cli.errors import ExitStatus, HextrackrError, UsageError, more_serious
 from hextrackr_cli.locking import LockRequest
 from hextrackr_cli.render.unattended import logged_errors
 from hextrackr_cli.settings import Settings
@@ -120,7 +120,7 @@ class Sweep:
         finally:
             if lf is not None:
                 lf.cleanup()
-        self.worst = max(self.worst, code)
+        self.worst = more_serious(self.worst, code)
         self.counts[self._word(code)] += 1
         self.settler.forget(path)
         if code in _LEAVE:  # not the file's fault: taken again by the next pass or run
@@ -171,7 +171,7 @@ class Sweep:
             moved = move_into(path, target)
         except UsageError as exc:
             self.renderer.handle(ev.Notice(str(exc), "warning"))
-            self.worst = max(self.worst, int(ExitStatus.USAGE))
+            self.worst = more_serious(self.worst, int(ExitStatus.USAGE))
             return
         self.handled.pop(path, None)
         if self.settings.verbose:
