@@ -203,3 +203,15 @@ def test_the_server_answers_422_to_an_xxe_upload_and_stores_nothing(tmp_path, se
         assert conn.execute("SELECT count(*) FROM vulnerabilities").fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_progress_counts_report_items_not_lines(tmp_path, server):  # noqa: F811
+    import json
+
+    path = REAL / "nessus_v_unknown.xml"
+    items = sum(1 for _ in ET.parse(path).getroot().iter("ReportItem"))
+    done = run_cli(["--output", "json", "import", str(path)], cli_env(tmp_path, server.url), timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    events = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    totals = {e["totalRows"] for e in events if e.get("totalRows")}
+    assert totals == {items}, totals  # about 296 records, not the file's 10,000-odd lines

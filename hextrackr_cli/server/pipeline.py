@@ -18,6 +18,7 @@ from typing import IO, Any, Callable
 
 from hextrackr_cli import protocol
 from hextrackr_cli.formats.compressed import DEFAULT_LIMIT, expanded
+from hextrackr_cli.formats.nessus_xml import NESSUS_XML
 from hextrackr_cli.formats import (
     HEAD_BYTES,
     SEVERITY_LEVELS,
@@ -370,11 +371,14 @@ class _Run:
             raise ImportProblem(str(exc)) from None
         return source, stream
 
-    def _scan(self) -> int:
-        """Parsing stage: one fast pass over the bytes (NUL, UTF-8, line count). Returns the estimated row count."""
+    def _scan(self, marker: bytes | None = None) -> int:
+        """Parsing stage: one fast pass over the bytes (NUL, UTF-8, line count). Returns the estimated row count:
+        lines but the header, or the occurrences of ``marker`` (an XML export's record element)."""
         job = self.job
         size = max(1, job.size)
         check = Utf8Check()
+        marked = 0
+        tail = b""
         source, f = self._open()
         with source, f:
             while True:
@@ -385,6 +389,9 @@ class _Run:
                     check.feed(chunk)
                 except (FormatError, RowError) as exc:
                     raise ImportProblem(str(exc)) from None
+                if marker:
+                    marked += (tail + chunk).count(marker)  # the tail is shorter than the marker: counted once
+                    tail = chunk[1 - len(marker):]
                 if time.monotonic() - self.last_report >= HEARTBEAT:
                     self.check_cancel()
                     self.report(protocol.PARSING, 10 * source.pos / size, f"Checking {job.filename}")
@@ -392,7 +399,7 @@ class _Run:
             lines = check.finish()
         except FormatError as exc:
             raise ImportProblem(str(exc)) from None
-        return max(0, lines - 1)
+        return marked if marker else max(0, lines - 1)
 
     def _tally(self) -> dict[str, Any]:
         if self.job.kind != "vulnerabilities":
@@ -413,8 +420,8 @@ class _Run:
         size = max(1, job.size)
         # ---- parsing: check the bytes and estimate the row count (nothing touches the database yet)
         self.report(protocol.PARSING, 0, f"Checking {job.filename}")
-        estimate = self._scan()
         fmt = self._format()
+        estimate = self._scan(b"<ReportItem" if fmt.name == NESSUS_XML else None)
         source, stream = self._open()
         try:
             vendor = job.vendor or fmt.default_vendor
