@@ -21,8 +21,9 @@ from typing import Iterable, Sequence
 
 from hextrackr_cli.errors import UsageError
 
-# What `sweep` takes by default: every file name ending the package's readers accept.
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".nessus")
+# What `sweep` takes by default: every file name ending the package's readers accept (formats/: CSV exports,
+# Nessus v2 XML, and either compressed as formats/compressed.py reads them: gzip, or a zip of one export).
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".nessus", ".csv.gz", ".nessus.gz", ".zip")
 
 
 def default_patterns() -> tuple[str, ...]:

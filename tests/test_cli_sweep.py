@@ -203,3 +203,18 @@ def test_the_gate_and_junit_work_per_file_in_a_sweep(server, tmp_path):
     assert [p.name for p in failed.iterdir()] == ["bad.csv"]
     xml = junit.read_text()
     assert xml.count("<testcase") == 2 and "high.csv" in xml and "bad.csv" in xml
+
+
+def test_the_default_pattern_takes_compressed_exports_too(server, tmp_path):
+    import gzip
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    plain = gen_csv(tmp_path / "scan.csv", 30)
+    (drop / "scan.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    (drop / "readme.md").write_text("# not an export\n")
+    time.sleep(0.4)
+    r = run_cli(["--output", "json", "sweep", str(drop), "--settle", "0.3"], cli_env(tmp_path, server.url))
+    assert r.returncode == 0, r.stderr.decode()
+    files = {e.get("file"): e["outcome"] for e in ndjson(r.stdout) if e.get("event") == "summary"}
+    assert files == {"scan.csv.gz": "completed"}

@@ -13,7 +13,8 @@ from hextrackr_cli.sweeping import Settler, candidates, matches, move_into
 
 
 def test_default_pattern_is_every_supported_extension_case_insensitive_no_hidden_files() -> None:
-    assert matches("scan.csv") and matches("SCAN.CSV")
+    assert matches("scan.csv") and matches("SCAN.CSV") and matches("scan.nessus")
+    assert matches("scan.csv.gz") and matches("scan.nessus.gz") and matches("export.zip") and not matches("x.tar.gz")
     assert not matches("scan.csv.part") and not matches(".scan.csv") and not matches("notes.txt")
     assert matches("nightly-1.csv", ["nightly-*.csv"]) and not matches("other.csv", ["nightly-*.csv"])
 
