@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
         small, mid, big = cfg["scale"]
         if not mid_local or cfg["e2e_rows"] != mid:
-            _, d = end_to_end(mid, 2, 1)
+            _, d = end_to_end(mid, 2, 1, nessus=False)
             mid_local[:] = d["local_s"]
             mid_rss[:] = d["serve_rss_mib"]
         table, data = scaling(small, mid, big, cfg["scale_runs"][0], cfg["scale_runs"][1], mid_local, mid_rss)

@@ -159,7 +159,7 @@ class CsvReader:
                     else:
                         raise RowError(f"record {record + 1} (line {line}) has {len(row)} fields but the header"
                                        f" has {width}")
-                elif not any(row):
+                elif not row[0] and not any(c.strip() for c in row):
                     stats.empty_rows += 1
                     line = reader.line_num + 1
                     continue
@@ -208,8 +208,12 @@ def vuln_mapper(spec: CsvReader, fmt: Format) -> RowMapper:
     i_type = ix["type"]
     info_types = spec.info_types if i_type >= 0 else frozenset()
     known_ips: set[str] = set()
-    severities: dict[str, str] = {}
+    severities: dict[str, tuple[str, str]] = {}  # raw cell -> (level, the file's value stripped)
     scores: dict[str, float | None] = {"": None}
+    dates: dict[str, str] = {}  # raw cell -> checked value (a date column's and the other's texts never clash)
+    new = tuple.__new__  # Finding(...) without its Python-level __new__ (one call a finding saved)
+    states: dict[str, str] = {}  # raw cell -> upper-case
+    protocols: dict[str, str] = {}  # raw cell -> lower-case
 
     def map_row(row: list, record: int = 0, line: int = 0) -> list:
         if pad:
@@ -233,11 +237,12 @@ def vuln_mapper(spec: CsvReader, fmt: Format) -> RowMapper:
         if not (host or ip or aid):
             raise RowError(f"no host: column {quoted(host_column)} and column {quoted(ip_column)} are both empty")
         raw_sev = row[i_sev]
-        sev = severities.get(raw_sev)
-        if sev is None:
-            sev = sev_of(raw_sev)
+        known = severities.get(raw_sev)
+        if known is None:
+            known = (sev_of(raw_sev), raw_sev.strip())
             if len(severities) < 1000:
-                severities[raw_sev] = sev
+                severities[raw_sev] = known
+        sev, raw_sev = known
         if info_types and row[i_type].strip().lower() in info_types:
             sev = "Info"
         text = row[i_vpr]
@@ -249,18 +254,39 @@ def vuln_mapper(spec: CsvReader, fmt: Format) -> RowMapper:
             scores[text2] = cvss
         pid = row[i_pid].strip()
         pname = row[i_name]
-        first = first_of(row[i_first])
-        last = last_of(row[i_last])
+        raw = row[i_first]
+        first = dates.get(raw)
+        if first is None:
+            first = first_of(raw)
+            if len(dates) < 10_000:
+                dates[raw] = first
+        raw = row[i_last]
+        last = dates.get(raw)
+        if last is None:
+            last = last_of(raw)
+            if len(dates) < 10_000:
+                dates[raw] = last
+        raw = row[i_state]
+        state = states.get(raw)
+        if state is None:
+            state = raw.strip().upper()
+            if len(states) < 1000:
+                states[raw] = state
+        raw = row[i_proto]
+        proto = protocols.get(raw)
+        if proto is None:
+            proto = raw.strip().lower()
+            if len(protocols) < 1000:
+                protocols[raw] = proto
+        port = row[i_port]
+        if port and (port[0] == " " or port[-1] == " "):
+            port = port.strip()
         cell = row[i_cve]
-        if cell and cell[:4] == "CVE-" and "," not in cell and " " not in cell:
-            cves: Sequence[str] = (cell,)
-        else:
-            cves = split_cves(cell, pname if cve_from_name else "")
-        state = row[i_state].strip().upper()
-        port, proto = row[i_port].strip(), row[i_proto].strip().lower()
+        if cell and cell[:4] == "CVE-" and "," not in cell and " " not in cell or not cell and not cve_from_name:
+            return [new(Finding, (record, line, host, ip, aid, pid, pname, cell, sev, raw_sev, vpr, cvss, state, port,
+                                  proto, first, last, row[i_sol], row[i_desc], row[i_out]))]
         sol, desc, out = row[i_sol], row[i_desc], row[i_out]
-        raw_sev = raw_sev.strip()
-        return [Finding(record, line, host, ip, aid, pid, pname, cve, sev, raw_sev, vpr, cvss, state, port, proto, first,
-                        last, sol, desc, out) for cve in cves]
+        return [new(Finding, (record, line, host, ip, aid, pid, pname, cve, sev, raw_sev, vpr, cvss, state, port, proto,
+                              first, last, sol, desc, out)) for cve in split_cves(cell, pname if cve_from_name else "")]
 
     return map_row
