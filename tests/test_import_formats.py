@@ -52,7 +52,7 @@ def test_the_summary_line_ndjson_and_import_record_name_the_format_and_count_eve
     assert s["severities"] == {lvl: expected[lvl] for lvl in LEVELS}
 
     r = run_cli(["--output", "plain", "import", str(NESSUS)], env)
-    last = r.stderr.decode().strip().splitlines()[-1]
+    last = next(line for line in r.stderr.decode().splitlines() if line.startswith("completed "))
     counts = ", ".join(f"{short} {expected[lvl]:,}" for short, lvl in zip(("crit", "high", "med", "low", "info"), LEVELS))
     assert f"{sum(expected.values())} findings ({counts})" in last and "format nessus" in last, last
 
@@ -109,7 +109,7 @@ def test_a_clean_scan_completes_says_so_and_resolves_nothing(server, tmp_path):
     before = db_rows(server.db_path, "SELECT id, status FROM vulnerabilities ORDER BY id")
     r = run_cli(["--output", "plain", "import", "--vendor", "was", str(none)], env)
     assert r.returncode == 0, r.stderr
-    assert "clean scan" in r.stderr.decode().strip().splitlines()[-1]
+    assert "clean scan" in next(line for line in r.stderr.decode().splitlines() if line.startswith("completed "))
     assert db_rows(server.db_path, "SELECT id, status FROM vulnerabilities ORDER BY id") == before
     (rec,) = db_rows(server.db_path, "SELECT status, records, resolved FROM imports WHERE id = 2")
     assert tuple(rec) == ("completed", 0, 0)
