@@ -112,6 +112,8 @@ def test_probe_recognises_a_hextrackr_11_server_and_not_an_html_site(hx):
 def test_probe_spends_one_request_and_reads_the_nested_auth_status():
     with HX11Double(rate_limit=None, auth_status_route=False) as bare, Hx11Api(bare.url) as api:
         assert api.probe() is False and api.api_requests == 1
+        assert bare.wait_for(lambda: bare.request_log)  # logged once the answer is out
+        time.sleep(0.2)
         assert [p for _, p, _ in bare.request_log] == ["/api/auth/status"]  # no second probe of /api/imports
     with HX11Double() as hx2, Hx11Api(hx2.url) as api:
         assert api.auth_status() == {"authenticated": False}
