@@ -206,7 +206,9 @@ class HX11Double:
       trust_proxy: False models a server whose proxy trust is misconfigured (never sets the cookie over http);
       auth_status_route: False models a 1.1 build without the public /api/auth/status (Express 404 page there);
       history_route: True models a 1.1 build whose /api/imports works (1.1.12's always answers 500);
-      concurrent_loss: share of an import's records lost while another import runs (1.1.12: ~2-5 %).
+      concurrent_loss: share of an import's records lost while another import runs (1.1.12: ~2-5 %);
+      progress_500: how many progress polls of a known session answer 500 "Failed to check progress" (its
+      catch branch; -1: all of them).
     """
 
     def __init__(
@@ -230,6 +232,7 @@ class HX11Double:
         auth_status_route: bool = True,
         history_route: bool = False,
         concurrent_loss: float = 0.04,
+        progress_500: int = 0,
     ) -> None:
         self.users = dict(users if users is not None else {"admin": "hextrackr-test"})
         self.step_delay = step_delay
@@ -249,6 +252,7 @@ class HX11Double:
         self.auth_status_route = auth_status_route
         self.history_route = history_route
         self.concurrent_loss = concurrent_loss
+        self.progress_500 = progress_500
         self.started_at = time.monotonic()
         self.running_imports = 0
         self.lost_records = 0
@@ -586,6 +590,10 @@ class HX11Double:
         tracked = self.sessions.get(session_id)
         if tracked is None:
             return await _send_json(send, 404, {"success": False, "error": "Session not found"})
+        if self.progress_500:
+            self.progress_500 -= 1 if self.progress_500 > 0 else 0
+            return await _send_json(send, 500, {"success": False, "error": "Failed to check progress",
+                                                "details": "SQLITE_BUSY: database is locked"})
         return await _send_json(send, 200, {
             "success": True, "sessionId": session_id, "progress": tracked.progress, "status": tracked.status,
             "message": tracked.metadata.get("message", ""), "metadata": dict(tracked.metadata),

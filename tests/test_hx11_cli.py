@@ -156,6 +156,23 @@ def test_a_session_gone_within_10s_of_being_seen_running_completed(double, scan,
     assert "keeps a failed session 10s" in err and "import 1)" in last
 
 
+def test_a_reachable_servers_500_on_a_poll_is_not_a_network_failure(double, scan, tmp_path):
+    """Case 1: two polls answered 500: said, retried, and the import completes; a server that answers every
+    poll with 500 ends the watch (exit 3) saying the server answered errors — not "lost contact"."""
+    hx = double(step_delay=0.1, complete_retention=30, progress_500=2)
+    r = run_cli(["--output", "plain", "import", "--transport", "polling", "--poll-interval", "0.3", str(scan)],
+                env_for(tmp_path, hx))
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "Failed to check progress" in err and "lost contact" not in err
+    hx2 = double(step_delay=0.5, progress_500=-1)
+    env = env_for(tmp_path, hx2, HEXTRACKR_GIVE_UP="2")
+    r = run_cli(["--output", "plain", "import", "--transport", "polling", "--poll-interval", "0.3", str(scan)], env)
+    err = r.stderr.decode()
+    assert r.returncode == 3, err
+    assert "answered every status poll" in err and "with an error" in err and "lost contact" not in err
+
+
 def test_a_vanished_session_nothing_can_decide_is_exit_7_not_a_guess(double, scan, tmp_path):
     """Polls 11 s apart (--poll-interval): the failed session is gone, more than 10 s after it was seen at
     5-15 %; last-import names the file but cannot tell an outcome: "not known", exit 7 — not 0, not 1."""

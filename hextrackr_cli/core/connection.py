@@ -70,6 +70,7 @@ class Connection:
             transport=transport,
             poll_interval=settings.poll_interval,
             liveness=_liveness(settings.environment.environ),
+            give_up_after=_liveness(settings.environment.environ, "HEXTRACKR_GIVE_UP", 30.0),
             verify=settings.verify,
             # --timeout bounds the whole command: a hung server must not hold the socket connect for long
             connect_timeout=min(10.0, max(1.0, timeout)) if timeout else 10.0,
@@ -77,12 +78,12 @@ class Connection:
         )
 
 
-def _liveness(environ: Mapping[str, str]) -> float:
-    # Not a documented option: lets tests shorten the silent-socket bound.
+def _liveness(environ: Mapping[str, str], name: str = "HEXTRACKR_LIVENESS", default: float = 10.0) -> float:
+    # Not documented options: let tests shorten the silent-socket bound and the failing-polls bound.
     try:
-        return max(0.2, float(environ.get("HEXTRACKR_LIVENESS", "10")))
+        return max(0.2, float(environ.get(name, str(default))))
     except ValueError:
-        return 10.0
+        return default
 
 
 def connect(settings: Settings, notice: Notice | None = None, timeout: float | None = None) -> Connection:
