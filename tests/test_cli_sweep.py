@@ -218,3 +218,16 @@ def test_the_default_pattern_takes_compressed_exports_too(server, tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     files = {e.get("file"): e["outcome"] for e in ndjson(r.stdout) if e.get("event") == "summary"}
     assert files == {"scan.csv.gz": "completed"}
+
+
+def test_once_waits_for_a_file_dropped_just_before_the_run_to_settle(server, tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    gen_csv(drop / "fresh.csv", 30)  # written now: not settled yet when the sweep starts
+    started = time.monotonic()
+    r = run_cli(["--output", "json", "sweep", str(drop), "--settle", "1.5"], cli_env(tmp_path, server.url))
+    assert r.returncode == 0, r.stderr.decode()
+    assert time.monotonic() - started >= 1.5  # it waited for the file to settle...
+    events = ndjson(r.stdout)
+    assert [e["outcome"] for e in events if e.get("event") == "summary"] == ["completed"]  # ...then took it
+    assert events[-1]["waiting"] == 0 and imports_of(server.db_path) == {"fresh.csv": 1}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -75,6 +76,7 @@ class Sweep:
         self.handled: dict[Path, Signature] = {}  # --watch: a file already taken, as it was then
         self.stop = threading.Event()
         self.broken = False  # the last pass ended on a lost server or refused credentials
+        self.left: set[Path] = set()  # --once: files this run could not finish (not their fault); not retried
 
     def one_pass(self) -> list[Path]:
         """Look at every matching file once; take the settled ones. Returns the files still settling."""
@@ -82,7 +84,7 @@ class Sweep:
         for path in candidates(self.sweep.folder, self.sweep.patterns or None):
             if self.stop.is_set():
                 break
-            if self._already_handled(path):
+            if self._already_handled(path) or (path in self.left and not self.sweep.watch):
                 continue
             if not self.settler.observe(path):
                 waiting.append(path)
@@ -123,7 +125,8 @@ class Sweep:
         self.worst = more_serious(self.worst, code)
         self.counts[self._word(code)] += 1
         self.settler.forget(path)
-        if code in _LEAVE:  # not the file's fault: taken again by the next pass or run
+        if code in _LEAVE:  # not the file's fault: taken again by the next run (--watch: the next pass)
+            self.left.add(path)
             return code
         self.handled[path] = signature(st_before)
         self._move(path, self.sweep.failed if code in (ExitStatus.IMPORT_FAILED, ExitStatus.USAGE) else self.sweep.done)
@@ -215,6 +218,12 @@ def run_sweep(settings: Settings, sweep: SweepOptions, options: ImportOptions = 
                         for path in candidates(sweep.folder, sweep.patterns or None):
                             s.settler.observe(path)  # the first look; one_pass takes what is unchanged since
                         waiting = s.one_pass()
+                        # a file still settling is waited for, up to --settle more seconds: one written just
+                        # before the run is taken by it; one still being written after that is left
+                        give_up = time.monotonic() + sweep.settle
+                        while waiting and not s.broken and time.monotonic() < give_up:
+                            time.sleep(min(0.25, max(0.01, give_up - time.monotonic())))
+                            waiting = s.one_pass()
                         s.summary(waiting)
                         return s.worst
                     _watch(s)
