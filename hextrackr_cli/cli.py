@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import click
 
 from hextrackr_cli import __version__
-from hextrackr_cli.environment import Environment
 from hextrackr_cli.errors import ExitStatus, HextrackrError
 from hextrackr_cli.globalopts import Group, global_options
+
+if TYPE_CHECKING:
+    from hextrackr_cli.environment import Environment
 
 EXIT_STATUS_HELP = """\b
 Exit status:
@@ -80,6 +82,8 @@ def cli(ctx: click.Context, **flags: Any) -> None:
     Uploads scan exports (Tenable, Nessus, generic CSV), follows the import over Socket.io (falling back to
     HTTP polling), cancels on Ctrl-C, and tells a pipeline the truth through its exit status.
     """
+    from hextrackr_cli.environment import Environment
+
     ctx.obj = Obj(flags, ctx.obj if isinstance(ctx.obj, Environment) else Environment())
 
 
@@ -358,15 +362,20 @@ def completion(shell: str) -> int:
 
 
 # --------------------------------------------------------------------------- the error boundary
-def _fail(env: Environment, message: str, status: int) -> int:
-    env.say(f"hextrackr: {message}")  # a closed stderr: the exit status still tells the truth
+def _fail(env: Environment | None, message: str, status: int) -> int:
+    stream = env.stderr if env is not None else sys.stderr
+    try:
+        stream.write(f"hextrackr: {message}\n")
+        stream.flush()
+    except Exception:  # stderr closed: the exit status still tells the truth
+        pass
     return status
 
 
 @contextlib.contextmanager
-def _click_streams(env: Environment) -> Iterator[None]:
+def _click_streams(env: Environment | None) -> Iterator[None]:
     """click writes --help, usage errors and prompts to sys.std*: point them at env's streams for the call."""
-    if (env.stdin, env.stdout, env.stderr) == (sys.stdin, sys.stdout, sys.stderr):
+    if env is None or (env.stdin, env.stdout, env.stderr) == (sys.stdin, sys.stdout, sys.stderr):
         yield
         return
     saved_stdin, sys.stdin = sys.stdin, env.stdin
@@ -380,19 +389,18 @@ def _click_streams(env: Environment) -> Iterator[None]:
 def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
     """Run the command line in ``env`` (the process's streams and variables by default) and return the exit
     status. Never raises, never prints a traceback."""
-    env = env or Environment()
     with _click_streams(env):
         return _run(argv, env)
 
 
-def _run(argv: Sequence[str] | None, env: Environment) -> int:
+def _run(argv: Sequence[str] | None, env: Environment | None) -> int:
     try:
         rv = cli.main(args=list(argv) if argv is not None else None, prog_name="hextrackr", standalone_mode=False,
                       obj=env)
     except click.exceptions.Abort:
         return _fail(env, "interrupted", ExitStatus.INTERRUPTED)
     except click.ClickException as exc:
-        exc.show(file=env.stderr)
+        exc.show(file=env.stderr if env is not None else None)
         return ExitStatus.USAGE
     except HextrackrError as exc:
         return _fail(env, f"error: {exc}", exc.exit_status)

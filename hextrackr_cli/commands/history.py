@@ -20,54 +20,17 @@ def _clean(value: Any) -> str:
 
 def run_status(settings: Settings, session_id: str, as_json: bool = False) -> int:
     """One GET of the progress endpoint. Exit 0 whatever the import's state (use ``watch`` for that)."""
-    from hextrackr_cli.core.connection import connect
+    from hextrackr_cli.core.client import Client
 
     if not protocol.is_session_id(session_id):
         raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
-    conn = connect(settings, settings.environment.say)
-    try:
-        if conn.dialect is protocol.HEXTRACKR_11:
-            body = _hx11_status(conn.api, session_id)
-        else:
-            body = conn.api.progress(session_id)
-    finally:
-        conn.close()
+    with Client.from_settings(settings, settings.environment.say) as client:
+        body = client.status(session_id)
     if as_json or settings.output == "json":
         _print_json(settings, body)
         return ExitStatus.OK
     settings.environment.print(format_status(body))
     return ExitStatus.OK
-
-
-def _hx11_status(api: Any, session_id: str) -> dict[str, Any]:
-    """One look at a HexTrackr 1.1.x session: the server's answer plus the seed fields ``format_status`` reads."""
-    from hextrackr_cli import events as ev
-    from hextrackr_cli.client import hx11_api
-    from hextrackr_cli.client.strategy import hx11_not_known
-    from hextrackr_cli.dialects.hx11 import Translator
-
-    result = api.progress(session_id)
-    if result.status == hx11_api.POLL_NOT_FOUND:
-        raise hx11_not_known(session_id)
-    if result.status == hx11_api.POLL_RATE_LIMITED:
-        wait = result.retry_after or 60.0
-        raise hx11_api.RateLimited(f"status of session {session_id}: the server's rate limit was reached (429)",
-                                   retry_after=wait, hint=f"retry in {int(wait + 0.999)} s")
-    if result.status != hx11_api.POLL_OK or result.body is None:
-        from hextrackr_cli.errors import ServerUnreachable
-
-        raise ServerUnreachable(f"status of session {session_id}: the server did not answer ({result.detail})",
-                                hint="HexTrackr stops answering for a while on large files; retry shortly")
-    event = Translator(session_id).poll(result.body) or {}
-    kind = event.get("type")
-    outcomes: dict[Any, str] = {protocol.COMPLETE: protocol.OUTCOME_COMPLETED, protocol.ERROR: protocol.OUTCOME_FAILED}
-    outcome = outcomes.get(kind, protocol.OUTCOME_RUNNING)
-    extra: dict[str, Any] = {k: event[k] for k in ("type", "totalRows", "processedRows", "importId", "eta") if k in event}
-    if outcome == protocol.OUTCOME_COMPLETED:
-        extra["summary"] = ev.summary_from(event)
-    if outcome == protocol.OUTCOME_FAILED:
-        extra["error"] = event.get("message")
-    return {**dict(result.body), **extra, "outcome": outcome}
 
 
 def format_status(body: Mapping[str, Any]) -> str:
@@ -104,13 +67,10 @@ def format_status(body: Mapping[str, Any]) -> str:
 
 def run_imports(settings: Settings, as_json: bool = False, limit: int = 20) -> int:
     """The server's import history, newest first, as a table (or JSON)."""
-    from hextrackr_cli.core.connection import connect
+    from hextrackr_cli.core.client import Client
 
-    conn = connect(settings, settings.environment.say)
-    try:
-        body = conn.api.imports(limit=limit)
-    finally:
-        conn.close()
+    with Client.from_settings(settings, settings.environment.say) as client:
+        body = client.imports(limit=limit)
     if as_json or settings.output == "json":
         _print_json(settings, body)
         return ExitStatus.OK

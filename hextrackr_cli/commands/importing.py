@@ -14,17 +14,18 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from hextrackr_cli import protocol
 from hextrackr_cli.core.browser import ASKS_TOKEN, open_progress_page
 from hextrackr_cli.core.connection import Connection, connect
 from hextrackr_cli.core.follower import Follower
+from hextrackr_cli.core.operations import Upload
 from hextrackr_cli.core.reporting import Reporter, ReportOptions
 from hextrackr_cli.core.sigint import Sigint
 from hextrackr_cli.core.unchanged import Content, ContentCheck
-from hextrackr_cli.errors import ExitStatus, HextrackrError, ServerError, UsageError, more_serious
+from hextrackr_cli.errors import ExitStatus, HextrackrError, UsageError, more_serious
 from hextrackr_cli.locking import LockRequest
 from hextrackr_cli.render.unattended import logged_errors
 from hextrackr_cli.settings import LOCAL, Settings
@@ -185,9 +186,6 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
     sid = options.session_id or str(uuid.uuid4())
     started = time.monotonic()
     watcher = conn.watcher(settings, options.transport, options.timeout)
-    abort = threading.Event()
-    uploading = threading.Event()
-    uploading.set()
     guard: Any = None
     try:
         with Sigint() as sigint:
@@ -205,33 +203,17 @@ def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, op
             if options.open_browser:
                 open_progress_page(conn, sid, watcher.put)
 
-            # a 1.1.x server is sent the file converted to the columns it reads; -v says so
-            said: dict[str, Any] = ({"on_notice": lambda m: watcher.put(ev.Notice(m))}
-                                    if conn.dialect is protocol.HEXTRACKR_11 and settings.verbose else {})
-
-            def do_upload() -> None:
-                try:
-                    answer = conn.api.upload(
-                        lf.path, import_type=options.import_type, session_id=sid, vendor=options.vendor,
-                        scan_date=options.scan_date, filename=lf.name, abort=abort, fields=options.upload_fields(),
-                        on_progress=lambda s, t: watcher.put(ev.UploadProgress(s, t)), **said,
-                    )
-                except BaseException as exc:  # reported in the main thread
-                    watcher.fail(exc)
-                    return
-                watcher.mark_posted(answer)
-                watcher.put(ev.Uploaded(answer))
-
-            t = threading.Thread(target=do_upload, name="hextrackr-upload", daemon=True)
-            t.start()
+            upload = Upload(conn, settings, watcher, lf, sid, import_type=options.import_type, vendor=options.vendor,
+                            scan_date=options.scan_date, fields=options.upload_fields()).start()
+            abort = upload.abort
             if options.detach:
                 return _detach_after_upload(settings, watcher, renderer, sid, sigint, abort)
             decide = reporter.decider(lf, from_file=conn.dialect is protocol.HEXTRACKR_11)
             outcome = Follower(watcher, renderer, sid, sigint, watch_hint=conn.watch_hint(sid), timeout=options.timeout,
-                               started=started, uploading=uploading, abort=abort, decide=decide).run()
+                               started=started, uploading=upload.uploading, abort=abort, decide=decide).run()
             reporter.record(lf.name, outcome, time.monotonic() - started, conn.page_url(sid))
             if outcome.outcome == ev.OUTCOME_INTERRUPTED and abort.is_set():
-                t.join(5.0)
+                upload.thread.join(5.0)
             if on_outcome is not None:
                 on_outcome(outcome)
             return int(outcome.exit_code)
@@ -332,53 +314,31 @@ def follow_session(conn: Connection, settings: Settings, renderer: Any, session_
 
 def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> int:
     """Send the cancel and wait for the server's confirmation (exit 0 when confirmed)."""
-    from hextrackr_cli import events as ev
+    from hextrackr_cli.core.client import Client
+    from hextrackr_cli.core.operations import check_can_cancel
 
     _check_session_id(session_id)
     renderer = _renderer(settings)
-    conn = connect(settings, _notice_fn(renderer, settings), timeout)
-    if conn.dialect.cancel_event is None:
-        conn.close()
-        raise ServerError("this server has no cancel (HexTrackr 1.1.x); the import runs to its end")
-    watcher = conn.watcher(settings, "auto", timeout)
+    client = Client.from_settings(settings, _notice_fn(renderer))
     try:
-        renderer.handle(ev.Started("Cancelling import", session_id, None, None, conn.url))
-        watcher.start(session_id)
-        if not watcher.done:  # already finished: the join reported its outcome
-            watcher.request_cancel()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            event = watcher.get(0.1)
-            if isinstance(event, ev.Outcome):
-                if event.outcome == protocol.OUTCOME_CANCELLED:
-                    renderer.handle(replace(event, exit_code=ExitStatus.OK,
-                                            message="the server confirmed the cancel and rolled the import back"))
-                    return ExitStatus.OK
-                renderer.handle(ev.Notice(f"nothing to cancel: the import already {event.outcome}", "warning"))
-                renderer.handle(replace(event, exit_code=ExitStatus.IMPORT_FAILED))
-                return ExitStatus.IMPORT_FAILED
-            if event is not None:
-                renderer.handle(event)
-        renderer.handle(
-            ev.Outcome(ev.OUTCOME_TIMEOUT, session_id, ExitStatus.TIMEOUT,
-                       message=f"the server did not confirm the cancel within {timeout:g}s; "
-                       f"check with: hextrackr status {session_id}")
-        )
-        return ExitStatus.TIMEOUT
+        check_can_cancel(client.connection(timeout))
+    except BaseException:
+        client.close()
+        raise
+    try:
+        return client.cancel(session_id, timeout=timeout, on_event=renderer.handle).exit_status
     except HextrackrError as exc:
         renderer.close()
         _json_error(renderer, exc, session_id)
         raise
     finally:
-        watcher.close()
         renderer.close()
-        conn.close()
+        client.close()
 
 
 # --------------------------------------------------------------------------- output of these commands
 def _renderer(settings: Settings) -> Any:
     from hextrackr_cli.render import make_renderer
-
     from hextrackr_cli.render.unattended import unattended
 
     env = settings.environment

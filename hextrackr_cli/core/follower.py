@@ -70,26 +70,35 @@ class Follower:
         self.held: Any = None  # an outcome seen before our upload was accepted (a re-used session id)
         self.timed_out_uploading = False
         self.wait = 0.0  # first pass: check the deadline and Ctrl-C before blocking
+        sigint.wake = lambda: watcher.put(None)  # a press is handled at once, not at the next 0.1 s poll
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> Any:
+        """Follow to the end; the final Outcome (also shown)."""
+        while True:
+            done = self.step()
+            if done is not None:
+                return done
+
+    def step(self) -> Any:
+        """One pass: wait for the next event (at most 0.1 s), show it, react to Ctrl-C and the clock; the final
+        Outcome when the follow has ended, else None (``Client.watch`` yields the events shown in between)."""
         from hextrackr_cli.client.api import UploadAborted
 
-        self.sigint.wake = lambda: self.watcher.put(None)  # a press is handled at once, not at the next 0.1 s poll
-        while True:
-            try:
-                event = self.watcher.get(self.wait)
-                self.wait = 0.1
-            except UploadAborted:
-                return self._finish(self._upload_aborted())
-            # each step: None = go on with this pass, NEXT = next pass, else the final Outcome
-            result = self._on_event(event)
-            if result is None:
-                result = self._on_presses()
-            if result is None:
-                result = self._on_clock()
-            if result is not None and result is not NEXT:
-                return self._finish(result)
+        try:
+            event = self.watcher.get(self.wait)
+            self.wait = 0.1
+        except UploadAborted:
+            return self._finish(self._upload_aborted())
+        # each step: None = go on with this pass, NEXT = next pass, else the final Outcome
+        result = self._on_event(event)
+        if result is None:
+            result = self._on_presses()
+        if result is None:
+            result = self._on_clock()
+        if result is not None and result is not NEXT:
+            return self._finish(result)
+        return None
 
     def _finish(self, outcome: Any) -> Any:
         if self.decide is not None:

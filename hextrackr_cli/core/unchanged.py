@@ -11,8 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
+from hextrackr_cli import protocol
 from hextrackr_cli.errors import ExitStatus
 from hextrackr_cli.formats import metadata_from_filename
 from hextrackr_cli.ledger import Entry, Ledger, file_sha256, now_iso
