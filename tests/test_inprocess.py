@@ -37,7 +37,7 @@ def test_import_runs_in_process_and_its_ndjson_goes_to_the_environments_stdout(t
 
 def test_plain_output_goes_to_the_environments_stderr_and_the_outcome_is_the_exit_status(tmp_path: Path, server: Any) -> None:
     bad = tmp_path / "generic_scan_2025-11-20.csv"
-    bad.write_text("hostname,ip_address,cve,severity\n")  # header only: refused locally, nothing sent
+    bad.write_text("")  # empty: refused locally, nothing sent
     res = invoke(["import", str(bad)], base_env(tmp_path, HEXTRACKR_SERVER=server.url, HEXTRACKR_TOKEN=TOKEN))
     assert res.exit_code == 2 and res.stdout == ""
     assert res.stderr.startswith("hextrackr: error: ") and str(bad.name) in res.stderr
