@@ -208,7 +208,9 @@ class HX11Double:
       history_route: True models a 1.1 build whose /api/imports works (1.1.12's always answers 500);
       concurrent_loss: share of an import's records lost while another import runs (1.1.12: ~2-5 %);
       progress_500: how many progress polls of a known session answer 500 "Failed to check progress" (its
-      catch branch; -1: all of them).
+      catch branch; -1: all of them);
+      socket_silent_from: from this progress on, progress-update is not emitted (the socket goes silent while
+      the polls still see progress; progress-complete still comes).
     """
 
     def __init__(
@@ -233,6 +235,7 @@ class HX11Double:
         history_route: bool = False,
         concurrent_loss: float = 0.04,
         progress_500: int = 0,
+        socket_silent_from: float | None = None,
     ) -> None:
         self.users = dict(users if users is not None else {"admin": "hextrackr-test"})
         self.step_delay = step_delay
@@ -253,6 +256,7 @@ class HX11Double:
         self.history_route = history_route
         self.concurrent_loss = concurrent_loss
         self.progress_500 = progress_500
+        self.socket_silent_from = socket_silent_from
         self.started_at = time.monotonic()
         self.running_imports = 0
         self.lost_records = 0
@@ -712,6 +716,8 @@ class HX11Double:
         tracked.metadata.update(metadata)
         tracked.metadata["message"] = message
         now = time.monotonic()
+        if self.socket_silent_from is not None and progress >= self.socket_silent_from:
+            return
         if tracked.emitted and now - tracked.last_emit < self.throttle:
             tracked.dropped += 1
             return  # dropped, never re-sent

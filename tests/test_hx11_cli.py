@@ -156,6 +156,19 @@ def test_a_session_gone_within_10s_of_being_seen_running_completed(double, scan,
     assert "keeps a failed session 10s" in err and "import 1)" in last
 
 
+def test_after_a_silent_socket_the_polls_run_beside_it_and_its_progress_complete_decides(double, scan, tmp_path):
+    """Auto mode: the socket goes silent past the liveness bound while the server moves on, so polling takes
+    over — but the socket stays open beside it, and its progress-complete (with the server's counts) ends the
+    import even though the session is forgotten at once."""
+    hx = double(step_delay=0.15, socket_silent_from=65, complete_retention=0.05)
+    r = run_cli(["--output", "json", "import", str(scan)], env_for(tmp_path, hx, HEXTRACKR_LIVENESS="1"))
+    assert r.returncode == 0, r.stderr.decode()
+    objs = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert any(o.get("event") == "transport" and o["transport"] == "polling" for o in objs), objs[:5]
+    summary = objs[-1]
+    assert summary["outcome"] == "completed" and summary["inserted"] == 3000  # the counts of progress-complete
+
+
 def test_a_reachable_servers_500_on_a_poll_is_not_a_network_failure(double, scan, tmp_path):
     """Case 1: two polls answered 500: said, retried, and the import completes; a server that answers every
     poll with 500 ends the watch (exit 3) saying the server answered errors — not "lost contact"."""

@@ -150,6 +150,7 @@ class Hx11Strategy:
 
     dialect = protocol.HEXTRACKR_11
     checks_on_start = True  # an unknown id gets no answer on the socket: one poll tells whether it exists
+    keeps_socket_while_polling = True  # its progress-complete still decides a session the polls may miss
 
     def __init__(self, api: Any, *, now_ms: Callable[[], float] = protocol.now_ms) -> None:
         from hextrackr_cli.dialects.hx11 import Translator

@@ -317,7 +317,7 @@ class Watcher:
 
         def on_disconnect(reason: Any = None) -> None:
             self._connected.clear()
-            if self._closing or self._done:
+            if self._closing or self._done or self.mode == "polling":  # a socket kept beside the polls
                 return
             self._reconnecting = True
             self._reconnect_attempt = 0
@@ -498,7 +498,10 @@ class Watcher:
             self.put(outcome)
         self._stop.set()
 
-    def _switch_to_polling(self, reason: str) -> None:
+    def _switch_to_polling(self, reason: str, *, keep_socket: bool = False) -> None:
+        """Poll the status endpoint from now on; ``keep_socket``: a silent but connected socket stays open
+        beside the polls (a 1.1.x server's ``progress-complete`` may still come that way, and its session is
+        gone 5 s later)."""
         with self._lock:
             if self.mode == "polling":
                 return
@@ -508,6 +511,9 @@ class Watcher:
             self._polls = 0
             self._poll_fail_since = None
         sio = self._sio
+        if keep_socket and sio is not None and self._connected.is_set():
+            self.put(ev.TransportChanged(ev.POLLING, reason))
+            return
         self._sio = None
         if sio is not None:
             threading.Thread(target=self._close_socket, args=(sio, True), daemon=True).start()
@@ -619,5 +625,6 @@ class Watcher:
             and (last is None or (_event_key(event) != _event_key(last) and event["progress"] >= last.get("progress", 0)))
         )
         if moved:
-            self._switch_to_polling(f"socket.io silent for {int(self.liveness)}s while the server reports progress")
+            self._switch_to_polling(f"socket.io silent for {int(self.liveness)}s while the server reports progress",
+                                    keep_socket=getattr(self.strategy, "keeps_socket_while_polling", False))
             self._apply(fetched, ev.POLLING)
