@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,46 @@ def test_import_hextrackr_cli_is_cheap_and_all_lists_the_api() -> None:
     assert out.strip() == "['hextrackr_cli']"
     for name in ("Client", "ImportResult", "HextrackrError", "UsageError", "AuthError", "ServerUnreachable"):
         assert name in hextrackr_cli.__all__ and getattr(hextrackr_cli, name) is not None
+
+
+def _import_in_background(server: Any, scan: Path, sid: str) -> tuple[threading.Thread, threading.Event, list[ImportResult]]:
+    """Start an import in a thread; the Event is set at its first progress event."""
+    running = threading.Event()
+    results: list[ImportResult] = []
+
+    def importer() -> None:
+        with Client(server=server.url, token=TOKEN) as client:
+            results.append(client.import_file(
+                scan, session_id=sid, on_event=lambda e: running.set() if isinstance(e, ev.Progress) else None))
+
+    t = threading.Thread(target=importer)
+    t.start()
+    return t, running, results
+
+
+def test_watch_follows_a_running_import_to_its_outcome(tmp_path: Path, server: Any) -> None:
+    """A second client watches an import while it runs: its progress, then the same outcome, once."""
+    sid = str(uuid.uuid4())
+    t, running, results = _import_in_background(server, gen_csv(tmp_path / "generic_scan_2025-11-20.csv", 30_000), sid)
+    try:
+        assert running.wait(30), "the import never reported progress"
+        with Client(server=server.url, token=TOKEN) as watcher:
+            events = list(watcher.watch(sid, timeout=60))
+    finally:
+        t.join(60)
+    assert isinstance(events[-1], ev.Outcome) and events[-1].outcome == "completed"
+    assert sum(isinstance(e, ev.Outcome) for e in events) == 1
+    assert results and results[0].rows == 30_000 == events[-1].summary.get("rows")
+
+
+def test_leaving_a_watch_early_closes_it_and_the_import_goes_on(tmp_path: Path, server: Any) -> None:
+    sid = str(uuid.uuid4())
+    t, running, results = _import_in_background(server, gen_csv(tmp_path / "generic_scan_2025-11-20.csv", 30_000), sid)
+    try:
+        assert running.wait(30)
+        with Client(server=server.url, token=TOKEN) as watcher:
+            first = next(iter(watcher.watch(sid)))  # then the loop is left: the generator closes its watcher
+            assert not isinstance(first, ev.Outcome)
+    finally:
+        t.join(60)
+    assert results and results[0].outcome == "completed"
