@@ -58,17 +58,18 @@ _SUMMARY_NUMBERS = {
 
 # ETA (from the rate of the stage in progress; 1.1's percentages are not linear in time). Staging shares
 # 25-60 %, the batches 70-95 %. Before staging, 1.1.12 maps every row in one synchronous step (the gap between
-# "Parsed N rows" and the first "Inserted x/y"); its batches then take ~12.4x that gap and the end (95-100 %)
-# ~0.4x, on a quiet machine and on a loaded one alike (measured on 1.1.12, 100k rows: gap 2.9 s / batches 38 s,
-# gap 7.8 s / batches 90 s) — much steadier than the staging rate, which does not predict the batches. The
-# batches' own rate is taken over the last RATE_WINDOW_MS (they slow down when the machine gets busier).
+# "Parsed N rows" and the first "Inserted x/y"); its batches then take ~13x that gap and the end (95-100 %)
+# ~0.6x, on a quiet machine and on a loaded one alike (measured on 1.1.12, three 100k-row imports: gap 2.9 s /
+# batches 38 s, 7.8 s / 90 s, 5.2 s / 73 s) — much steadier than the staging rate, which does not predict the
+# batches. The batches' own rate is taken over the last RATE_WINDOW_MS (they slow down when the machine gets
+# busier), blended with that model.
 STAGING = (25.0, 60.0)
 BATCHES = (70.0, 95.0)
-PROCESSING_PER_MAPPING = 12.4
-TAIL_PER_MAPPING = 0.4
+PROCESSING_PER_MAPPING = 13.0
+TAIL_PER_MAPPING = 0.6
 PROCESSING_PER_STAGING = 10.0  # without a mapping gap (e.g. a poll missed it): from the staging rate
 TAIL_SECONDS = 1.5
-RATE_WINDOW_MS = 15_000.0
+RATE_WINDOW_MS = 15000.0
 _BATCH_RE = re.compile(r"\bbatch (\d+)/(\d+)", re.I)
 _RECORDS_RE = re.compile(r"\b(\d+)/(\d+) records\b|\bprocessing (\d+) (?:rows|records)\b", re.I)
 
