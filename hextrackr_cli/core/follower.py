@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from hextrackr_cli import protocol
 from hextrackr_cli.core.sigint import Sigint
@@ -26,6 +26,24 @@ UPLOAD_ABORT_GRACE = 3.0  # an upload blocked on a silent server cannot see the 
 NEXT = object()  # a step's answer: nothing more to do in this pass of the loop
 
 
+class Followed(Protocol):
+    """What the Follower needs of a watcher (``client.watcher.Watcher``; tests use a scripted fake)."""
+
+    dialect: Any  # protocol.Dialect: its cancel_event is None on a server without a cancel
+
+    def get(self, timeout: float) -> Any: ...  # the next event or None; raises the upload's error
+
+    def put(self, event: Any) -> None: ...
+
+    def request_cancel(self) -> None: ...
+
+
+class Shown(Protocol):
+    """Where the events go (a renderer, or Client's callback)."""
+
+    def handle(self, event: Any) -> None: ...
+
+
 class Follower:
     """Follows one session until it ends; ``run()`` returns the (final) Outcome it showed.
 
@@ -36,8 +54,8 @@ class Follower:
 
     def __init__(
         self,
-        watcher: Any,
-        renderer: Any,
+        watcher: Followed,
+        renderer: Shown,
         sid: str,
         sigint: Sigint,
         *,
@@ -49,7 +67,7 @@ class Follower:
         cancel_wait: float = CANCEL_WAIT,
         cancel_grace: float = CANCEL_GRACE,
         upload_abort_grace: float = UPLOAD_ABORT_GRACE,
-        decide: Any = None,
+        decide: Callable[[Any], Any] | None = None,
     ) -> None:
         self.watcher = watcher
         self.renderer = renderer
