@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,22 @@ EXPECT: dict[str, str] = {
     "sysdig_reports_sysdig_reports_many_vul.csv": "refuse:unknown columns",
 }
 FILES = sorted(EXPECT)
+
+# family -> (severity column, type column or "", FORMATS.md's scale: the file's value (lower-case) -> level)
+_WORDS = {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low", "info": "Info", "none": "Info"}
+_QUALYS = {"5": "Critical", "4": "High", "3": "Medium", "2": "Low", "1": "Info", "urgent": "Critical",
+           "serious": "High", "minimal": "Info", "c": "Critical", "h": "High", "m": "Medium", "l": "Low", **_WORDS}
+SEVERITY: dict[str, tuple[str, str, dict[str, str]]] = {
+    "tenable": ("severity", "", _WORDS),
+    "tenable-workbench": ("Risk", "", _WORDS),
+    "nessus": ("Risk", "", _WORDS),
+    "tenable-sc": ("Severity", "", _WORDS),
+    "qualys": ("Severity", "Type", _QUALYS),
+    "qualys-vmdr": ("Severity", "Type Detected", _QUALYS),
+    "qualys-pci": ("SEVERITY", "TYPE", _QUALYS),
+    "openvas": ("Severity", "", {**_WORDS, "log": "Info"}),
+}
+INFO_TYPES = {"info", "ig", "information", "information gathered"}  # Qualys: information gathered
 _SPLIT = re.compile(r"[,\s;]+")
 
 
@@ -108,6 +125,15 @@ def rows_of(path: Path, columns: tuple[str, ...]) -> tuple[list[str], list[list[
     wanted = {c.lower() for c in columns}
     at = next(i for i, r in enumerate(rows) if len(wanted & {c.strip().lower() for c in r}) >= 2)
     return [c.strip() for c in rows[at]], [r for r in rows[at + 1:] if any(c.strip() for c in r)]
+
+
+def empty_rows(path: Path) -> int:
+    """Rows after the header whose every field is empty but which have fields (",,,,,")."""
+    text = path.read_text(encoding="utf-8-sig")
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    return sum(1 for r in rows[1:] if len(r) > 1 and not any(c.strip() for c in r))
 
 
 def held(path: Path, family: str) -> tuple[set, set]:
@@ -160,6 +186,22 @@ def test_real_csv_is_read_with_its_format_and_every_finding(name: str) -> None:
     assert pairs <= ours, pairs - ours
     assert all(f.severity in formats.SEVERITY_LEVELS for f in found)
     assert all(f.line > fmt.header_line for f in found)
+    # every row's severity on the family's scale, and the file's own value kept
+    if expect in SEVERITY:
+        column, type_column, scale = SEVERITY[expect]
+        header, rows = rows_of(REAL / name, (*COLUMNS[expect][0], *COLUMNS[expect][1], COLUMNS[expect][2]))
+        at = {h.lower(): i for i, h in enumerate(header)}
+        levels = Counter()
+        for row in rows:
+            raw = row[at[column.lower()]].strip()
+            info = type_column and row[at[type_column.lower()]].strip().lower() in INFO_TYPES
+            levels["Info" if info else scale[raw.lower()]] += 1
+        by_line = {f.line: f for f in found}
+        assert Counter(f.severity for f in by_line.values()) == levels
+        assert Counter(f.severity_raw.lower() for f in by_line.values()) == Counter(
+            row[at[column.lower()]].strip().lower() for row in rows)
+    # rows of empty fields (a spreadsheet's save) are skipped and counted
+    assert fmt.stats.empty_rows == empty_rows(REAL / name)
 
 
 # --------------------------------------------------------------------------- end to end: CLI + embedded server
