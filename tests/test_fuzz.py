@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import string
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -144,6 +145,72 @@ def test_fuzz_filename_metadata_and_scan_dates(request, examples):
             dt.date.fromisoformat(date)
         except ValueError:
             pass
+
+    run()
+
+
+# --------------------------------------------------------------------------- every reader, whole files
+def _real_headers() -> list[list[str]]:
+    """The header row of every real CSV export in tests/data/real/ (one per family and column set)."""
+    import csv as _csv
+    import io as _io
+
+    found: dict[tuple[str, ...], list[str]] = {}
+    for path in sorted((Path(__file__).parent / "data" / "real").glob("*.csv")):
+        text = path.read_text(encoding="utf-8-sig")
+        first = text.split("\n", 1)[0]
+        rows = list(_csv.reader(_io.StringIO(text[:20000], newline=""), delimiter=";" if first.count(";") > 3 else ","))
+        header = max(rows[:6], key=len) if rows else []
+        found.setdefault(tuple(header), header)
+    return list(found.values())
+
+
+REAL_HEADERS = _real_headers()
+real_cell = st.one_of(cell, st.sampled_from(["Log", "5", "M", "Ig", "None", "info", "Jun 20, 2016 09:09:53 EDT",
+                                             "Jan 10, 2026 10:00 AM", "09/14/2020 15:00:39", "8.1 (AV:N/AC:H)",
+                                             "5,0", "general/tcp", "10.0.0.1,10.0.0.2", "CVE-2020-1 CVE-2020-2"]))
+
+
+@two_runs("formats", 200)
+def test_fuzz_every_reader_reads_whole_files_or_refuses_in_one_line(request, examples):
+    """Files built on the real exports' headers (a preamble, ';' or tab, BOM, CRLF, random cells, trailing empty
+    rows, a cut end): detect() and read() give well-formed findings or FormatError/RowError in one line."""
+    import io as _io
+
+    @settings(max_examples=examples, **FUZZ)
+    @given(header=st.sampled_from(REAL_HEADERS), rows=st.lists(st.lists(real_cell, max_size=45), max_size=6),
+           delimiter=st.sampled_from([",", ";", "\t"]), preamble=st.lists(st.text(max_size=20), max_size=3),
+           bom=st.booleans(), crlf=st.booleans(), empties=st.integers(0, 3), cut=st.integers(0, 40),
+           kind=st.sampled_from([None, formats.VULNERABILITIES, formats.TICKETS]),
+           force=st.one_of(st.none(), st.sampled_from(formats.names())))
+    def run(header, rows, delimiter, preamble, bom, crlf, empties, cut, kind, force):
+        record(fuzz_cases=1)
+        import csv as _csv
+
+        out = _io.StringIO()
+        w = _csv.writer(out, delimiter=delimiter, lineterminator="\r\n" if crlf else "\n")
+        for line in preamble:
+            w.writerow([line])
+        w.writerow(header)
+        for row in rows:
+            w.writerow((row + [""] * len(header))[:len(header)])
+        for _ in range(empties):
+            w.writerow([""] * len(header))
+        data = (("\ufeff" if bom else "") + out.getvalue()).encode("utf-8", "surrogatepass")
+        if cut:
+            data = data[:-cut]
+        try:
+            fmt = formats.detect(data[:formats.HEAD_BYTES], kind, complete=True, force=force)
+            assert kind is None or fmt.kind == kind
+            found = list(fmt.read(_io.BytesIO(data)))
+        except (formats.FormatError, formats.RowError) as exc:
+            assert str(exc) and "\n" not in str(exc) and "\r" not in str(exc), str(exc)
+            return
+        for f in found:
+            assert f.line > fmt.header_line and f.record >= 1
+            if isinstance(f, formats.Finding):
+                assert f.severity in formats.SEVERITY_LEVELS or f.severity == ""
+                assert f.host or f.ip or f.asset_id
 
     run()
 

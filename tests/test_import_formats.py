@@ -113,3 +113,20 @@ def test_a_clean_scan_completes_says_so_and_resolves_nothing(server, tmp_path):
     assert db_rows(server.db_path, "SELECT id, status FROM vulnerabilities ORDER BY id") == before
     (rec,) = db_rows(server.db_path, "SELECT status, records, resolved FROM imports WHERE id = 2")
     assert tuple(rec) == ("completed", 0, 0)
+
+
+def test_min_severity_against_hextrackr_11_is_refused_before_anything_is_sent(tmp_path):
+    """1.1.12 resolves every open vulnerability an import does not contain: the skipped findings would be resolved."""
+    from hx11_double import HX11Double
+
+    hx = HX11Double(users={"analyst": "pw"}, rate_limit=None, step_delay=0.02).start()
+    try:
+        env = cli_env(tmp_path, hx.url, token=None, HEXTRACKR_USERNAME="analyst", HEXTRACKR_PASSWORD="pw")
+        r = run_cli(["import", "--min-severity", "high", str(NESSUS)], env)
+        err = [line for line in r.stderr.decode().splitlines() if line.strip()]
+        assert r.returncode == 2 and len(err) == 1 and "--min-severity" in err[0] and "resolved" in err[0], err
+        assert not hx.history
+        r = run_cli(["--output", "json", "import", "--format", "generic", str(NESSUS)], env)  # --format is honoured
+        assert r.returncode == 0, r.stderr
+    finally:
+        hx.stop()

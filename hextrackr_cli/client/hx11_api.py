@@ -527,7 +527,7 @@ class Hx11Api:
             raise UsageError(f"HexTrackr 1.1.x servers import vulnerability scans only, not --type {import_type}",
                              hint="import tickets through the HexTrackr web UI")
         try:
-            prepared = prepare_for_hx11(path, filename or Path(path).name, abort)
+            prepared = prepare_for_hx11(path, filename or Path(path).name, abort, force=(fields or {}).get("format"))
         except ConversionAborted:
             raise UploadAborted("upload aborted; nothing was imported") from None
         if prepared.note and on_notice is not None:

@@ -58,18 +58,20 @@ def _watched(records: Iterator[Record], abort: threading.Event | None) -> Iterat
         yield r
 
 
-def prepare_for_hx11(path: str | os.PathLike[str], name: str, abort: threading.Event | None = None) -> Prepared:
-    """The file to send a 1.1.x server for the export at ``path`` (shown to the user as ``name``)."""
+def prepare_for_hx11(path: str | os.PathLike[str], name: str, abort: threading.Event | None = None,
+                     force: str | None = None) -> Prepared:
+    """The file to send a 1.1.x server for the export at ``path`` (shown to the user as ``name``); ``force``: the
+    format to read it as (--format)."""
     src = Path(path)
     with open(src, "rb") as fh:
         compression = compression_of(fh.read(4))  # 1.1.x reads no .gz or .zip: expanded here
         fh.seek(0)
         try:
             head, complete = expanded_head(fh, HEAD_BYTES)
-            fmt = detect(head, VULNERABILITIES, complete=complete)
+            fmt = detect(head, VULNERABILITIES, complete=complete, force=force)
         except FormatError as exc:
             raise BadInputError(f"{name}: {exc}") from None
-    if compression is None and not needs_conversion(fmt):
+    if compression is None and not needs_conversion(fmt) and not force:
         return Prepared(src, name)
     tempdir = tempfile.mkdtemp(prefix="hextrackr-hx11-")
     out = Path(tempdir) / _upload_name(name)

@@ -51,6 +51,12 @@ class ImportOptions:
     format_name: str | None = None  # --format: the reader to use, else detected
     min_severity: str = "info"  # --min-severity: findings below it are skipped, counted
 
+    def check_server(self, conn: Connection) -> None:
+        """Refuse what the server cannot honour, before anything is sent."""
+        if conn.dialect is protocol.HEXTRACKR_11 and self.min_severity.lower() != "info":
+            raise UsageError("--min-severity: a HexTrackr 1.1.x server marks resolved every open vulnerability an"
+                             " import does not contain, so the skipped findings would be resolved; import without it")
+
     def upload_fields(self) -> dict[str, str]:
         """The form fields --format and --min-severity add to the upload (none at their defaults)."""
         fields = {}
@@ -118,6 +124,7 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
                     if options.detach and conn.embedded is not None:
                         raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
                     reporter.check_server(conn)
+                    options.check_server(conn)
                     check = ContentCheck(conn)
                     worst = 0
                     for lf in checked:

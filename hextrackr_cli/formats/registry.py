@@ -118,6 +118,8 @@ def detect(head: bytes | Head, kind: str | None = None, *, complete: bool = Fals
     parsed = head if isinstance(head, Head) else parse_head(head, complete=complete)
     if force:
         reader = reader_named(force)
+        if kind is not None and reader.kind != kind:
+            raise FormatError(f"format {force} reads {reader.kind}, not {kind}")
         try:
             forced = reader.match(parsed)
         except FormatError:
