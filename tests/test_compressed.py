@@ -126,3 +126,16 @@ def test_a_damaged_zip_upload_is_answered_422_naming_the_file(tmp_path, server):
     assert resp.status_code == 422
     assert resp.json()["error"].startswith("two.zip: the zip archive holds 2 files")
     assert imports(tmp_path / "server.db") == 0
+
+
+def test_a_zip_needing_a_newer_zip_version_is_one_line_not_a_traceback():
+    """Found by the fuzz run: zipfile raises NotImplementedError ("zip file version 8.4") for such a directory."""
+    from hextrackr_cli.formats import FormatError
+    from hextrackr_cli.formats.compressed import expanded
+
+    data = bytearray(zipped(("a.csv", CSV)))
+    directory = data.index(b"PK\x01\x02")
+    data[directory + 6] = 84  # "version needed to extract": 8.4
+    with pytest.raises(FormatError) as err:
+        expanded(io.BytesIO(bytes(data)))
+    assert str(err.value).startswith("the zip archive is damaged: zip file version 8.4")

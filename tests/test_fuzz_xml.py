@@ -8,7 +8,7 @@
 - whole uploads of both to the real server: each import is refused (422) or ends completed or failed, and one that
   did not complete leaves the data byte-for-byte unchanged (no partial writes); the server keeps serving.
 
-The ≥10× run is marked ``slow``: ``.venv/bin/python -m pytest tests/test_fuzz_xml.py -m slow -q``.
+Ten times the examples with ``HEXTRACKR_FUZZ_SLOW=1 .venv/bin/python -m pytest tests/test_fuzz_xml.py -q``.
 """
 
 from __future__ import annotations

@@ -215,3 +215,27 @@ def test_progress_counts_report_items_not_lines(tmp_path, server):  # noqa: F811
     events = [json.loads(line) for line in done.stdout.decode().splitlines()]
     totals = {e["totalRows"] for e in events if e.get("totalRows")}
     assert totals == {items}, totals  # about 296 records, not the file's 10,000-odd lines
+
+
+def test_the_benchmark_export_holds_the_same_findings_as_the_nessus_csv_beside_it(tmp_path):
+    """benchmarks/generate_nessus.py --findings N and generate.py --rows N --format nessus: the same records, so the
+    benchmark compares the formats, not the data (and the two readers agree on them)."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    xml, csv_path = tmp_path / "scan.nessus", tmp_path / "scan.csv"
+    subprocess.run([sys.executable, str(bench / "generate_nessus.py"), "--findings", "3000", "-o", str(xml)], check=True)
+    subprocess.run([sys.executable, str(bench / "generate.py"), "--rows", "3000", "--format", "nessus", "-o",
+                    str(csv_path)], check=True)
+    again = tmp_path / "again.nessus"
+    subprocess.run([sys.executable, str(bench / "generate_nessus.py"), "--findings", "3000", "-o", str(again)], check=True)
+    assert again.read_bytes() == xml.read_bytes()
+
+    def keyed(path: Path) -> list[tuple]:
+        data = path.read_bytes()
+        fmt = detect(data[: formats.HEAD_BYTES], "vulnerabilities")
+        return sorted((f.ip, f.plugin_id, f.cve, f.severity, f.plugin_name, f.port) for f in fmt.read(io.BytesIO(data)))
+
+    from_xml = keyed(xml)
+    assert len(from_xml) == 3000 and from_xml == keyed(csv_path)

@@ -109,8 +109,8 @@ def expanded(stream: IO[bytes], *, limit: int = DEFAULT_LIMIT) -> tuple[IO[bytes
         members = [i for i in archive.infolist()
                    if not i.is_dir() and not i.filename.startswith("__MACOSX/")
                    and not i.filename.rsplit("/", 1)[-1].startswith("._")]
-    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:
-        raise FormatError(damaged("zip archive", exc)) from None
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise FormatError(damaged("zip archive", exc)) from None  # NotImplementedError: "zip file version 8.4"
     if any(m.filename == "[Content_Types].xml" or m.filename.startswith("xl/") for m in members):
         raise FormatError("this is a zip archive holding an Excel workbook (.xlsx), not an export; save it as CSV")
     if len(members) != 1:
