@@ -63,14 +63,21 @@ def _merge(ctx: click.Context, param: click.Parameter, value: Any) -> None:
 
 
 class Command(click.Command):
-    """A command that also takes the global options (except one it defines itself, e.g. serve's --token)."""
+    """A command that also takes the global options (except one it defines itself, e.g. serve's --token).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        taken = {opt for p in self.params for opt in getattr(p, "opts", ())}
-        for decls, kw in GLOBAL_OPTIONS:
-            if not any(d in taken for d in decls if d.startswith("-")):
-                self.params.append(GlobalOption(decls, expose_value=False, callback=_merge, **kw))
+    They are added when the command is first parsed or shown, not when the tree is built: ``hextrackr --help``
+    does not pay for a dozen options on every command."""
+
+    _with_globals = False
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self._with_globals:
+            self._with_globals = True
+            taken = {opt for p in self.params for opt in getattr(p, "opts", ())}
+            for decls, kw in GLOBAL_OPTIONS:
+                if not any(d in taken for d in decls if d.startswith("-")):
+                    self.params.append(GlobalOption(decls, expose_value=False, callback=_merge, **kw))
+        return super().get_params(ctx)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         own: list[tuple[str, str]] = []
