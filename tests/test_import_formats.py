@@ -130,3 +130,19 @@ def test_min_severity_against_hextrackr_11_is_refused_before_anything_is_sent(tm
         assert r.returncode == 0, r.stderr
     finally:
         hx.stop()
+
+
+def test_a_bad_value_names_the_file_record_line_and_the_files_own_column(server, tmp_path):
+    """Records 1-11 span 38 lines (plugin output with line breaks), so record 12 starts on line 40."""
+    rows = ['Plugin,Plugin Name,Family,Severity,IP Address,DNS Name,Plugin Output']
+    for n in range(1, 12):
+        output = "\n".join(f"output line {k}" for k in range(4 if n <= 5 else 3))
+        rows.append(f'{19500 + n},Plugin {n},General,Low,10.1.2.{n},h{n}.corp,"{output}"')
+    rows.append('19600,Plugin 12,General,High,10.1.2,h12.corp,x')
+    path = tmp_path / "scan.csv"
+    path.write_text("\n".join(rows) + "\n")
+    assert path.read_text().splitlines()[39].startswith("19600,")  # line 40
+    r = run_cli(["--output", "plain", "import", str(path)], cli_env(tmp_path, server.url))
+    assert r.returncode == 1
+    assert 'scan.csv: record 12 (line 40): column "IP Address" is not an IPv4 address: "10.1.2"' in r.stderr.decode()
+    assert db_rows(server.db_path, "SELECT count(*) FROM vulnerabilities")[0][0] == 0

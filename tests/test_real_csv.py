@@ -238,6 +238,7 @@ def test_real_csv_imports_or_is_a_clean_scan_or_is_refused_in_one_line(name: str
     pairs, findings = held(REAL / name, expect)
     assert r.returncode == 0, err
     assert summary["format"] == expect
+    assert summary["emptyRows"] == empty_rows(REAL / name)
     if not pairs:  # a clean scan: completes, changes nothing
         assert summary["records"] == 0 and snapshot(srv.db_path) == before
     else:

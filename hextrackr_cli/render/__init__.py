@@ -56,6 +56,8 @@ def summary_line(outcome: ev.Outcome, filename: str | None = None, elapsed: floa
             if s.get("skipped"):
                 text += f", {_n(s['skipped'])} below --min-severity skipped"
             parts.append(text)
+        if s.get("emptyRows"):
+            parts.append(f"{_n(s['emptyRows'])} empty rows skipped")
         counts = [f"{k} {_n(s[k])}" for k in ("inserted", "updated", "resolved") if k in s]
         if counts:
             parts.append(", ".join(counts))
