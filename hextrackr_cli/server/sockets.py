@@ -74,12 +74,19 @@ class ImportNamespace(socketio.AsyncNamespace):
             return None
         return data.get("principal")
 
-    async def on_joinSession(self, sid: str, data: Any = None, *extra: Any) -> dict:
+    async def _caller(self, sid: str, event: str, extra: tuple[Any, ...]) -> Principal | dict:
+        """The principal of a client's call, or the refusal to ack: not authenticated, or more than one argument."""
         principal = await self._principal(sid)
         if principal is None:
             return {"ok": False, "error": "unauthorized"}
         if extra:
-            return {"ok": False, "error": "joinSession takes one argument: the session id"}
+            return {"ok": False, "error": f"{event} takes one argument: the session id"}
+        return principal
+
+    async def on_joinSession(self, sid: str, data: Any = None, *extra: Any) -> dict:
+        principal = await self._caller(sid, "joinSession", extra)
+        if isinstance(principal, dict):
+            return principal
         reserve = False
         session_id = data
         if isinstance(data, dict):
@@ -122,11 +129,9 @@ class ImportNamespace(socketio.AsyncNamespace):
             self.ctx.emit(protocol.IMPORT_CANCELLED, {"sessionId": state["sessionId"]}, to=sid)
 
     async def on_cancelImport(self, sid: str, data: Any = None, *extra: Any) -> dict:
-        principal = await self._principal(sid)
-        if principal is None:
-            return {"ok": False, "error": "unauthorized"}
-        if extra:
-            return {"ok": False, "error": "cancelImport takes one argument: the session id"}
+        principal = await self._caller(sid, "cancelImport", extra)
+        if isinstance(principal, dict):
+            return principal
         session_id = data.get("sessionId") if isinstance(data, dict) else data
         if not isinstance(session_id, str) or not protocol.is_session_id(session_id):
             return {"ok": False, "error": "Invalid session id"}

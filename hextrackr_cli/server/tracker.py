@@ -213,12 +213,7 @@ class ProgressTracker:
             session = self.sessions.get(session_id)
             if session is not None:
                 session.cancelled = True
-                timing = self.timing.get(session_id)
-                if timing is not None:
-                    timing.pending = None
-                    if timing.timer is not None:
-                        timing.timer.cancel()
-                        timing.timer = None
+                self._drop_pending(session_id)
             self._emit(protocol.IMPORT_CANCELLED, {"sessionId": session_id}, session_id)
 
     def request_cancel(self, session_id: str, reason: str | None = None) -> bool:
@@ -268,13 +263,17 @@ class ProgressTracker:
         if session is not None and self._on_cleanup is not None:
             self._on_cleanup(session)
 
-    def _drop_timers(self, session_id: str) -> None:
+    def _drop_pending(self, session_id: str) -> None:
+        """Forget the session's event held back by the throttle, and its trailing-edge timer."""
         timing = self.timing.get(session_id)
         if timing is not None:
             timing.pending = None
             if timing.timer is not None:
                 timing.timer.cancel()
                 timing.timer = None
+
+    def _drop_timers(self, session_id: str) -> None:
+        self._drop_pending(session_id)
         handle = self._cleanup_handles.pop(session_id, None)
         if handle is not None:
             handle.cancel()
