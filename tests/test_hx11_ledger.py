@@ -79,3 +79,25 @@ def test_two_concurrent_runs_both_write_whole_ledger_lines(hx, tmp_path):
     r = run_cli(["--output", "json", "import", "--if-changed", *map(str, scans)], env)
     outcomes = [json.loads(line)["outcome"] for line in r.stdout.decode().splitlines() if '"summary"' in line]
     assert r.returncode == 0 and outcomes == ["skipped"] * 4
+
+
+def test_sweep_against_11_uses_the_ledger_a_file_dropped_again_is_skipped(hx, tmp_path):
+    import shutil
+    import time
+
+    drop, done = tmp_path / "drop", tmp_path / "done"
+    drop.mkdir()
+    for i in range(2):
+        (drop / f"tenable_scan_{i}.csv").write_text(csv_text(150 + i))
+    time.sleep(0.4)
+    env = env_for(tmp_path, hx)
+    r = run_cli(["sweep", str(drop), "--settle", "0.3", "--done", str(done)], env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert len(hx.history) == 2 and len(ledger_rows(tmp_path)) == 2
+    shutil.copy2(done / "tenable_scan_0.csv", drop / "tenable_scan_0.csv")  # the same export dropped again
+    time.sleep(0.4)
+    r = run_cli(["--output", "json", "sweep", str(drop), "--settle", "0.3", "--done", str(done)], env)
+    assert r.returncode == 0, r.stderr.decode()
+    outcomes = [json.loads(line)["outcome"] for line in r.stdout.decode().splitlines() if '"summary"' in line]
+    assert outcomes == ["skipped"] and len(hx.history) == 2  # nothing sent: 1.1.x's request budget kept
+    assert sorted(p.name for p in done.iterdir()) == ["tenable_scan_0.1.csv", "tenable_scan_0.csv", "tenable_scan_1.csv"]
