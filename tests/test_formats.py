@@ -175,6 +175,7 @@ def test_impossible_values_are_refused_naming_the_column(values: dict, words: st
 
 # --------------------------------------------------------------------------- one reader per family (issue 14)
 import io  # noqa: E402
+import re  # noqa: E402
 
 from hextrackr_cli.formats import detect  # noqa: E402
 
@@ -241,3 +242,11 @@ def test_the_tickets_exporter_header_round_trips() -> None:
                          "tickets")
     assert fmt.name == "tickets" and (t.xt_number, t.hexagon_ticket, t.service_now_ticket, t.status) == (
         "0007", "H9", "SN9", "Closed")
+
+
+def test_import_help_names_every_registered_format() -> None:
+    """--format's help is static text (--help imports no reader): it must name each reader there is."""
+    from hextrackr_cli import cli, formats
+
+    option = next(p for p in cli.import_cmd.params if p.name == "format_name")
+    assert set(formats.names()) <= set(re.findall(r"[a-z][a-z0-9.-]*[a-z0-9]", option.help or ""))
