@@ -65,7 +65,8 @@ class Obj:
 
             # One clear warning instead of urllib3's InsecureRequestWarning on every request.
             warnings.filterwarnings("ignore", message="Unverified HTTPS request")
-            self.env.say("hextrackr: warning: TLS certificates are not verified (--insecure)")
+            if not settings.silent:  # -qq: nothing at all unless something failed
+                self.env.say("hextrackr: warning: TLS certificates are not verified (--insecure)")
         return settings
 
 

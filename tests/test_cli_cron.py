@@ -94,7 +94,8 @@ def test_silent_success_prints_nothing_at_all_and_failures_print_as_usual(server
     scan = gen_csv(tmp_path / "scan.csv", 40)
     env = cli_env(tmp_path, server.url)
     for args in (["-qq", "import", str(scan)], ["--silent", "import", "--if-changed", str(scan)],
-                 ["-qq", "--output", "json", "import", "--if-changed", str(scan)]):
+                 ["-qq", "--output", "json", "import", "--if-changed", str(scan)],
+                 ["import", "--if-changed", str(scan), "-qq", "--insecure"]):  # after the command; no TLS warning
         r = run_cli(args, env)
         assert (r.returncode, r.stdout, r.stderr) == (0, b"", b""), args
     bad = bad_copy(scan, tmp_path / "bad.csv")
