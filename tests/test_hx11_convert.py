@@ -150,3 +150,18 @@ def test_a_real_csv_export_arrives_in_1_1_x_with_severities_plugin_ids_and_names
     assert r.returncode == 0, err
     assert f"converted {name} (" in err
     assert stored(hx) == csv_truth(path, pid, title, severity)
+
+
+def test_a_clean_scan_is_a_good_result_and_is_not_sent_to_1_1_x(hx, tmp_path):
+    """1.1.12 resolves every open vulnerability an import does not contain: an export without findings is not
+    uploaded, and the command still exits 0 saying it was a clean scan."""
+    first = run_cli(["import", str(REAL / "nessus_was_one_vuln.xml")], env_for(tmp_path, hx), timeout=60)
+    assert first.returncode == 0, first.stderr.decode()
+    before = [dict(r) for r in hx.current]
+    r = run_cli(["--output", "plain", "import", str(REAL / "nessus_was_no_vuln.xml")], env_for(tmp_path, hx),
+                timeout=60)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "clean scan: no findings, nothing changed" in err
+    assert len(hx.history) == 1 and [dict(x) for x in hx.current] == before
+    assert all(x["lifecycle_state"] == "active" for x in hx.current)

@@ -42,6 +42,15 @@ class ConversionAborted(Exception):
     """Ctrl-C while converting: nothing was sent."""
 
 
+class NothingToSend(BadInputError):
+    """A clean scan (no findings): not sent, since 1.1.12 resolves whatever an import does not contain."""
+
+    def __init__(self, name: str, rows: int) -> None:
+        super().__init__(f"{name}: no findings to send; HexTrackr 1.1.x would mark every open vulnerability "
+                         "resolved on an empty import")
+        self.name, self.rows = name, rows
+
+
 def _upload_name(name: str) -> str:
     base = os.path.basename(name.replace("\\", "/")) or "upload"
     low = base.lower()
@@ -87,9 +96,7 @@ def prepare_for_hx11(path: str | os.PathLike[str], name: str, abort: threading.E
         raise
     if not counts["rows"]:
         shutil.rmtree(tempdir, ignore_errors=True)
-        # 1.1.12 resolves whatever an import does not contain: an empty import would resolve everything
-        raise BadInputError(f"{name}: no findings to send; HexTrackr 1.1.x would mark every open vulnerability "
-                            "resolved on an empty import")
+        raise NothingToSend(name, fmt.stats.records)
     levels = ", ".join(f"{k.lower() or 'no severity'} {v:,}" for k, v in counts.items() if k != "rows")
     note = (f"converted {name} ({fmt.title}) to the CSV columns HexTrackr 1.1.x reads: {counts['rows']:,} findings"
             + (f" ({levels})" if levels else ""))

@@ -50,6 +50,16 @@ class Upload:
                 on_progress=lambda s, t: watcher.put(ev.UploadProgress(s, t)), **said,
             )
         except BaseException as exc:  # reported in the following thread
+            from hextrackr_cli.client.hx11_convert import NothingToSend
+
+            if isinstance(exc, NothingToSend):  # a clean scan, not sent to a 1.1.x server: a good result
+                self.uploading.clear()
+                watcher.put(ev.Outcome(
+                    protocol.OUTCOME_COMPLETED, self.session_id, ExitStatus.OK,
+                    message="clean scan: no findings, so nothing was sent (HexTrackr 1.1.x resolves every open"
+                            " vulnerability an import does not contain)",
+                    summary={"rows": exc.rows, "records": 0, "findings": 0, "cleanScan": True}))
+                return
             watcher.fail(exc)
             return
         watcher.mark_posted(answer)
