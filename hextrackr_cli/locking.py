@@ -55,8 +55,8 @@ class LockRequest:
     wait: float = 0.0
     required: bool = True  # False: implied (sweep), so a platform without flock runs without it
 
-    def lock(self, server: str, profile: str) -> "FileLock":
-        path = Path(self.path) if self.path else default_lock_path(server, profile)
+    def lock(self, server: str, profile: str, *, env: Mapping[str, str] | None = None) -> "FileLock":
+        path = Path(self.path) if self.path else default_lock_path(server, profile, env=env)
         return FileLock(path, wait=self.wait, required=self.required)
 
 

@@ -93,3 +93,18 @@ def test_help_and_usage_errors_are_written_to_the_environments_streams() -> None
     assert helped.exit_code == 0 and "Upload FILE(s)" in helped.stdout and "Global options" in helped.stdout
     wrong = invoke(["import", "--no-such-flag", "x.csv"])
     assert wrong.exit_code == 2 and "No such option" in wrong.stderr and wrong.stdout == ""
+
+
+def test_lock_file_and_log_file_follow_the_environments_xdg_dirs(tmp_path: Path, server: Any, monkeypatch) -> None:
+    """--lock's auto name and the skipped line's log go where the Environment's variables say, not the process's."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "decoy-run"))
+    (tmp_path / "run").mkdir()
+    scan = gen_csv(tmp_path / "scan.csv", 20)
+    env = base_env(tmp_path, HEXTRACKR_SERVER=server.url, HEXTRACKR_TOKEN=TOKEN, XDG_RUNTIME_DIR=str(tmp_path / "run"),
+                   XDG_STATE_HOME=str(tmp_path / "state"), HEXTRACKR_LOG_FILE=str(tmp_path / "cron.log"))
+    assert invoke(["import", str(scan), "--if-changed", "--lock"], env).exit_code == 0
+    res = invoke(["-qq", "import", str(scan), "--if-changed", "--lock"], env)
+    assert res.exit_code == 0
+    assert [p.name.startswith("run-127.0.0.1") for p in (tmp_path / "run" / "hextrackr").iterdir()] == [True]
+    assert not (tmp_path / "decoy-run").exists()
+    assert "skipped scan.csv: unchanged since import 1" in (tmp_path / "cron.log").read_text()

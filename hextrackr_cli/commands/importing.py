@@ -26,6 +26,7 @@ from hextrackr_cli.core.reporting import Reporter, ReportOptions
 from hextrackr_cli.core.sigint import Sigint
 from hextrackr_cli.core.unchanged import Content, ContentCheck
 from hextrackr_cli.errors import ExitStatus, HextrackrError, UsageError, more_serious
+from hextrackr_cli.ledger import Ledger
 from hextrackr_cli.locking import LockRequest
 from hextrackr_cli.render.unattended import logged_errors
 from hextrackr_cli.settings import LOCAL, Settings
@@ -125,7 +126,7 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
                         raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
                     reporter.check_server(conn)
                     options.check_server(conn)
-                    check = ContentCheck(conn)
+                    check = ContentCheck(conn, Ledger(env=settings.environment.environ))
                     worst = 0
                     for lf in checked:
                         code = import_or_skip(conn, settings, renderer, lf, options, check, reporter)
@@ -148,7 +149,7 @@ def held(settings: Settings, lock: LockRequest | None) -> Iterator[None]:
     if lock is None:
         yield
         return
-    with lock.lock(settings.server or LOCAL, settings.profile):
+    with lock.lock(settings.server or LOCAL, settings.profile, env=settings.environment.environ):
         yield
 
 

@@ -24,6 +24,7 @@ from hextrackr_cli.core.connection import connect
 from hextrackr_cli.core.reporting import Reporter
 from hextrackr_cli.core.unchanged import ContentCheck
 from hextrackr_cli.errors import ExitStatus, HextrackrError, UsageError, more_serious
+from hextrackr_cli.ledger import Ledger
 from hextrackr_cli.locking import LockRequest
 from hextrackr_cli.render.unattended import logged_errors
 from hextrackr_cli.settings import Settings
@@ -68,7 +69,7 @@ class Sweep:
         self.options = replace(options, if_changed=True)  # a restart must never import a completed file twice
         self.renderer = renderer
         self.conn = conn
-        self.check = ContentCheck(conn)
+        self.check = ContentCheck(conn, Ledger(env=settings.environment.environ))
         self.reporter = reporter
         self.settler = Settler(sweep.settle)
         self.counts: Counter[str] = Counter()

@@ -144,6 +144,6 @@ def unattended(screen: Any, settings: Any) -> Any:
     renderer = SilentRenderer(screen) if settings.silent else screen
     if settings.log_file:
         log = LogFileRenderer(settings.log_file, log_interval=settings.log_interval, verbose=settings.verbose,
-                              secrets=(settings.token, settings.cookie, os.environ.get("HEXTRACKR_PASSWORD")))
+                              secrets=(settings.token, settings.cookie, settings.environment.environ.get("HEXTRACKR_PASSWORD")))
         renderer = TeeRenderer([renderer, log])
     return renderer
