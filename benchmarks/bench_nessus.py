@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import DATA, PY, TOKEN, Server, TempHome, data_file, log, mib, run_cli  # noqa: E402
+from common import DATA, PY, TOKEN, Server, TempHome, data_file, figure, log, mib, run_cli  # noqa: E402
 
 CONVERT = (
     "import sys\n"
@@ -90,20 +90,36 @@ def e2e(findings: int, runs: int) -> None:
     print(f"  ratio .nessus / CSV: {x['seconds'] / c['seconds']:.2f}x wall, {x['cpu'] / c['cpu']:.2f}x CPU")
 
 
-def big(size: int) -> None:
+def big_figures(size: int) -> tuple[list[dict], dict]:
+    """The 1 GiB figures as suite table rows (and raw data): server and CLI peak RSS, the 1.1.x conversion's."""
     path = nessus_file(size=size)
     r = served(path)
-    print(f"{path.name} ({path.stat().st_size / (1 << 20):.0f} MiB, {r['records']:,.0f} records) via hextrackr serve:"
-          f" {r['seconds']:.1f} s; server peak RSS {r['server_rss']:.0f} MiB (target <= 150), CLI peak RSS"
-          f" {r['cli_rss']:.0f} MiB (target <= 80)")
+    log(f"{path.name}: {r['seconds']:.1f}s, {r['records']:,.0f} records, server peak RSS {r['server_rss']:.0f} MiB, "
+        f"CLI peak RSS {r['cli_rss']:.0f} MiB")
     start = time.perf_counter()
     proc = subprocess.Popen([PY, "-c", CONVERT, str(path)], stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError("conversion failed")
-    print(f"  converted for HexTrackr 1.1.x as the CLI does: {time.perf_counter() - start:.1f} s, peak RSS"
-          f" {usage.ru_maxrss / 1024:.0f} MiB ({out.strip()[:100]})")
+    conv_s, conv_rss = time.perf_counter() - start, usage.ru_maxrss / 1024
+    what = f"{path.stat().st_size / (1 << 20):.0f} MiB .nessus ({r['records']:,.0f} records, {r['seconds']:.0f} s)"
+    table = [
+        figure(f"server peak RSS importing a {what}", [r["server_rss"]], "MiB", target="<= 150 MiB",
+               ok=r["server_rss"] <= 150),
+        figure(f"CLI peak RSS importing the {path.stat().st_size / (1 << 20):.0f} MiB .nessus", [r["cli_rss"]], "MiB",
+               target="<= 80 MiB", ok=r["cli_rss"] <= 80),
+        figure("CLI peak RSS converting it for a HexTrackr 1.1.x server", [conv_rss], "MiB", target="<= 80 MiB",
+               ok=conv_rss <= 80, note=f"{conv_s:.0f} s; {out.strip()[:120]}"),
+    ]
+    return table, {**r, "convert_s": conv_s, "convert_rss_mib": conv_rss}
+
+
+def big(size: int) -> None:
+    table, _ = big_figures(size)
+    for row in table:
+        print(f"{row['name']}: {row['value']:.0f} {row['unit']} (target {row['target']})"
+              + (f"; {row['note']}" if row["note"] else ""))
 
 
 def _size(text: str) -> int:

@@ -4,8 +4,8 @@
 
 ``--quick`` (the default) uses smaller sizes and fewer runs and skips the 1M-row imports and the 1 GiB upload;
 it writes results/quick.{json,md}. ``--full`` writes results/latest.{json,md} (the figures the README quotes).
-Figure names for ``--only``: e2e, scaling, upload, latency, fanout, cancel, startup, scaleout (needs PostgreSQL and
-Redis on loopback, see bench_scaleout.py).
+Figure names for ``--only``: e2e, scaling, upload, nessus (--full: 1 GiB .nessus memory), latency, fanout, cancel,
+startup, scaleout (needs PostgreSQL and Redis on loopback, see bench_scaleout.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from common import HERE, PY, RESULTS, figure, log, machine_info, write_json
 
-ALL = ("e2e", "scaling", "upload", "latency", "fanout", "cancel", "startup", "scaleout")
+ALL = ("e2e", "scaling", "upload", "nessus", "latency", "fanout", "cancel", "startup", "scaleout")
 
 QUICK: dict[str, Any] = dict(e2e_rows=10_000, e2e_runs=3, serve_runs=1, scale=(1_000, 10_000, 100_000), scale_runs=(3, 1),
              upload=None, lat_rows=100_000, lat_runs=1, fan_rows=100_000, fan_clients=200, cancel_rows=100_000,
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     section("fanout", "6 fan-out", fan)
     if cfg["upload"]:
         section("upload", "3 CLI memory", upload)
+        section("nessus", "10 1 GiB .nessus memory", lambda: __import__("bench_nessus").big_figures(cfg["upload"]))
     section("scaling", "2,4 scaling", scale)
     section("cancel", "7 cancel", cxl)
     section("scaleout", "9 scale-out", scl)
