@@ -162,3 +162,29 @@ def test_corpus_file_is_accepted_or_refused_as_the_manifest_says(corpus_server, 
         for word in expect["words"]:
             assert word.lower() in message.lower(), message
         assert len(message) < 400 and "\n" not in message
+
+
+# --------------------------------------------------------------------------- format / minSeverity fields (issue 14)
+REAL = Path(__file__).resolve().parent / "data" / "real"
+
+
+@pytest.mark.parametrize("fields,status,words", [
+    ({"format": "excel"}, 400, "invalid format"),
+    ({"minSeverity": "severe"}, 400, "invalid minSeverity"),
+    ({"format": "qualys"}, 422, "--format tenable-sc"),
+])
+def test_bad_format_or_min_severity_fields_are_refused_and_nothing_is_stored(live_server, fields, status, words):
+    before = db_snapshot(live_server.db_path)
+    r = post_import(live_server.url, live_server.token, REAL / "tenable_issue_11102.csv", **fields)
+    assert r.status_code == status and words in r.json()["error"], r.text
+    assert db_snapshot(live_server.db_path) == before and db_count(live_server.db_path, "imports") == 0
+
+
+def test_a_clean_scan_posted_completes_with_zero_records_and_says_so(live_server):
+    r = post_import(live_server.url, live_server.token, REAL / "openvas_no_vuln.csv", filename="openvas_no_vuln.csv")
+    assert r.status_code == 202, r.text
+    state = wait_for_outcome(live_server.url, live_server.token, r.json()["sessionId"])
+    assert state["outcome"] == "completed", state
+    event = state["lastEvent"]
+    assert event["cleanScan"] is True and event["records"] == 0 and event["format"] == "openvas"
+    assert "Clean scan" in event["message"] and db_count(live_server.db_path, "vulnerabilities") == 0
