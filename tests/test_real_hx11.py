@@ -19,6 +19,8 @@ import json
 import os
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 import pytest
 import requests
 
-from cli_support import cli_env, interrupt_when, read_json_until, run_cli, spawn_cli
+from cli_support import cli_env, interrupt_when, run_cli, spawn_cli
 from hx11_double import csv_text
 
 URL = (os.environ.get("HEXTRACKR_REAL_URL") or "").rstrip("/")
@@ -35,7 +37,7 @@ USER = os.environ.get("HEXTRACKR_REAL_USER", "admin")
 PASSWORD = os.environ.get("HEXTRACKR_REAL_PASSWORD", "admin123!")
 SESSIONS_DB = Path(os.environ.get("HEXTRACKR_REAL_SESSIONS_DB", "/tmp/hextrackr-1.1.12/hx11-data/sessions.db"))
 REPORT = os.environ.get("HEXTRACKR_REAL_REPORT")
-NEEDED = 50  # loopback requests this suite spends
+NEEDED = 52  # loopback requests this suite spends (measured: 45-50)
 
 pytestmark = [
     pytest.mark.real_hx11,
@@ -225,14 +227,6 @@ def test_100k_rows_over_the_websocket_with_an_eta_within_25_percent_from_30_perc
            server_ms=summary.get("durationMs"), eta_points=checked)
 
 
-def test_1k_and_10k_timings_over_the_websocket(files, tmp_path):
-    for name, rows in (("real_1k.csv", 1000), ("real_10k.csv", 10_000)):
-        wall, summary, _, _ = _timed_json_import(files[name], tmp_path)
-        assert summary["rows"] == rows
-        report(test=f"websocket {rows // 1000}k", rows=rows, requests=None, wall_s=round(wall, 2),
-               server_ms=summary.get("durationMs"))
-
-
 # --------------------------------------------------------------------------- cookie, history, dialect
 def test_a_saved_cookie_is_used_while_valid_then_the_password_takes_over(files, tmp_path):
     """Case 2 and case 4: `login --save-cookie`, then an import and `imports` on the cookie alone (no login);
@@ -284,15 +278,23 @@ def test_watch_of_a_session_the_server_does_not_know_is_exit_7_not_failed(tmp_pa
 def test_a_second_import_waits_for_the_first_so_1_1_12_loses_nothing(files, tmp_path):
     """Case 7: the second import from this machine waits (saying why) and both complete."""
     e = env(tmp_path)
-    first = spawn_cli(["--output", "json", "import", str(files["real_10k.csv"])], e)
+    log = tmp_path / "first.ndjson"
+    with open(log, "wb") as out:  # a file, not a pipe: nobody reads the first one's output while the second runs
+        first = subprocess.Popen([sys.executable, "-m", "hextrackr_cli", "--output", "json", "import",
+                                  str(files["real_10k.csv"])], env=e, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT)
     try:
-        read_json_until(first, lambda o: o.get("event") == "uploaded", timeout=120)
-        r = run_cli(["import", str(files["real_1k.csv"])], e, timeout=600)
-        out, err = first.communicate(timeout=600)
+        deadline = time.monotonic() + 120
+        while not any(json.loads(line).get("event") == "uploaded" for line in log.read_text().splitlines()
+                      if line.startswith("{")) and time.monotonic() < deadline:
+            assert first.poll() is None, log.read_text()
+            time.sleep(0.1)
+        r = run_cli(["import", "--timeout", "300", str(files["real_1k.csv"])], e, timeout=400)
+        first.wait(timeout=400)
     finally:
         if first.poll() is None:
             first.kill()
-    assert first.returncode == 0, err.decode()
+    assert first.returncode == 0, log.read_text()
     assert r.returncode == 0, r.stderr.decode()
     assert "waiting for another hextrackr import into" in r.stderr.decode()
 

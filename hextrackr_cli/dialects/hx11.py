@@ -370,7 +370,7 @@ class Translator:
                 self._staging_end_ms = now
             if phase == "batches":
                 ms = processing_ms * (BATCHES[1] - p) / (BATCHES[1] - BATCHES[0]) + tail_ms
-            elif STAGING[1] <= p < BATCHES[0]:
+            elif STAGING[1] <= p <= BATCHES[0]:  # "Processing N rows in B batches..." is 70 %
                 ms = max(0.0, processing_ms - (now - (self._staging_end_ms or now))) + tail_ms
         if ms is None and p >= BATCHES[1]:
             ms = tail_ms
