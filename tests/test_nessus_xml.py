@@ -15,7 +15,9 @@ from hextrackr_cli import formats
 from hextrackr_cli.formats import NESSUS_XML, FormatError, RowError, detect
 
 REAL = Path(__file__).parent / "data" / "real"
-NESSUS_FILES = sorted(p for p in REAL.iterdir() if p.suffix in (".nessus", ".xml"))
+# the Nessus v2 XML exports of the corpus: Tenable's XML files (other vendors' XML is not this format)
+NESSUS_FILES = sorted(REAL / line.split("\t")[0] for line in (REAL / "SOURCES").read_text().splitlines()
+                      if "\tunittests/scans/tenable/" in line and line.split("\t")[0].endswith((".nessus", ".xml")))
 # the scale Nessus documents for the ReportItem severity attribute
 LEVEL = {"0": "Info", "1": "Low", "2": "Medium", "3": "High", "4": "Critical"}
 
