@@ -115,14 +115,20 @@ TICKETS = Table("tickets", (
 
 TABLES = (IMPORTS, VULNERABILITIES, PLUGINS, SNAPSHOTS, TICKETS)
 INDEXES = (
-    # open records by vendor and last import: counts and resolve without scanning the whole table
-    Index("vulnerabilities_open", "vulnerabilities (vendor, import_id) WHERE status = 'open'"),
+    # open records by vendor and last import: counts, deltas and resolve without scanning the whole table (severity
+    # and reopened_import_id ride along, so the deltas' GROUP BY reads the index alone: storage.deltas)
+    Index("vulnerabilities_open_by", "vulnerabilities (vendor, import_id, severity, reopened_import_id)"
+          " WHERE status = 'open'"),
     # the dead-worker sweep asks for the running imports of every worker
     Index("imports_running", "imports (status) WHERE status = 'running'", dialects=("postgresql",)),
     # --if-changed: "did these bytes complete an import (or is one running)?" is one lookup each
     # (GET /api/imports/completed)
     Index("imports_sha256", "imports (sha256, type, status)"),
 )
+
+
+# indexes an INDEXES entry replaced: dropped from existing databases before the new ones are built
+REPLACED_INDEXES = ("vulnerabilities_open",)
 
 
 def _column(column: Column, dialect: str) -> str:
@@ -137,8 +143,9 @@ def create_table(table: Table, dialect: str) -> str:
 
 
 def statements(dialect: str) -> list[str]:
-    """Every table, then every index of ``dialect`` (``sqlite`` or ``postgresql``), each IF NOT EXISTS."""
-    return [create_table(t, dialect) for t in TABLES] + [
+    """Every table, then every index of ``dialect`` (``sqlite`` or ``postgresql``), each IF NOT EXISTS (after
+    dropping those they replaced)."""
+    return [create_table(t, dialect) for t in TABLES] + [f"DROP INDEX IF EXISTS {name}" for name in REPLACED_INDEXES] + [
         f"CREATE INDEX IF NOT EXISTS {i.name} ON {i.on}" for i in INDEXES if dialect in i.dialects]
 
 
