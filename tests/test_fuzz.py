@@ -2,7 +2,7 @@
 
 - the CSV format detection and row mappers of ``hextrackr_cli/formats.py``: any header / any row of the header's
   width either maps to well-formed records or raises the module's documented ``FormatError``/``RowError``;
-- the server's first-bytes check (``pipeline.sniff``): a Format or ``ImportProblem``, nothing else;
+- the server's first-bytes check (``reading.sniff``): a Format or ``ImportProblem``, nothing else;
 - whole CSV-ish files posted to the real server: each import ends ``completed`` or ``failed`` and a failed one
   leaves the existing data byte-for-byte unchanged (no partial writes); the server keeps serving;
 - the Socket.io handlers: ``joinSession`` / ``cancelImport`` with random payload types always get a well-formed
@@ -218,8 +218,8 @@ def test_fuzz_every_reader_reads_whole_files_or_refuses_in_one_line(request, exa
 # --------------------------------------------------------------------------- server sniff
 @two_runs("sniff", 200)
 def test_fuzz_server_first_bytes_check_raises_only_import_problem(request, examples):
-    """pipeline.sniff on random bytes and CSV-ish text returns a Format or raises ImportProblem (one line)."""
-    from hextrackr_cli.server.pipeline import ImportProblem, sniff
+    """reading.sniff on random bytes and CSV-ish text returns a Format or raises ImportProblem (one line)."""
+    from hextrackr_cli.server.reading import ImportProblem, sniff
 
     csvish = st.lists(st.lists(cell, max_size=12), min_size=0, max_size=6).map(
         lambda rows: "\r\n".join(",".join(r) for r in rows).encode("utf-8", "surrogatepass"))

@@ -14,7 +14,8 @@ from hextrackr_cli import __version__, protocol
 from hextrackr_cli.formats import SEVERITY_LEVELS, metadata_from_filename, parse_scan_date
 from hextrackr_cli.formats import names as format_names
 from hextrackr_cli.server.context import Principal, ServerContext
-from hextrackr_cli.server.pipeline import ImportProblem, Job, sniff
+from hextrackr_cli.server.pipeline import Job
+from hextrackr_cli.server.reading import ImportProblem, sniff
 from hextrackr_cli.server.storage import Duplicate, Unavailable, import_record
 from hextrackr_cli.server.upload import MAX_FIELD, HttpError, Upload, clean_filename
 

@@ -7,41 +7,33 @@ Imports on one database are serialized; a waiting import says so and can be canc
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any, Callable
 
 from hextrackr_cli import protocol
-from hextrackr_cli.formats.compressed import DEFAULT_LIMIT, expanded
+from hextrackr_cli.formats.compressed import DEFAULT_LIMIT
 from hextrackr_cli.formats.nessus_xml import NESSUS_XML
 from hextrackr_cli.formats import (
-    HEAD_BYTES,
     SEVERITY_LEVELS,
-    Format,
-    FormatError,
     RowError,
     Stager,
-    Utf8Check,
-    detect,
     findings_line,
     severity_rank,
 )
-from hextrackr_cli.server.storage import Connection, Database, Interrupted, StorageError
-from hextrackr_cli.server.storage.base import LoadCounts
+from hextrackr_cli.server.reading import ImportProblem, open_upload, read_format, scan
+from hextrackr_cli.server.storage import Connection, Database, Interrupted, LoadCounts, StorageError
 from hextrackr_cli.server.tracker import ProgressTracker
 
 log = logging.getLogger("hextrackr.server")
 
 BATCH_ROWS = 5000
 HEARTBEAT = 0.25  # seconds: report at least this often while work goes on (the tracker throttles to 2/s)
-SCAN_CHUNK = 1 << 20
 IMPORT_CACHE_KIB = 32 * 1024  # page cache of the import's connection (the server's RSS budget is 150 MiB)
-SNIFF_LIMIT = HEAD_BYTES  # bytes the server reads synchronously to refuse obvious non-CSV
 PROGRESS_STEPS = 20000  # SQLite calls the import's progress handler (cancel check) every this many VM steps
 # VM steps per staged record of the vulnerability upsert (benchmarks: 115 for a new record, 161 for an update):
 # moves the bar through the one long statement; in between, so it neither stalls long nor jumps far
@@ -51,10 +43,6 @@ UPSERT_STEPS = 130
 # 6 runs each). A stopping server checkpoints at once.
 CHECKPOINT_DELAY = 1.0
 SERVER_STOPPED = "the server stopped during the import; nothing was changed, so it is safe to run the import again"
-
-
-class ImportProblem(Exception):
-    """The file cannot be imported; ``str()`` is the one-line message for the user."""
 
 
 class Cancelled(Exception):
@@ -74,48 +62,6 @@ class Job:
     format_name: str | None = None  # --format: the one reader to use
     min_severity: str | None = None  # --min-severity: findings below this level are skipped (counted)
     limit: int = DEFAULT_LIMIT  # a compressed upload may expand to this many bytes (the upload limit)
-
-
-class _Source(io.RawIOBase):
-    """Raw reader whose position is the progress (seekable: a zip's directory is at its end)."""
-
-    def __init__(self, path: Path) -> None:
-        self._f = open(path, "rb", buffering=0)
-
-    @property
-    def pos(self) -> int:
-        return self._f.tell()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._f.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def readinto(self, buffer: Any) -> int:
-        return self._f.readinto(buffer) or 0
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
-
-
-def sniff(head: bytes, kind: str | None = None, force: str | None = None) -> Format:
-    """Refuse what can be told from the first bytes (empty, binary, compressed, not UTF-8, unknown header).
-
-    The same detection as the client's local checks (hextrackr_cli.formats). Returns the detected format.
-    Raises ImportProblem with a one-line reason.
-    """
-    try:
-        return detect(head[:SNIFF_LIMIT], kind, complete=len(head) < SNIFF_LIMIT, force=force)
-    except FormatError as exc:
-        raise ImportProblem(str(exc)) from None
 
 
 class Importer:
@@ -361,68 +307,30 @@ class _Run:
                 pass
 
     # ------------------------------------------------------------------ stages
-    def _open(self) -> tuple[_Source, IO[bytes]]:
-        """The upload (for its position) and its export's bytes: a .gz or .zip expanded as it is read, capped."""
-        source = _Source(self.job.path)
-        try:
-            stream, _, _ = expanded(io.BufferedReader(source, 1 << 16), limit=self.job.limit)
-        except FormatError as exc:
-            source.close()
-            raise ImportProblem(str(exc)) from None
-        return source, stream
-
     def _scan(self, marker: bytes | None = None) -> int:
-        """Parsing stage: one fast pass over the bytes (NUL, UTF-8, line count). Returns the estimated row count:
-        lines but the header, or the occurrences of ``marker`` (an XML export's record element)."""
+        """Parsing stage: one fast pass over the bytes (reading.scan), reporting as it goes."""
         job = self.job
-        size = max(1, job.size)
-        check = Utf8Check()
-        marked = 0
-        tail = b""
-        source, f = self._open()
-        with source, f:
-            while True:
-                try:
-                    chunk = f.read(SCAN_CHUNK)
-                    if not chunk:
-                        break
-                    check.feed(chunk)
-                except (FormatError, RowError) as exc:
-                    raise ImportProblem(str(exc)) from None
-                if marker:
-                    marked += (tail + chunk).count(marker)  # the tail is shorter than the marker: counted once
-                    tail = chunk[1 - len(marker):]
-                if time.monotonic() - self.last_report >= HEARTBEAT:
-                    self.check_cancel()
-                    self.report(protocol.PARSING, 10 * source.pos / size, f"Checking {job.filename}")
-        try:
-            lines = check.finish()
-        except FormatError as exc:
-            raise ImportProblem(str(exc)) from None
-        return marked if marker else max(0, lines - 1)
+
+        def tick(done: float) -> None:
+            if time.monotonic() - self.last_report >= HEARTBEAT:
+                self.check_cancel()
+                self.report(protocol.PARSING, 10 * done, f"Checking {job.filename}")
+
+        return scan(job.path, job.size, job.limit, marker, tick)
 
     def _tally(self) -> dict[str, Any]:
         if self.job.kind != "vulnerabilities":
             return {}
         return {"findings": self.findings, "severities": dict(self.severities), "skipped": self.skipped}
 
-    def _format(self) -> Format:
-        source, f = self._open()
-        with source, f:
-            try:
-                head = f.read(SNIFF_LIMIT)
-            except RowError as exc:
-                raise ImportProblem(str(exc)) from None
-        return sniff(head, self.job.kind, self.job.format_name)
-
     def _work(self, conn: Connection) -> tuple[Any, int, str, str]:
         job = self.job
         size = max(1, job.size)
         # ---- parsing: check the bytes and estimate the row count (nothing touches the database yet)
         self.report(protocol.PARSING, 0, f"Checking {job.filename}")
-        fmt = self._format()
+        fmt = read_format(job.path, job.kind, job.format_name, job.limit)
         estimate = self._scan(b"<ReportItem" if fmt.name == NESSUS_XML else None)
-        source, stream = self._open()
+        source, stream = open_upload(job.path, job.limit)
         try:
             vendor = job.vendor or fmt.default_vendor
             self.check_cancel()

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hextrackr_cli import protocol
-from hextrackr_cli.server.pipeline import ImportProblem
+from hextrackr_cli.server.reading import ImportProblem
 from hextrackr_cli.server.storage import RUNNER, Database, runner_alive
 from hextrackr_cli.server.tracker import ProgressTracker, Session, session_state
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from hextrackr_cli import protocol
 from hextrackr_cli.formats import FormatError
 from hextrackr_cli.formats.compressed import expanded_head
-from hextrackr_cli.server.pipeline import SNIFF_LIMIT, ImportProblem
+from hextrackr_cli.server.reading import SNIFF_LIMIT, ImportProblem
 
 if TYPE_CHECKING:
     from hextrackr_cli.server.context import ServerContext
