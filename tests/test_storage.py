@@ -6,49 +6,15 @@ CI_STRICT, as tests/test_scaleout.py)."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
 
 from hextrackr_cli.server import storage
 from hextrackr_cli.server.storage import schema
-
-PG_ADMIN = os.environ.get("HEXTRACKR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@pytest.fixture(scope="module")
-def pg_admin() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        psycopg = None
-    if psycopg is None:
-        reason = "psycopg is not installed (pip install '.[postgres]')"
-    else:
-        try:
-            psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3).close()
-            return psycopg
-        except psycopg.OperationalError as exc:
-            reason = f"PostgreSQL is not reachable at {PG_ADMIN}: {exc}"
-    if os.environ.get("CI_STRICT"):
-        pytest.fail(f"{reason} (CI_STRICT is set: these tests must run)")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def pg_url(pg_admin: Any) -> Iterator[str]:
-    name = f"hextrackr_test_{secrets.token_hex(4)}"
-    with pg_admin.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    with pg_admin.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
+from support.pg import pg_admin, pg_url  # noqa: F401  (fixtures: a fresh PostgreSQL database)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:

@@ -80,7 +80,7 @@ class ImportRecords:
         return rows, int(total)
 
     def running_imports(self) -> list[Row]:
-        return self._rows("SELECT id, session_id, runner FROM imports WHERE status = 'running'", ())
+        return self._rows("SELECT id, session_id, runner, started_at FROM imports WHERE status = 'running'", ())
 
     def finish_import(self, conn: Connection, import_id: int, *, status: str, durable: bool = True, rows: int = 0,
                       records: int = 0, inserted: int = 0, updated: int = 0, resolved: int = 0,
