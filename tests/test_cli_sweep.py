@@ -231,3 +231,26 @@ def test_once_waits_for_a_file_dropped_just_before_the_run_to_settle(server, tmp
     events = ndjson(r.stdout)
     assert [e["outcome"] for e in events if e.get("event") == "summary"] == ["completed"]  # ...then took it
     assert events[-1]["waiting"] == 0 and imports_of(server.db_path) == {"fresh.csv": 1}
+
+
+def test_watch_by_polling_as_on_a_network_share_takes_a_dropped_file(server, tmp_path):
+    """WATCHFILES_FORCE_POLLING: no inotify (as on NFS/SMB mounts, whose remote writes inotify never sees)."""
+    drop, done = tmp_path / "drop", tmp_path / "done"
+    drop.mkdir()
+    env = cli_env(tmp_path, server.url, WATCHFILES_FORCE_POLLING="true")
+    proc = spawn_cli(["--output", "plain", "sweep", "--watch", str(drop), "--settle", "0.3", "--done", str(done)], env)
+    try:
+        assert proc.stderr is not None and "watching" in proc.stderr.readline().decode()
+        gen_csv(drop / "late.csv", 20)
+        deadline = time.monotonic() + 30
+        while not (done / "late.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (done / "late.csv").exists()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C while idle: a clean stop too
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert imports_of(server.db_path) == {"late.csv": 1}
