@@ -524,3 +524,15 @@ def test_no_lock_runs_both_at_once(double, tmp_path):
     assert a.returncode == 0 and b.returncode == 0
     assert "waiting for another" not in b.stderr.decode(), b.stderr.decode()
     assert hx.lost_records > 0
+
+
+def test_login_without_save_cookie_leaves_no_session_on_the_server(double, tmp_path):
+    """`hextrackr login` checks the password with one login and logs that session out again; with
+    --save-cookie the session stays (it is the saved cookie)."""
+    hx = double()
+    r = run_cli(["--dialect", "hextrackr-1.1", "--username", USER, "login"], env_for(tmp_path, hx))
+    assert r.returncode == 0, r.stderr.decode()
+    assert ("POST", "/api/auth/logout", 200) in hx.request_log and not hx._auth
+    r = run_cli(["--dialect", "hextrackr-1.1", "--username", USER, "login", "--save-cookie"], env_for(tmp_path, hx))
+    assert r.returncode == 0, r.stderr.decode()
+    assert len(hx._auth) == 1
