@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
 from hextrackr_cli.server.storage.base import RUNNER, Busy, Check, Connection, Cursor, Duplicate, Interrupted, LoadCounts, Row, \
@@ -29,6 +29,9 @@ from hextrackr_cli.server.storage.base import RUNNER, Busy, Check, Connection, C
 from hextrackr_cli.server.storage import common
 from hextrackr_cli.server.storage.common import ImportRecords, create_schema, no_check
 from hextrackr_cli.server.storage.schema import SCHEMA_VERSION, TABLES, VULNERABILITIES
+
+if TYPE_CHECKING:
+    import psycopg
 
 MIGRATION_LOCK = 0x6878_7472_0001  # advisory lock keys ("hxtr" + n)
 IMPORT_LOCK = 0x6878_7472_0002
@@ -64,7 +67,7 @@ class _NoRows:
 class PgConnection:
     """A psycopg connection (autocommit; transactions are explicit) with the calls of storage.Connection."""
 
-    def __init__(self, raw: Any, reconnect: Callable[[], Any]) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], reconnect: Callable[[], psycopg.Connection[Any]]) -> None:
         self.raw = raw
         self._reconnect = reconnect
         self._in_tx = False
@@ -229,7 +232,7 @@ class PgDatabase(ImportRecords):
         self.runner = f"{RUNNER}:{secrets.token_hex(3)}"
         self.url = masked_url(self.dsn)  # printed at start-up: no password
 
-    def _raw(self) -> Any:
+    def _raw(self) -> psycopg.Connection[Any]:
         import psycopg
 
         try:
@@ -241,7 +244,9 @@ class PgDatabase(ImportRecords):
         return PgConnection(self._raw(), self._raw)
 
     # the bulk-load operations the pipeline calls through its database
-    def staging(self, conn: Any, kind: str) -> PgStaging:
+    def staging(self, conn: Connection, kind: str) -> PgStaging:
+        if not isinstance(conn, PgConnection):
+            raise TypeError("a PostgreSQL staging table needs a connection of this database")
         return PgStaging(conn, kind)
 
     merge_vulnerabilities = staticmethod(merge_vulnerabilities)

@@ -216,7 +216,9 @@ class SqliteDatabase(ImportRecords):
             conn.execute("PRAGMA synchronous=NORMAL")
 
     # the bulk-load operations the pipeline calls through its database
-    def staging(self, conn: Any, kind: str) -> "SqliteStaging":
+    def staging(self, conn: Connection, kind: str) -> SqliteStaging:
+        if not isinstance(conn, SqliteConnection):
+            raise TypeError("a SQLite staging table needs a connection of this database")
         return SqliteStaging(conn, kind)
 
     merge_vulnerabilities = staticmethod(merge_vulnerabilities)
