@@ -419,7 +419,12 @@ def test_cancel_button_mid_import_sends_cancelimport_and_db_is_unchanged(page: A
         wait_js(page, "window.__hx.updates.some(u => u.progress >= 12 && u.type !== 'complete')", 90,
                 "the import is loading")
         assert modal(page)["state"] == "running"
-        page.find_element("css selector", "#progressModal .btn-cancel").click()
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        # Under load the modal may still be fading in: click once the button takes clicks, as a person would.
+        WebDriverWait(page, 30, poll_frequency=0.05).until(
+            ec.element_to_be_clickable(("css selector", "#progressModal .btn-cancel"))).click()
         wait_js(page, "document.getElementById('progressModal').dataset.state === 'cancelled'", 60,
                 "cancel confirmed")
         assert log.wait(lambda lg: "importCancelled" in lg.names(), 30), log.names()
