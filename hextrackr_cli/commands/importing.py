@@ -1,100 +1,37 @@
 """``hextrackr import``, ``watch`` and ``cancel``: start imports and follow them to their real outcome.
 
-The connection (``core.connection``) gives the server in its dialect, its watcher yields typed events, a
-renderer (``hextrackr_cli.render``) shows them and the ``Follower`` (``core.follower``) decides the outcome;
-this module wires them per command and returns the exit status. A new per-import option is one field of
-``ImportOptions`` (named like its click parameter) and the lines that use it.
+The connection (``core.connection``) gives the server in its dialect, ``core.importer`` runs one import or
+follow (shared with ``sweep``), the ``Follower`` (``core.follower``) decides its outcome and a renderer shows
+it; this module wires them per command and returns the exit status. A new per-import option is one field of
+``core.importer.ImportOptions`` (named like its click parameter) and the lines that use it.
 """
 
 from __future__ import annotations
 
-import datetime
-import re
-import threading
 import time
-import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 from hextrackr_cli import protocol
-from hextrackr_cli.core.browser import ASKS_TOKEN, open_progress_page
-from hextrackr_cli.core.connection import Connection, connect
-from hextrackr_cli.core.follower import Follower
-from hextrackr_cli.core.operations import Upload
+from hextrackr_cli.core.connection import connect
+from hextrackr_cli.core.importer import (
+    ImportOptions,
+    follow_session,
+    held,
+    import_or_skip,
+    json_error,
+    notice_fn,
+    renderer_for,
+)
 from hextrackr_cli.core.reporting import Reporter, ReportOptions
-from hextrackr_cli.core.sigint import Sigint
-from hextrackr_cli.core.unchanged import Content, ContentCheck
+from hextrackr_cli.core.unchanged import ContentCheck
 from hextrackr_cli.errors import ExitStatus, HextrackrError, UsageError, more_serious
 from hextrackr_cli.ledger import Ledger
 from hextrackr_cli.locking import LockRequest
 from hextrackr_cli.render.unattended import logged_errors
-from hextrackr_cli.settings import LOCAL, Settings
+from hextrackr_cli.settings import Settings
 
-_DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
 # After one of these, the next FILE would fail the same way (or the user asked to stop): no more files.
 _STOP_AFTER = (ExitStatus.INTERRUPTED, ExitStatus.CONNECTION, ExitStatus.AUTH)
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """The options of one ``hextrackr import`` that apply to each of its files (fields = click parameters)."""
-
-    import_type: str = "vulnerabilities"
-    vendor: str | None = None
-    scan_date: str | None = None
-    session_id: str | None = None
-    detach: bool = False
-    timeout: float | None = None
-    transport: str = "auto"
-    open_browser: bool = False
-    if_changed: bool = False  # skip a file whose content already completed an import (core.unchanged)
-    format_name: str | None = None  # --format: the reader to use, else detected
-    min_severity: str = "info"  # --min-severity: findings below it are skipped, counted
-
-    def check_server(self, conn: Connection) -> None:
-        """Refuse what the server cannot honour, before anything is sent."""
-        if conn.dialect is protocol.HEXTRACKR_11 and self.min_severity.lower() != "info":
-            raise UsageError("--min-severity: a HexTrackr 1.1.x server marks resolved every open vulnerability an"
-                             " import does not contain, so the skipped findings would be resolved; import without it")
-
-    def upload_fields(self) -> dict[str, str]:
-        """The form fields --format and --min-severity add to the upload (none at their defaults)."""
-        fields = {}
-        if self.format_name:
-            fields["format"] = self.format_name
-        if self.min_severity and self.min_severity.lower() != "info":
-            fields["minSeverity"] = self.min_severity.title()
-        return fields
-    no_lock: bool = False  # HexTrackr 1.1.x: do not wait for another import into the same server (hx11_guard)
-    reports: ReportOptions = ReportOptions()  # --junit, --summary-md, --no-ci-annotations (the gate: Settings.gate)
-
-    def check(self, settings: Settings, files: Sequence[str]) -> None:
-        """Refuse a bad combination before anything is read or sent (UsageError, exit 2)."""
-        if self.session_id is not None and not protocol.is_session_id(self.session_id):
-            raise UsageError(f"malformed --session-id {self.session_id!r}: expected a UUID like {uuid.uuid4()}")
-        if self.session_id is not None and len(files) > 1:
-            raise UsageError("--session-id names one import; give one FILE with it")
-        if list(files).count("-") > 1:
-            raise UsageError("'-' (stdin) can be given only once")
-        if "-" in files and settings.password_stdin:
-            raise UsageError("--password-stdin and FILE '-' both want stdin", hint="set HEXTRACKR_PASSWORD instead")
-        if self.scan_date is not None and not _DATE_RE.match(self.scan_date):
-            raise UsageError(f"malformed --scan-date {self.scan_date!r}: expected YYYY-MM-DD")
-        if self.scan_date is not None:
-            try:
-                datetime.date.fromisoformat(self.scan_date)
-            except ValueError:
-                raise UsageError(f"--scan-date {self.scan_date!r} is not a real date") from None
-        if self.format_name is not None:
-            from hextrackr_cli import formats
-
-            try:
-                formats.reader_named(self.format_name)
-            except formats.FormatError as exc:
-                raise UsageError(f"--format: {exc}") from None
-        if self.detach and settings.server == LOCAL:
-            raise UsageError("--detach needs a running server: the embedded server (--server local) stops with hextrackr")
 
 
 # --------------------------------------------------------------------------- import
@@ -106,7 +43,7 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
     from hextrackr_cli.client.localfile import check_file
 
     reporter = Reporter("hextrackr import", settings, options.reports)
-    renderer = reporter.renderer(_renderer(settings))
+    renderer = reporter.renderer(renderer_for(settings))
     checked: list[Any] = []
     try:
         with logged_errors(renderer):
@@ -118,9 +55,9 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
                         checked.append(check_file(f, import_type=options.import_type,
                                                   format_name=options.format_name))
                     except HextrackrError as exc:
-                        _json_error(renderer, exc, None, f)  # the NDJSON stream still ends with its summary
+                        json_error(renderer, exc, None, f)  # the NDJSON stream still ends with its summary
                         raise
-                conn = connect(settings, _notice_fn(renderer, settings), options.timeout)
+                conn = connect(settings, notice_fn(renderer, settings), options.timeout)
                 try:
                     if options.detach and conn.embedded is not None:
                         raise UsageError("--detach needs a running server: the embedded server stops with hextrackr")
@@ -143,128 +80,6 @@ def run_import(settings: Settings, files: Sequence[str], options: ImportOptions 
             lf.cleanup()
 
 
-@contextmanager
-def held(settings: Settings, lock: LockRequest | None) -> Iterator[None]:
-    """Hold ``lock`` (auto-named per server and profile) for the block; no lock asked: nothing."""
-    if lock is None:
-        yield
-        return
-    with lock.lock(settings.server or LOCAL, settings.profile, env=settings.environment.environ):
-        yield
-
-
-def import_or_skip(conn: Connection, settings: Settings, renderer: Any, lf: Any, options: ImportOptions,
-                   check: ContentCheck, reporter: Reporter | None = None) -> int:
-    """One checked file: skipped when --if-changed finds its content completed, else imported; its exit status.
-    A completed import on a server that cannot answer --if-changed itself goes into the local ledger.
-    ``reporter``: the command's gate and reports (none: no gate, e.g. ``sweep``)."""
-    if reporter is None:
-        reporter = Reporter("hextrackr import", settings)
-    content = None
-    if options.if_changed or not check.server_knows:
-        content = Content.of(lf, options.import_type, options.vendor)
-    if options.if_changed and content is not None:
-        try:
-            previous = check.previous(content)
-        except HextrackrError as exc:
-            _json_error(renderer, exc, None, lf.name)
-            raise
-        if previous is not None:
-            skipped = previous.outcome(lf.name)
-            renderer.handle(skipped)
-            reporter.record(lf.name, skipped, 0.0)
-            return ExitStatus.OK
-        if check.running is not None:  # the same bytes are being imported (a run before us): follow, not resend
-            outcome = follow_session(conn, settings, renderer, check.running, "Following the identical import",
-                                     filename=lf.name, timeout=options.timeout, transport=options.transport,
-                                     reporter=reporter, lf=lf)
-            return int(outcome.exit_code)
-    outcomes: list[Any] = []
-    code = _import_one(conn, settings, renderer, lf, options, reporter, outcomes.append)
-    if content is not None and outcomes:
-        check.remember(content, outcomes[-1])
-    return code
-
-
-def _import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, options: ImportOptions,
-                reporter: Reporter, on_outcome: Callable[[Any], Any] | None = None) -> int:
-    """Upload one checked file (in a thread) and follow its session; its exit status."""
-    from hextrackr_cli import events as ev
-
-    sid = options.session_id or str(uuid.uuid4())
-    started = time.monotonic()
-    watcher = conn.watcher(settings, options.transport, options.timeout)
-    guard: Any = None
-    try:
-        with Sigint() as sigint:
-            _announce(settings, renderer, conn, f"Importing {options.import_type}", sid, lf.name, lf.size)
-            if settings.verbose and lf.format_title:
-                renderer.handle(ev.Notice(f"{lf.name}: format {lf.format_name} ({lf.format_title})"))
-            if conn.dialect is protocol.HEXTRACKR_11 and not options.no_lock:
-                from hextrackr_cli.commands.hx11_guard import one_import_at_a_time
-
-                guard = one_import_at_a_time(conn.url, deadline=started + options.timeout if options.timeout else None,
-                                             interrupted=lambda: sigint.count > 0,
-                                             say=lambda m: renderer.handle(ev.Notice(m, "warning")))
-            if not options.detach:
-                watcher.start(sid, reserve=True)
-            if options.open_browser:
-                open_progress_page(conn, sid, watcher.put)
-
-            upload = Upload(conn, settings, watcher, lf, sid, import_type=options.import_type, vendor=options.vendor,
-                            scan_date=options.scan_date, fields=options.upload_fields()).start()
-            abort = upload.abort
-            if options.detach:
-                return _detach_after_upload(settings, watcher, renderer, sid, sigint, abort)
-            decide = reporter.decider(lf, from_file=conn.dialect is protocol.HEXTRACKR_11)
-            outcome = Follower(watcher, renderer, sid, sigint, watch_hint=conn.watch_hint(sid), timeout=options.timeout,
-                               started=started, uploading=upload.uploading, abort=abort, decide=decide).run()
-            reporter.record(lf.name, outcome, time.monotonic() - started, conn.page_url(sid))
-            if outcome.outcome == ev.OUTCOME_INTERRUPTED and abort.is_set():
-                upload.thread.join(5.0)
-            if on_outcome is not None:
-                on_outcome(outcome)
-            return int(outcome.exit_code)
-    except HextrackrError as exc:
-        renderer.close()
-        _json_error(renderer, exc, sid, lf.name)
-        raise
-    finally:
-        watcher.close()
-        if guard is not None:
-            guard.release()
-
-
-def _detach_after_upload(settings: Settings, watcher: Any, renderer: Any, sid: str, sigint: Sigint,
-                         abort: threading.Event) -> int:
-    """--detach: wait for the server to accept the upload, print the session id, exit 0."""
-    from hextrackr_cli import events as ev
-    from hextrackr_cli.client.api import UploadAborted
-
-    while True:
-        try:
-            event = watcher.get(0.1)
-        except UploadAborted:
-            renderer.handle(ev.Outcome(ev.OUTCOME_INTERRUPTED, sid, ExitStatus.INTERRUPTED,
-                                       message="upload aborted on Ctrl-C; nothing was imported"))
-            return ExitStatus.INTERRUPTED
-        if sigint.count:
-            abort.set()
-        if isinstance(event, ev.Uploaded):
-            renderer.handle(event)
-            import_id = event.import_id
-            ids = f"session {sid}" + (f", import {import_id}" if import_id is not None else "")  # 1.1.x: no id yet
-            renderer.handle(
-                ev.Outcome(ev.OUTCOME_DETACHED, sid, ExitStatus.OK, import_id=import_id,
-                           message=f"import started ({ids}); follow it with: hextrackr watch {sid}")
-            )
-            if getattr(renderer, "emit", None) is None:  # human output: the id alone on stdout, for scripts
-                _print_stdout(settings, sid)
-            return ExitStatus.OK
-        if event is not None:
-            renderer.handle(event)
-
-
 # --------------------------------------------------------------------------- watch / cancel
 def _check_session_id(session_id: str) -> None:
     if not protocol.is_session_id(session_id):
@@ -277,11 +92,11 @@ def run_watch(settings: Settings, session_id: str, timeout: float | None = None,
     _check_session_id(session_id)
     started = time.monotonic()
     reporter = Reporter("hextrackr watch", settings, reports)
-    renderer = reporter.renderer(_renderer(settings))
+    renderer = reporter.renderer(renderer_for(settings))
     try:
         with logged_errors(renderer):
             reporter.check()
-            conn = connect(settings, _notice_fn(renderer, settings), timeout)
+            conn = connect(settings, notice_fn(renderer, settings), timeout)
             try:
                 reporter.check_server(conn, sends_file=False)  # 1.1.x: only a file sent can be counted
                 outcome = follow_session(conn, settings, renderer, session_id, "Watching import", timeout=timeout,
@@ -294,40 +109,14 @@ def run_watch(settings: Settings, session_id: str, timeout: float | None = None,
         reporter.finish()
 
 
-def follow_session(conn: Connection, settings: Settings, renderer: Any, session_id: str, title: str, *,
-                   filename: str | None = None, timeout: float | None = None, transport: str = "auto",
-                   started: float | None = None, reporter: Reporter | None = None, lf: Any = None) -> Any:
-    """Follow an existing session to its end (``watch``, or an identical import already under way); its Outcome,
-    with the gate decided by ``reporter`` (``lf``: the file whose severities count on HexTrackr 1.1.x)."""
-    watcher = conn.watcher(settings, transport, timeout)
-    begun = time.monotonic() if started is None else started
-    try:
-        with Sigint() as sigint:
-            _announce(settings, renderer, conn, title, session_id, filename)
-            watcher.start(session_id)
-            decide = (reporter.decider(lf, from_file=conn.dialect is protocol.HEXTRACKR_11)
-                      if reporter is not None else None)
-            outcome = Follower(watcher, renderer, session_id, sigint, watch_hint=conn.watch_hint(session_id),
-                               timeout=timeout, started=begun, decide=decide).run()
-            if reporter is not None:
-                reporter.record(filename or session_id, outcome, time.monotonic() - begun, conn.page_url(session_id))
-            return outcome
-    except HextrackrError as exc:
-        renderer.close()
-        _json_error(renderer, exc, session_id)
-        raise
-    finally:
-        watcher.close()
-
-
 def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> int:
     """Send the cancel and wait for the server's confirmation (exit 0 when confirmed)."""
     from hextrackr_cli.core.client import Client
     from hextrackr_cli.core.operations import check_can_cancel
 
     _check_session_id(session_id)
-    renderer = _renderer(settings)
-    client = Client.from_settings(settings, _notice_fn(renderer))
+    renderer = renderer_for(settings)
+    client = Client.from_settings(settings, notice_fn(renderer))
     try:
         check_can_cancel(client.connection(timeout))
     except BaseException:
@@ -337,62 +126,8 @@ def run_cancel(settings: Settings, session_id: str, timeout: float = 10.0) -> in
         return client.cancel(session_id, timeout=timeout, on_event=renderer.handle).exit_status
     except HextrackrError as exc:
         renderer.close()
-        _json_error(renderer, exc, session_id)
+        json_error(renderer, exc, session_id)
         raise
     finally:
         renderer.close()
         client.close()
-
-
-# --------------------------------------------------------------------------- output of these commands
-def _renderer(settings: Settings) -> Any:
-    from hextrackr_cli.render import make_renderer
-    from hextrackr_cli.render.unattended import unattended
-
-    env = settings.environment
-    screen = make_renderer(settings.output, color=settings.color, quiet=settings.quiet,
-                           log_interval=settings.log_interval, verbose=settings.verbose,
-                           stdout=env.stdout, stderr=env.stderr)
-    return unattended(screen, settings)
-
-
-def _notice_fn(renderer: Any, settings: Settings | None = None) -> Any:
-    from hextrackr_cli import events as ev
-
-    def notice(message: str, level: str = "info") -> None:
-        renderer.handle(ev.Notice(message, level))
-        if level == "warning" and settings is not None and settings.output == "json":  # stderr says it too
-            settings.environment.say(f"hextrackr: {message}")
-
-    notice.levels = True  # type: ignore[attr-defined]
-    return notice
-
-
-def _announce(settings: Settings, renderer: Any, conn: Connection, title: str, sid: str, filename: str | None = None,
-              size: int | None = None) -> None:
-    """The Started event of an import or a watch, with the session's browser view (named with -v)."""
-    from hextrackr_cli import events as ev
-
-    page = conn.page_url(sid)
-    renderer.handle(ev.Started(title, sid, filename, size, conn.url, page))
-    if page and settings.verbose:
-        renderer.handle(ev.Notice(f"browser view: {page} ({ASKS_TOKEN})"))
-
-
-def _json_error(renderer: Any, exc: HextrackrError, sid: str | None, filename: str | None = None) -> None:
-    """--output json: an error still ends the NDJSON stream with its summary line."""
-    emit = getattr(renderer, "emit", None)
-    if emit is None:
-        return
-    obj = {"event": "summary", "outcome": "error", "sessionId": sid, "exitCode": int(exc.exit_status),
-           "importId": None, "rows": None, "message": str(exc)}
-    if filename:
-        obj["file"] = filename
-    emit(obj)
-
-
-def _print_stdout(settings: Settings, text: str) -> None:
-    try:
-        settings.environment.print(text)
-    except (OSError, ValueError):
-        pass

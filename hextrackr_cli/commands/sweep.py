@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hextrackr_cli import events as ev
-from hextrackr_cli.commands.importing import ImportOptions, _json_error, _notice_fn, _renderer, held, import_or_skip
+from hextrackr_cli.core.importer import ImportOptions, held, import_or_skip, json_error, notice_fn, renderer_for
 from hextrackr_cli.core.connection import connect
 from hextrackr_cli.core.reporting import Reporter
 from hextrackr_cli.core.unchanged import ContentCheck
@@ -163,7 +163,7 @@ class Sweep:
             self.renderer.handle(outcome)
             return
         if not json_done:
-            _json_error(self.renderer, exc, None, path.name)
+            json_error(self.renderer, exc, None, path.name)
         log = getattr(self.renderer, "error", None)
         if log is not None:
             log(exc)
@@ -204,14 +204,14 @@ def run_sweep(settings: Settings, sweep: SweepOptions, options: ImportOptions = 
     """``--once``: one pass, exit status = the worst outcome. ``--watch``: until SIGTERM/Ctrl-C, exit 0 then.
     The gate and the reports are the import's: decided per file, the reports written when the sweep ends."""
     reporter = Reporter("hextrackr sweep", settings, options.reports)
-    renderer = _LastOutcome(reporter.renderer(_renderer(settings)))
+    renderer = _LastOutcome(reporter.renderer(renderer_for(settings)))
     try:
         with logged_errors(renderer):
             sweep.check()
             options.check(settings, [str(sweep.folder)])
             reporter.check(import_type=options.import_type)
             with held(settings, lock or LockRequest(required=False)):  # implied: one sweep per server and profile
-                conn = connect(settings, _notice_fn(renderer), options.timeout)
+                conn = connect(settings, notice_fn(renderer), options.timeout)
                 try:
                     reporter.check_server(conn)
                     s = Sweep(settings, sweep, options, renderer, conn, reporter)
