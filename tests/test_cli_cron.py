@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli_support import (TOKEN, big_csv, cli_env, gen_csv, read_json_until, run_cli, server,  # noqa: F401
-                         spawn_cli)
+from cli_support import TOKEN, cli_env, gen_csv, read_json_until, run_cli, server, spawn_cli  # noqa: F401
+from helpers import hold_write_lock, wait_import_recorded
 
 
 def import_count(db_path: Path) -> int:
@@ -129,17 +129,17 @@ def test_log_file_appends_timestamped_plain_lines_in_json_mode_without_the_token
     assert oct(log.stat().st_mode & 0o777) == oct(0o600)
 
 
-def _started(proc: Any) -> None:
-    """Wait until a `--output json` import is past its upload (the lock is held by then)."""
-    read_json_until(proc, lambda o: o.get("event") in ("uploaded", "summary") or "progress" in o, timeout=60)
+HELD_ROWS = 20_000  # enough that the import is still staging when the test takes the server's write lock
 
 
-def test_second_run_with_lock_exits_75_naming_the_first_runs_pid(server, tmp_path, big_csv):
+def test_second_run_with_lock_exits_75_naming_the_first_runs_pid(server, tmp_path):
     env = cli_env(tmp_path, server.url)
-    first = spawn_cli(["--output", "json", "import", "--lock", str(big_csv)], env)
+    scan = gen_csv(tmp_path / "scan.csv", HELD_ROWS)
+    first = spawn_cli(["--output", "json", "import", "--lock", str(scan)], env)
     try:
-        _started(first)
-        r = run_cli(["import", str(big_csv), "--lock"], env)
+        wait_import_recorded(server.db_path, first)
+        with hold_write_lock(server.db_path):  # the first import stays mid-way, however fast imports are
+            r = run_cli(["import", str(scan), "--lock"], env)
         err = r.stderr.decode()
         assert r.returncode == 75, err
         assert len(err.strip().splitlines()) == 1 and f"(PID {first.pid})" in err and "nothing was done" in err
@@ -151,36 +151,42 @@ def test_second_run_with_lock_exits_75_naming_the_first_runs_pid(server, tmp_pat
     assert import_count(server.db_path) == 1
 
 
-def test_lock_wait_waits_for_the_first_run_then_imports(server, tmp_path, big_csv):
+def test_lock_wait_waits_for_the_first_run_then_imports(server, tmp_path):
     env = cli_env(tmp_path, server.url)
-    small = gen_csv(tmp_path / "small.csv", 40)
-    first = spawn_cli(["--output", "json", "import", "--lock", str(big_csv)], env)
+    first_scan, small = gen_csv(tmp_path / "first.csv", HELD_ROWS), gen_csv(tmp_path / "small.csv", 40, offset=100)
+    first = spawn_cli(["--output", "json", "import", "--lock", str(first_scan)], env)
     try:
-        _started(first)
-        r = run_cli(["--output", "json", "import", "--lock-wait", "120", str(small)], env, timeout=150)
-        assert r.returncode == 0, r.stderr.decode()
-        assert first.poll() is not None and first.returncode == 0  # the second ran only after the first ended
+        wait_import_recorded(server.db_path, first)
+        with hold_write_lock(server.db_path) as holder:
+            second = spawn_cli(["--output", "json", "import", "--lock-wait", "120", str(small)], env)
+            time.sleep(1.5)
+            assert second.poll() is None  # waiting for the lock, not refused
+            holder.close()  # the first import goes on and ends; its lock is released
+        out, err = second.communicate(timeout=150)
+        assert second.returncode == 0, err.decode()
+        assert first.wait(30) == 0
     finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        for p in (first,):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     conn = sqlite3.connect(server.db_path)
     try:
         rows = conn.execute("SELECT filename, started_at, finished_at FROM imports ORDER BY id").fetchall()
     finally:
         conn.close()
-    assert [r[0] for r in rows] == [big_csv.name, "small.csv"] and rows[1][1] >= rows[0][2]
+    assert [r[0] for r in rows] == ["first.csv", "small.csv"] and rows[1][1] >= rows[0][2]
 
 
-def test_a_sigkilled_lock_holder_leaves_no_stale_lock(server, tmp_path, big_csv):
+def test_a_sigkilled_lock_holder_leaves_no_stale_lock(server, tmp_path):
     env = cli_env(tmp_path, server.url)
     lock = tmp_path / "nightly.lock"
-    first = spawn_cli(["--output", "json", "import", f"--lock={lock}", str(big_csv)], env)
-    _started(first)
+    first = spawn_cli(["--output", "json", "import", f"--lock={lock}", str(gen_csv(tmp_path / "first.csv", HELD_ROWS))], env)
+    wait_import_recorded(server.db_path, first)
     assert lock.read_text().strip() == str(first.pid)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
-    small = gen_csv(tmp_path / "small.csv", 40)
+    small = gen_csv(tmp_path / "small.csv", 40, offset=100)
     started = time.monotonic()
     r = run_cli(["import", f"--lock={lock}", str(small)], env)
     assert r.returncode == 0, r.stderr.decode()
@@ -199,14 +205,20 @@ def test_lock_before_a_scan_takes_the_scan_as_a_file_and_a_foreign_lock_path_is_
     assert notes.read_text() == "my notes\n" and import_count(server.db_path) == 1
 
 
-def test_if_changed_while_the_same_bytes_are_being_imported_follows_that_import(server, tmp_path, big_csv):
+def test_if_changed_while_the_same_bytes_are_being_imported_follows_that_import(server, tmp_path):
     env = cli_env(tmp_path, server.url)
-    first = spawn_cli(["--output", "json", "import", str(big_csv)], env)
+    scan = gen_csv(tmp_path / "scan.csv", HELD_ROWS)
+    first = spawn_cli(["--output", "json", "import", str(scan)], env)
     try:
-        _started(first)
-        r = run_cli(["--output", "json", "import", "--if-changed", str(big_csv)], env, timeout=120)
-        assert r.returncode == 0, r.stderr.decode()
-        summary = last_json(r.stdout)
+        wait_import_recorded(server.db_path, first)
+        with hold_write_lock(server.db_path) as holder:  # the first import is running, and stays so
+            second = spawn_cli(["--output", "json", "import", "--if-changed", str(scan)], env)
+            seen = read_json_until(second, lambda o: o.get("event") == "start", timeout=60)
+            assert seen[-1]["sessionId"] is not None  # following the running import, nothing uploaded
+            holder.close()
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 0, err.decode()
+        summary = last_json(out)
         assert summary["outcome"] == "completed" and summary["importId"] == 1
         assert first.wait(120) == 0
     finally:
