@@ -87,14 +87,10 @@ class ImportNamespace(socketio.AsyncNamespace):
         principal = await self._caller(sid, "joinSession", extra)
         if isinstance(principal, dict):
             return principal
-        reserve = False
-        session_id = data
-        if isinstance(data, dict):
-            session_id = data.get("sessionId")
-            reserve = bool(data.get("reserve"))
-        if not isinstance(session_id, str) or not protocol.is_session_id(session_id):
+        reserve = isinstance(data, dict) and bool(data.get("reserve"))
+        session_id = _session_id(data)
+        if session_id is None:
             return {"ok": False, "error": "Invalid session id"}
-        session_id = session_id.lower()
         ctx = self.ctx
         session = ctx.visible_session(session_id, principal)
         if session is not None:
@@ -132,10 +128,9 @@ class ImportNamespace(socketio.AsyncNamespace):
         principal = await self._caller(sid, "cancelImport", extra)
         if isinstance(principal, dict):
             return principal
-        session_id = data.get("sessionId") if isinstance(data, dict) else data
-        if not isinstance(session_id, str) or not protocol.is_session_id(session_id):
+        session_id = _session_id(data)
+        if session_id is None:
             return {"ok": False, "error": "Invalid session id"}
-        session_id = session_id.lower()
         ctx = self.ctx
         session = ctx.visible_session(session_id, principal)
         if session is not None:
@@ -159,3 +154,11 @@ class ImportNamespace(socketio.AsyncNamespace):
                     return {"ok": False, "error": "Import is not running on this server"}
                 return {"ok": False, "error": finished_message(row["status"], row["status"] == "cancelled")}
         return {"ok": False, "error": f"Session {session_id} not found"}
+
+
+def _session_id(data: Any) -> str | None:
+    """The session id of a call (the id itself, or ``{"sessionId": …}``), lower-cased; None unless a UUID."""
+    session_id = data.get("sessionId") if isinstance(data, dict) else data
+    if not isinstance(session_id, str) or not protocol.is_session_id(session_id):
+        return None
+    return session_id.lower()
