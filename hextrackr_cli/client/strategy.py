@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import requests
 
@@ -73,6 +73,34 @@ class Fetched:
     outcome: ev.Outcome | None = None
 
 
+class Strategy(Protocol):
+    """What the Watcher needs of a dialect (``SeedStrategy``, ``Hx11Strategy``); it never prints."""
+
+    dialect: protocol.Dialect
+    checks_on_start: bool  # one poll at start tells whether the session exists (no join ack says it)
+    keeps_socket_while_polling: bool  # a silent socket stays open beside the polls (its outcome may come)
+    auth_hint: str
+
+    def client_kwargs(self) -> dict[str, Any]: ...
+
+    def connect_kwargs(self) -> dict[str, Any]: ...
+
+    def start(self, session_id: str) -> None: ...
+
+    def join(self, sio: Any, session_id: str, *, reserve: bool, first: bool,
+             timeout: float) -> Mapping[str, Any] | None: ...
+
+    def leave(self, sio: Any, session_id: str) -> None: ...
+
+    def translate(self, name: str, data: Any) -> dict[str, Any] | None: ...
+
+    def posted(self, answer: Mapping[str, Any] | None) -> None: ...
+
+    def poll(self, session_id: str, *, retries: int | None = None) -> "Fetched": ...
+
+    def poll_gap(self, base: float, polls: int) -> float: ...
+
+
 def _drain(sio: Any, limit: float = 1.0) -> None:
     """Wait until engine.io has taken our queued packets off its send queue (a no-answer emit has no ack)."""
     q = getattr(getattr(sio, "eio", None), "queue", None)
@@ -87,6 +115,7 @@ class SeedStrategy:
 
     dialect = protocol.SEED
     checks_on_start = False  # the join ack already says whether the session exists
+    keeps_socket_while_polling = False
 
     def __init__(self, api: Any, token: str | None, verify: bool | str = True) -> None:
         self.api = api

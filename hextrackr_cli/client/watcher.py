@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
 from hextrackr_cli.client.api import SeedApi, SessionNotFound
-from hextrackr_cli.client.strategy import Fetched, OutcomeUnknown, SeedStrategy
+from hextrackr_cli.client.strategy import Fetched, OutcomeUnknown, SeedStrategy, Strategy
 from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError, ServerUnreachable
 
 LIVENESS = 10.0  # seconds of socket silence before the status endpoint is asked whether it moved on
@@ -68,7 +68,7 @@ class Watcher:
         give_up_after: float = GIVE_UP_AFTER,
         verify: bool | str = True,
         connect_timeout: float = 10.0,
-        strategy: Any = None,
+        strategy: Strategy | None = None,
     ) -> None:
         """``strategy`` carries the dialect's wire details (``client.strategy``); the default speaks the seed
         protocol with ``token``."""
@@ -83,7 +83,7 @@ class Watcher:
         self.give_up_after = give_up_after
         self.verify = verify
         self.connect_timeout = connect_timeout
-        self.strategy = strategy if strategy is not None else SeedStrategy(api, token, verify)
+        self.strategy: Strategy = strategy if strategy is not None else SeedStrategy(api, token, verify)
         self.dialect: protocol.Dialect = self.strategy.dialect
 
         self.session_id: str | None = None
@@ -626,5 +626,5 @@ class Watcher:
         )
         if moved:
             self._switch_to_polling(f"socket.io silent for {int(self.liveness)}s while the server reports progress",
-                                    keep_socket=getattr(self.strategy, "keeps_socket_while_polling", False))
+                                    keep_socket=self.strategy.keeps_socket_while_polling)
             self._apply(fetched, ev.POLLING)
