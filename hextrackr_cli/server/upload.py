@@ -7,7 +7,7 @@ import hashlib
 import os
 import re
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from hextrackr_cli import protocol
 from hextrackr_cli.formats import FormatError
@@ -22,7 +22,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, code: str, headers: list | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str, headers: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -61,7 +61,7 @@ class Upload:
         self._is_file = False
         self._buf = bytearray()
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> dict[str, Callable[..., None]]:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": self._header_field,

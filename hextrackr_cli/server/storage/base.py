@@ -14,7 +14,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"  # which server process runs an import
 IMPORT_STATUSES = ("running", "completed", "failed", "cancelled")
@@ -65,6 +65,8 @@ class Cursor(Protocol):
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 class Connection(Protocol):

@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any, Iterable, Mapping
 
 from hextrackr_cli.formats.records import SEVERITY_LEVELS
+from hextrackr_cli.server.storage.base import Connection
 
 KINDS = ("new", "reopened", "unchanged", "resolved")
 
@@ -36,7 +37,8 @@ def row(counts: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
-def open_split(conn: Any, *, vendor: str, import_id: int, id_before: int) -> tuple[int, int, dict[str, dict]]:
+def open_split(conn: Connection, *, vendor: str, import_id: int, id_before: int
+               ) -> tuple[int, int, dict[str, dict[str, int]]]:
     """(records, inserted, {new, reopened, unchanged}) of this import's open records, after the upsert."""
     new: Counter[str] = Counter()
     reopened: Counter[str] = Counter()

@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from hextrackr_cli.formats import TICKET_FIELDS, VULN_FIELDS
 from hextrackr_cli.server.storage.base import RUNNER, Busy, Check, Connection, Cursor, Duplicate, Interrupted, LoadCounts, Row, \
@@ -62,6 +62,9 @@ class _NoRows:
 
     def fetchall(self) -> list[Any]:
         return []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
 
 
 class PgConnection:
