@@ -47,7 +47,7 @@ class RateLimiter:
     def __init__(self, limit: int = AUTH_FAILURES_PER_MINUTE, window: float = 60.0) -> None:
         self.limit = limit
         self.window = window
-        self._fails: dict[str, collections.deque] = {}
+        self._fails: dict[str, collections.deque[float]] = {}
         self._lock = threading.Lock()
 
     def retry_after(self, addr: str) -> int:
@@ -117,11 +117,11 @@ class ServerContext:
         self.upload_dir = upload_dir
         self.limiter = RateLimiter()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue | None = None
-        self._consumer: asyncio.Task | None = None
+        self._queue: asyncio.Queue[tuple[str, Any, str | None, str | None]] | None = None
+        self._consumer: asyncio.Task[None] | None = None
         self.sio: Any = None  # set by the app builder
         self.shared = shared  # state.SharedState when workers share a message queue (Redis), else None
-        self._sweeper: asyncio.Task | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._on_remote_cancel: Callable[[str], None] | None = None  # a cancel asked on another worker
         self.tracker: ProgressTracker
         if shared is None:
@@ -169,7 +169,7 @@ class ServerContext:
         """False when the message queue is configured but unreachable (blocking)."""
         return self.shared is None or self.shared.ping()
 
-    def _stored(self, session_id: str) -> dict | None:
+    def _stored(self, session_id: str) -> dict[str, Any] | None:
         """The message queue's hash of a session (any worker's), None without a queue or while Redis is down."""
         if self.shared is None:
             return None
@@ -178,19 +178,20 @@ class ServerContext:
         except self.shared.Error:
             return None
 
-    def remote_state(self, session_id: str, principal: Principal) -> dict | None:
+    def remote_state(self, session_id: str, principal: Principal) -> dict[str, Any] | None:
         """SessionState of a session another worker runs (message queue only); blocking."""
         stored = self._stored(session_id)
         if stored is None or not principal.may_see(stored.get("owner")):
             return None
-        return stored["state"]
+        state = stored["state"]
+        return state if isinstance(state, dict) else None
 
     def reserved_by_other(self, session_id: str, principal: Principal) -> bool:
         """True when another token reserved ``session_id`` on another worker (message queue only); blocking."""
         stored = self._stored(session_id)
         return stored is not None and stored.get("status") == protocol.PENDING and stored.get("owner") != principal.token_id
 
-    def remote_cancel(self, session_id: str, principal: Principal) -> dict | None:
+    def remote_cancel(self, session_id: str, principal: Principal) -> dict[str, Any] | None:
         """The cancelImport ack for a session another worker runs (message queue only), None if unknown; blocking."""
         state = self.remote_state(session_id, principal)
         shared = self.shared
@@ -232,7 +233,7 @@ class ServerContext:
                 pass
         await self.sio.shutdown()
 
-    def emit(self, event: str, data: dict, room: str | None = None, to: str | None = None) -> None:
+    def emit(self, event: str, data: dict[str, Any], room: str | None = None, to: str | None = None) -> None:
         """Queue a Socket.io emit; safe from any thread. One consumer keeps the order events were queued in."""
         loop, queue = self.loop, self._queue
         if loop is None or queue is None or loop.is_closed():
@@ -278,7 +279,7 @@ class ServerContext:
         return state_from_record(row), False
 
 
-def state_from_record(row: dict) -> dict:
+def state_from_record(row: dict[str, Any]) -> dict[str, Any]:
     """SessionState for an import whose in-memory session is gone (final outcome from the import record)."""
     status = row["status"]
     cancelled = status == "cancelled"

@@ -21,16 +21,16 @@ from hextrackr_cli.server.upload import MAX_FIELD, HttpError, Upload, clean_file
 
 log = logging.getLogger("hextrackr.server")
 
-Scope = dict
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
+Scope = dict[str, Any]  # ASGI
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 DRAIN_LIMIT = 16 * 1024 * 1024  # body read and discarded after a 413 so the client sees the answer
 _SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 _VENDOR_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._ -]{0,63}\Z")
 
 
-async def send_json(send: Send, status: int, body: Any, headers: list | None = None) -> None:
+async def send_json(send: Send, status: int, body: Any, headers: list[Any] | None = None) -> None:
     payload = json.dumps(body).encode("utf-8")
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     hdrs += [(k.encode() if isinstance(k, str) else k, v.encode() if isinstance(v, str) else v) for k, v in headers or []]
@@ -55,7 +55,7 @@ class HttpApp:
             return
         started = False
 
-        async def tracking_send(message: dict) -> None:
+        async def tracking_send(message: dict[str, Any]) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
@@ -345,7 +345,7 @@ class HttpApp:
         ctx.importer.submit(job)
         await send_json(send, 202, self._answer(session_id, import_id, filename, vendor, scan_date, kind))
 
-    async def _existing(self, send: Send, principal: Principal, row: dict, sha: str, session_id: str) -> None:
+    async def _existing(self, send: Send, principal: Principal, row: dict[str, Any], sha: str, session_id: str) -> None:
         if not principal.may_see(row["owner"]) or row["sha256"] != sha:
             raise HttpError(409, f"session id {session_id} is already used by another upload", "conflict")
         await send_json(send, 200, self._answer(session_id, row["id"], row["filename"], row["vendor"],
@@ -353,7 +353,7 @@ class HttpApp:
 
     @staticmethod
     def _answer(session_id: str, import_id: int, filename: str, vendor: str | None, scan_date: str | None,
-                kind: str) -> dict:
+                kind: str) -> dict[str, Any]:
         return {"sessionId": session_id, "importId": import_id,
                 "statusUrl": protocol.PATH_PROGRESS.format(session_id=session_id), "filename": filename,
                 "vendor": vendor, "scanDate": scan_date, "type": kind}
@@ -365,7 +365,7 @@ def _today() -> str:
     return _dt.date.today().isoformat()
 
 
-def _int_param(query: dict, name: str, default: int, lo: int, hi: int) -> int:
+def _int_param(query: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
     values = query.get(name)
     if not values:
         return default

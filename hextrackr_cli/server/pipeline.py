@@ -75,7 +75,7 @@ class Importer:
         self._threads: set[threading.Thread] = set()
         self._threads_lock = threading.Lock()
         self.stopping = threading.Event()  # set by shutdown(): finish what is left without waiting
-        self.on_finished: Callable[[Job, dict], None] | None = None
+        self.on_finished: Callable[[Job, dict[str, Any]], None] | None = None
 
     def submit(self, job: Job) -> None:
         thread = threading.Thread(target=self._run, args=(job,), name=f"import-{job.import_id}", daemon=True)
@@ -115,7 +115,7 @@ class _Run:
         self.sid = job.session_id
         self.started = time.monotonic()
         self.last_report = 0.0
-        self._last: tuple[str, float, str, dict] | None = None
+        self._last: tuple[str, float, str, dict[str, Any]] | None = None
         self._watchdog_stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name=f"import-{job.import_id}-heartbeat", daemon=True)
         # what the file held: findings read and per severity (all of them), below --min-severity, empty rows skipped
@@ -349,7 +349,7 @@ class _Run:
             skipped = 0
             staging = self.importer.db.staging(conn, job.kind)
             staging.begin()
-            batch: list = []
+            batch: list[Any] = []
             found = 0
             staged = 0
             number = 0

@@ -17,7 +17,7 @@ log = logging.getLogger("hextrackr.server")
 RESERVATION_TTL = 60.0
 
 
-def _client_addr(environ: dict) -> str:
+def _client_addr(environ: dict[str, Any]) -> str:
     scope = environ.get("asgi.scope") or {}
     client = scope.get("client") or (environ.get("REMOTE_ADDR"), 0)
     return str(client[0])
@@ -28,7 +28,7 @@ class ImportNamespace(socketio.AsyncNamespace):
         super().__init__("/")
         self.ctx = ctx
 
-    async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         addr = _client_addr(environ)
         if self.ctx.limiter.retry_after(addr):
             self._close_transport_soon(sid)
@@ -72,9 +72,10 @@ class ImportNamespace(socketio.AsyncNamespace):
             data = await self.get_session(sid)
         except KeyError:
             return None
-        return data.get("principal")
+        principal = data.get("principal")
+        return principal if isinstance(principal, Principal) else None
 
-    async def _caller(self, sid: str, event: str, extra: tuple[Any, ...]) -> Principal | dict:
+    async def _caller(self, sid: str, event: str, extra: tuple[Any, ...]) -> Principal | dict[str, Any]:
         """The principal of a client's call, or the refusal to ack: not authenticated, or more than one argument."""
         principal = await self._principal(sid)
         if principal is None:
@@ -83,7 +84,7 @@ class ImportNamespace(socketio.AsyncNamespace):
             return {"ok": False, "error": f"{event} takes one argument: the session id"}
         return principal
 
-    async def on_joinSession(self, sid: str, data: Any = None, *extra: Any) -> dict:
+    async def on_joinSession(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         principal = await self._caller(sid, "joinSession", extra)
         if isinstance(principal, dict):
             return principal
@@ -113,7 +114,7 @@ class ImportNamespace(socketio.AsyncNamespace):
                 return {"ok": False, "error": f"Session {session_id} is already in use"}
         return {"ok": False, "error": f"Session {session_id} not found"}
 
-    def _send_current(self, sid: str, state: dict) -> None:
+    def _send_current(self, sid: str, state: dict[str, Any]) -> None:
         """The joiner (only) gets the current state at once, through the ordered emit queue."""
         event = state.get("lastEvent")
         if event is None and state.get("status") != protocol.PENDING:
@@ -124,7 +125,7 @@ class ImportNamespace(socketio.AsyncNamespace):
         if state.get("cancelled"):
             self.ctx.emit(protocol.IMPORT_CANCELLED, {"sessionId": state["sessionId"]}, to=sid)
 
-    async def on_cancelImport(self, sid: str, data: Any = None, *extra: Any) -> dict:
+    async def on_cancelImport(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         principal = await self._caller(sid, "cancelImport", extra)
         if isinstance(principal, dict):
             return principal

@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hextrackr_cli import protocol
@@ -92,7 +92,7 @@ class SharedState:
         self._commit = self.redis.register_script(_COMMIT)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._pending: dict[str, tuple[dict, float]] = {}
+        self._pending: dict[str, tuple[dict[str, str], float]] = {}
         self.reachable = True  # as of the last heartbeat: lookups made on the event loop skip Redis when it is down
         self.up_since = time.monotonic()  # Redis reachable since (heartbeats lost in an outage need time to return)
         self.live_workers: set[str] = set()  # heartbeats seen by the last sweep
@@ -115,7 +115,7 @@ class SharedState:
             this one publishes first, so every worker fans the event out at the same time, and does not publish an
             emit meant for one client of this worker (the joiner's current state)."""
 
-            async def _handle_emit(self, message: dict) -> None:
+            async def _handle_emit(self, message: dict[str, Any]) -> None:
                 if message.get("host_id") == self.host_id and not message.get("_published"):
                     room = message.get("room")
                     if room is None or not self.is_connected(room, message.get("namespace") or "/"):
@@ -123,7 +123,7 @@ class SharedState:
                     message["_published"] = True  # emit() publishes after delivering: it is done already
                 await super()._handle_emit(message)
 
-            async def _publish(self, data: dict) -> None:
+            async def _publish(self, data: dict[str, Any]) -> None:
                 if not data.get("_published"):
                     await super()._publish(data)
 
@@ -156,11 +156,11 @@ class SharedState:
             self._pending[session.id] = (mapping, ttl)
             self._pending_cond.notify()
 
-    def _write(self, session_id: str, mapping: dict, ttl: float) -> None:
+    def _write(self, session_id: str, mapping: dict[str, str], ttl: float) -> None:
         key = self.key(session_id)
         try:
             pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(key, mapping=mapping)
+            pipe.hset(key, mapping=cast("dict[Any, Any]", mapping))  # redis-py: a Mapping invariant in its key
             pipe.expire(key, max(1, int(ttl)))
             pipe.execute()
         except self.Error as exc:
@@ -177,7 +177,7 @@ class SharedState:
             if self._stop.is_set() and not items:
                 return
 
-    def load(self, session_id: str) -> dict | None:
+    def load(self, session_id: str) -> dict[str, Any] | None:
         """The stored hash of a session (``state`` parsed), or None."""
         raw = self.redis.hgetall(self.key(session_id))
         if not raw:
@@ -316,7 +316,7 @@ class SharedTracker(ProgressTracker):
                 return None
         return session
 
-    def _send(self, session: Session, timing: Any, event: dict) -> None:
+    def _send(self, session: Session, timing: Any, event: dict[str, Any]) -> None:
         super()._send(session, timing, event)
         self._save(session)
 

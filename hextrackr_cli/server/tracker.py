@@ -20,7 +20,7 @@ class Handle(Protocol):
     def cancel(self) -> None: ...
 
 
-Emit = Callable[[str, dict, str], None]
+Emit = Callable[[str, dict[str, Any], str], None]
 CallLater = Callable[[float, Callable[[], None]], Handle]
 
 
@@ -42,12 +42,12 @@ class Session:
     owner: str = ""
     import_id: int | None = None
     import_type: str = "vulnerabilities"
-    last_event: dict | None = None  # the last event sent to the room
-    latest: dict | None = None  # the latest reported state (may still be held back by the throttle)
-    summary: dict | None = None
+    last_event: dict[str, Any] | None = None  # the last event sent to the room
+    latest: dict[str, Any] | None = None  # the latest reported state (may still be held back by the throttle)
+    summary: dict[str, Any] | None = None
     error: str | None = None
     expires: float | None = None  # monotonic deadline of a reservation
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict[str, Any])
 
 
 @dataclass
@@ -56,7 +56,7 @@ class _Timing:
     last_progress: int = -1
     last_type: str | None = None
     last_message: str | None = None
-    pending: dict | None = None
+    pending: dict[str, Any] | None = None
     timer: Handle | None = None
 
 
@@ -123,7 +123,7 @@ class ProgressTracker:
         """Seconds remaining, the seed's algorithm (``protocol.calculate_eta``)."""
         return protocol.calculate_eta(session.startTime, current_progress, now=self._wall_ms())
 
-    def emit_progress(self, session_id: str, type_: str, progress: float, message: str, **additional: Any) -> dict | None:
+    def emit_progress(self, session_id: str, type_: str, progress: float, message: str, **additional: Any) -> dict[str, Any] | None:
         """Report progress; sends it to the room now, later (trailing edge) or not at all per the throttle.
 
         ``complete`` and ``error`` are never throttled. Returns the event built, or None for an unknown session.
@@ -172,7 +172,7 @@ class ProgressTracker:
                     timing.timer = self._call_later(max(0.0, wait), lambda: self._flush(session_id))
             return event
 
-    def _send(self, session: Session, timing: _Timing, event: dict) -> None:
+    def _send(self, session: Session, timing: _Timing, event: dict[str, Any]) -> None:
         timing.last_time = self._clock()
         timing.last_progress = event["progress"]
         timing.last_type = event["type"]
@@ -285,7 +285,7 @@ class ProgressTracker:
                 self._drop_timers(sid)
 
     # ------------------------------------------------------------------ views
-    def state(self, session_id: str) -> dict | None:
+    def state(self, session_id: str) -> dict[str, Any] | None:
         """SessionState (docs/wire.md) of an in-memory session, or None."""
         with self._lock:
             session = self.sessions.get(session_id)

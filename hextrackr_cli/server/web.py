@@ -14,11 +14,11 @@ import mimetypes
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from hextrackr_cli import protocol
 
-Send = Callable[[dict], Awaitable[None]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_PREFIX = "/static/"
@@ -112,7 +112,7 @@ class _AssetCache:
 _assets = _AssetCache(STATIC_DIR)
 
 
-def _headers(scope: dict) -> dict[bytes, bytes]:
+def _headers(scope: dict[str, Any]) -> dict[bytes, bytes]:
     return {k.lower(): v for k, v in scope.get("headers", [])}
 
 
@@ -122,7 +122,7 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-async def _send_asset(scope: dict, send: Send, asset: Asset, cache: str, *, page: bool = False) -> None:
+async def _send_asset(scope: dict[str, Any], send: Send, asset: Asset, cache: str, *, page: bool = False) -> None:
     head = scope.get("method") == "HEAD"
     req = _headers(scope)
     headers = [(b"content-type", asset.content_type), (b"cache-control", cache.encode())]
@@ -145,7 +145,7 @@ async def _send_asset(scope: dict, send: Send, asset: Asset, cache: str, *, page
     await _respond(send, 200, body, headers, head)
 
 
-async def _not_found(scope: dict, send: Send, what: str) -> None:
+async def _not_found(scope: dict[str, Any], send: Send, what: str) -> None:
     body = (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found - HexTrackr</title>"
         "<link rel=\"stylesheet\" href=\"/static/vendor/bootstrap/css/bootstrap.min.css\"></head>"
@@ -161,7 +161,7 @@ def _escape(text: str) -> str:
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
 
 
-async def serve(scope: dict, send: Send) -> None:
+async def serve(scope: dict[str, Any], send: Send) -> None:
     """Answer one GET/HEAD request for a path where ``handles(path)`` is true."""
     method = scope.get("method", "GET")
     path = scope.get("path", "")
