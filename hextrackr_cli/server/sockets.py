@@ -75,23 +75,26 @@ class ImportNamespace(socketio.AsyncNamespace):
         principal = data.get("principal")
         return principal if isinstance(principal, Principal) else None
 
-    async def _caller(self, sid: str, event: str, extra: tuple[Any, ...]) -> Principal | dict[str, Any]:
-        """The principal of a client's call, or the refusal to ack: not authenticated, or more than one argument."""
+    async def _caller(self, sid: str, event: str, data: Any,
+                      extra: tuple[Any, ...]) -> tuple[Principal, str] | dict[str, Any]:
+        """(principal, session id) of a client's call, or the refusal to ack: not authenticated, more than one
+        argument, or no valid session id."""
         principal = await self._principal(sid)
         if principal is None:
             return {"ok": False, "error": "unauthorized"}
         if extra:
             return {"ok": False, "error": f"{event} takes one argument: the session id"}
-        return principal
-
-    async def on_joinSession(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
-        principal = await self._caller(sid, "joinSession", extra)
-        if isinstance(principal, dict):
-            return principal
-        reserve = isinstance(data, dict) and bool(data.get("reserve"))
         session_id = _session_id(data)
         if session_id is None:
             return {"ok": False, "error": "Invalid session id"}
+        return principal, session_id
+
+    async def on_joinSession(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
+        call = await self._caller(sid, "joinSession", data, extra)
+        if isinstance(call, dict):
+            return call
+        principal, session_id = call
+        reserve = isinstance(data, dict) and bool(data.get("reserve"))
         ctx = self.ctx
         session = ctx.visible_session(session_id, principal)
         if session is not None:
@@ -126,12 +129,10 @@ class ImportNamespace(socketio.AsyncNamespace):
             self.ctx.emit(protocol.IMPORT_CANCELLED, {"sessionId": state["sessionId"]}, to=sid)
 
     async def on_cancelImport(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
-        principal = await self._caller(sid, "cancelImport", extra)
-        if isinstance(principal, dict):
-            return principal
-        session_id = _session_id(data)
-        if session_id is None:
-            return {"ok": False, "error": "Invalid session id"}
+        call = await self._caller(sid, "cancelImport", data, extra)
+        if isinstance(call, dict):
+            return call
+        principal, session_id = call
         ctx = self.ctx
         session = ctx.visible_session(session_id, principal)
         if session is not None:
