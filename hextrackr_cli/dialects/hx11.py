@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from hextrackr_cli import protocol
+from hextrackr_cli.dialects.hx11_eta import BATCHES, StageEta
 
 DIALECT = protocol.HEXTRACKR_11
 
@@ -56,21 +57,6 @@ _SUMMARY_NUMBERS = {
 }
 
 
-# ETA (from the rate of the stage in progress; 1.1's percentages are not linear in time). Staging shares
-# 25-60 %, the batches 70-95 %. Before staging, 1.1.12 maps every row in one synchronous step (the gap between
-# "Parsed N rows" and the first "Inserted x/y"); its batches then take ~13x that gap and the end (95-100 %)
-# ~0.6x, on a quiet machine and on a loaded one alike (measured on 1.1.12, three 100k-row imports: gap 2.9 s /
-# batches 38 s, 7.8 s / 90 s, 5.2 s / 73 s) — much steadier than the staging rate, which does not predict the
-# batches. The batches' own rate is taken over the last RATE_WINDOW_MS (they slow down when the machine gets
-# busier), blended with that model.
-STAGING = (25.0, 60.0)
-BATCHES = (70.0, 95.0)
-PROCESSING_PER_MAPPING = 13.0
-TAIL_PER_MAPPING = 0.6
-PROCESSING_PER_STAGING = 10.0  # without a mapping gap (e.g. a poll missed it): from the staging rate
-TAIL_SECONDS = 1.5
-RATE_WINDOW_MS = 15000.0
-_BATCH_RE = re.compile(r"\bbatch (\d+)/(\d+)", re.I)
 _RECORDS_RE = re.compile(r"\b(\d+)/(\d+) records\b|\bprocessing (\d+) (?:rows|records)\b", re.I)
 
 # A 1.1.12 /health: {"status":"ok","db":true,"uptime":…} — no dialect (ours names one), no version.
@@ -224,12 +210,7 @@ class Translator:
     csv_rows: int | None = None  # "Parsed N rows"
     records: int | None = None  # records staged (one per CVE)
     _terminal: bool = field(default=False, repr=False)
-    _phase: str = field(default="", repr=False)
-    _points: list[tuple[float, float]] = field(default_factory=list, repr=False)  # (ms, %) of this phase
-    _staging_rate: float | None = field(default=None, repr=False)  # % per ms
-    _staging_end_ms: float | None = field(default=None, repr=False)
-    _parsed_ms: float | None = field(default=None, repr=False)  # first "Parsed N rows" seen
-    _mapping_ms: float | None = field(default=None, repr=False)  # "Parsed" -> first "Inserted"
+    _eta: StageEta = field(default_factory=StageEta, repr=False)
 
     # ------------------------------------------------------------------ socket events
     def event(self, name: str, data: Any, received_ms: float | None = None) -> dict[str, Any] | None:
@@ -302,7 +283,7 @@ class Translator:
         done, total = rows_of(stage, md, message, self.records)
         if total is not None:
             self.records = total
-        eta = self._eta(_number(data.get("progress")) or 0.0, message, now)
+        eta = self._eta.update(_number(data.get("progress")) or 0.0, message, now)
         extra: dict[str, Any] = {"stage": stage}
         if done is not None:
             extra["processedRows"] = done
@@ -319,62 +300,6 @@ class Translator:
                                         timestamp=int(now), **extra)
         self.last = event
         return event
-
-    def _eta(self, p: float, message: str, now: float) -> int | None:
-        """Seconds left, from the rate of the stage in progress (None until something tells)."""
-        m = _BATCH_RE.search(message)
-        batch = bool(m)
-        if m and int(m.group(2)) > 0:  # the exact share of the batches (the percentage may be rounded)
-            p = BATCHES[0] + (BATCHES[1] - BATCHES[0]) * min(1.0, int(m.group(1)) / int(m.group(2)))
-        r = _RECORDS_RE.search(message)
-        if r and r.group(2) and int(r.group(2)) > 0 and STAGING[0] <= p < STAGING[1]:
-            p = STAGING[0] + (STAGING[1] - STAGING[0]) * min(1.0, int(r.group(1)) / int(r.group(2)))
-            p = min(p, STAGING[1] - 1e-6)
-        if self._parsed_ms is None and message.lower().startswith("parsed"):
-            self._parsed_ms = now
-        phase = "staging" if STAGING[0] <= p < STAGING[1] and not batch else (
-            "batches" if batch and BATCHES[0] < p <= BATCHES[1] else "")
-        if phase == "staging" and self._mapping_ms is None and self._parsed_ms is not None:
-            self._mapping_ms = now - self._parsed_ms
-        if phase != self._phase:
-            self._phase, self._points = phase, []
-        if phase:
-            self._points = [pt for pt in self._points if now - pt[0] <= RATE_WINDOW_MS] + [(now, p)]
-        rate: float | None = None
-        if len(self._points) >= 2:
-            (t0, p0), (t1, p1) = self._points[0], self._points[-1]
-            if t1 - t0 >= 200 and p1 > p0:
-                rate = (p1 - p0) / (t1 - t0)
-        gap = self._mapping_ms
-        tail_ms = TAIL_PER_MAPPING * gap if gap else TAIL_SECONDS * 1000
-        staging_span = STAGING[1] - STAGING[0]
-        processing_ms: float | None = None
-        if gap:
-            processing_ms = PROCESSING_PER_MAPPING * gap
-        elif self._staging_rate:
-            processing_ms = PROCESSING_PER_STAGING * staging_span / self._staging_rate
-        ms: float | None = None
-        if phase == "staging" and rate:
-            self._staging_rate = rate
-            if processing_ms is None:
-                processing_ms = PROCESSING_PER_STAGING * staging_span / rate
-            ms = (STAGING[1] - p) / rate + processing_ms + tail_ms
-        elif phase == "batches" and rate:
-            ms = (BATCHES[1] - p) / rate + tail_ms
-            if processing_ms is not None:  # early batches lean on the mapping model, later ones on their rate
-                w = (p - BATCHES[0]) / (BATCHES[1] - BATCHES[0])
-                model = processing_ms * (BATCHES[1] - p) / (BATCHES[1] - BATCHES[0]) + tail_ms
-                ms = w * ms + (1 - w) * model
-        elif processing_ms is not None:  # between the stages, or the first look at the batches
-            if p >= STAGING[1] and self._staging_end_ms is None:
-                self._staging_end_ms = now
-            if phase == "batches":
-                ms = processing_ms * (BATCHES[1] - p) / (BATCHES[1] - BATCHES[0]) + tail_ms
-            elif STAGING[1] <= p <= BATCHES[0]:  # "Processing N rows in B batches..." is 70 %
-                ms = max(0.0, processing_ms - (now - (self._staging_end_ms or now))) + tail_ms
-        if ms is None and p >= BATCHES[1]:
-            ms = tail_ms
-        return None if ms is None else max(0, int(math.floor(ms / 1000 + 0.5)))
 
     def _complete(self, data: Mapping[str, Any], now: float) -> dict[str, Any]:
         self._remember(data)
