@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hextrackr_cli import protocol
-from hextrackr_cli.dialects import hx11
+from hextrackr_cli.dialects import hx11, hx11_history
 
 SID = "0b7d3f4e-5a1c-4c1e-9d1e-2f3a4b5c6d7e"
 T0 = 1_764_000_000_000
@@ -195,30 +195,30 @@ LAST = {"lastImport": "2025-11-20", "rowCount": 1000, "vendor": "tenable", "file
 def test_a_session_gone_within_10s_of_running_completed():
     """A failed session stays 10 s after its error: one gone sooner than that after it was seen running
     completed, whatever last-import says (it is not even asked)."""
-    v = hx11.decide_vanished(running_seen_s=100.0, gone_seen_s=107.5, last_progress=80, filename="scan.csv",
+    v = hx11_history.decide_vanished(running_seen_s=100.0, gone_seen_s=107.5, last_progress=80, filename="scan.csv",
                              import_id=42)
-    assert v.outcome == hx11.HISTORY_COMPLETED and "within 7.5s" in v.reason and "import #42" in v.reason
+    assert v.outcome == hx11_history.HISTORY_COMPLETED and "within 7.5s" in v.reason and "import #42" in v.reason
 
 
 def test_a_session_gone_later_is_decided_by_last_import_only_past_the_finalizing_step():
     args = dict(running_seen_s=100.0, gone_seen_s=130.0, filename="scan.csv", csv_rows=1000)
-    assert hx11.decide_vanished(**args, last_progress=95, last_import=LAST).outcome == hx11.HISTORY_COMPLETED
+    assert hx11_history.decide_vanished(**args, last_progress=95, last_import=LAST).outcome == hx11_history.HISTORY_COMPLETED
     # before finalizing, an error was still possible: last-import (written at 15 %) cannot tell
-    v = hx11.decide_vanished(**args, last_progress=80, last_import=LAST)
-    assert v.outcome == hx11.HISTORY_UNKNOWN and "finalizing" in v.reason
+    v = hx11_history.decide_vanished(**args, last_progress=80, last_import=LAST)
+    assert v.outcome == hx11_history.HISTORY_UNKNOWN and "finalizing" in v.reason
     other = {**LAST, "filename": "other.csv"}
-    v = hx11.decide_vanished(**args, last_progress=95, last_import=other)
-    assert v.outcome == hx11.HISTORY_UNKNOWN and "not this import" in v.reason
-    assert hx11.decide_vanished(**args, last_progress=95).outcome == hx11.HISTORY_UNKNOWN
+    v = hx11_history.decide_vanished(**args, last_progress=95, last_import=other)
+    assert v.outcome == hx11_history.HISTORY_UNKNOWN and "not this import" in v.reason
+    assert hx11_history.decide_vanished(**args, last_progress=95).outcome == hx11_history.HISTORY_UNKNOWN
     fewer = {**LAST, "rowCount": 999}
-    assert hx11.decide_vanished(**args, last_progress=99, last_import=fewer).outcome == hx11.HISTORY_UNKNOWN
+    assert hx11_history.decide_vanished(**args, last_progress=99, last_import=fewer).outcome == hx11_history.HISTORY_UNKNOWN
 
 
 def test_last_import_becomes_one_record_marked_as_the_last_import_only():
-    r = hx11.last_import_record(LAST)
-    assert r is not None and r["lastImportOnly"] is True and r["status"] == hx11.HISTORY_UNKNOWN
+    r = hx11_history.last_import_record(LAST)
+    assert r is not None and r["lastImportOnly"] is True and r["status"] == hx11_history.HISTORY_UNKNOWN
     assert (r["filename"], r["rows"], r["vendor"], r["scanDate"]) == ("scan.csv", 1000, "tenable", "2025-11-20")
-    assert hx11.last_import_record({"lastImport": None, "rowCount": 0}) is None
+    assert hx11_history.last_import_record({"lastImport": None, "rowCount": 0}) is None
 
 
 def test_health_of_a_1_1_server_is_recognised_and_ours_is_not():

@@ -621,7 +621,7 @@ class Hx11Api:
         ``GET /api/imports`` always answers 500 on 1.1.12 (its handler calls a function the release does not
         have): then the last import (``last-import``) is all the server can tell, and the answer says so with
         ``"lastImportOnly": true``."""
-        from hextrackr_cli.dialects.hx11 import history_rows, import_record, last_import_record
+        from hextrackr_cli.dialects.hx11_history import history_rows, import_record, last_import_record
 
         try:
             body = self._json(self._call("GET", self.dialect.imports_path, what="import history"), "import history")

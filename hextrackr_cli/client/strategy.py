@@ -282,7 +282,7 @@ class Hx11Strategy:
     def _vanished(self, session_id: str, gone: float) -> ev.Outcome:
         """The session is gone (deleted 5 s after completion, 10 s after an error): decide from what 1.1.12
         really tells — when it vanished, then ``last-import`` — never a guess."""
-        from hextrackr_cli.dialects import hx11
+        from hextrackr_cli.dialects import hx11_history as history
         from hextrackr_cli.errors import HextrackrError
 
         with self._lock:
@@ -291,15 +291,15 @@ class Hx11Strategy:
             args = dict(running_seen_s=self._running_sent, gone_seen_s=gone, last_progress=last.get("progress"),
                         filename=t.filename, csv_rows=t.csv_rows, import_id=t.import_id)
             rows, records = t.csv_rows, t.records
-        verdict = hx11.decide_vanished(**args)
-        if verdict.outcome == hx11.HISTORY_UNKNOWN:
+        verdict = history.decide_vanished(**args)
+        if verdict.outcome == history.HISTORY_UNKNOWN:
             try:
-                verdict = hx11.decide_vanished(**args, last_import=self.api.last_import())
+                verdict = history.decide_vanished(**args, last_import=self.api.last_import())
             except HextrackrError as exc:
-                verdict = hx11.HistoryVerdict(hx11.HISTORY_UNKNOWN, None,
+                verdict = history.HistoryVerdict(history.HISTORY_UNKNOWN, None,
                                               f"{verdict.reason}, and last-import did not answer ({exc.message})")
         import_id = last.get("importId")
-        if verdict.outcome == hx11.HISTORY_COMPLETED:
+        if verdict.outcome == history.HISTORY_COMPLETED:
             counts = {k: v for k, v in (("rows", rows), ("records", records)) if v is not None}
             summary = ev.summary_from({**last, **counts, **verdict.summary})
             return ev.Outcome(protocol.OUTCOME_COMPLETED, session_id, ExitStatus.OK, import_id=import_id,
