@@ -16,88 +16,20 @@ from typing import Any, Callable, Mapping
 
 import requests
 
-from hextrackr_cli import __version__, protocol
+from hextrackr_cli import protocol
+from hextrackr_cli.client.http import (
+    USER_AGENT, Aborted, ProgressReader, UploadAborted, describe_non_json, error_text, json_or_none, other_status,
+    refused, retry_after_seconds, short as _short, unreachable,
+)
 from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerUnreachable, UsageError
 
+__all__ = ["SeedApi", "SessionNotFound", "UploadAborted"]
+
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
-USER_AGENT = f"hextrackr/{__version__}"
-UPLOAD_PIECE = 1 << 18  # bytes read from the multipart encoder per send
-
-
-class VerifyingSession(requests.Session):
-    """A Session whose ``verify`` is honoured: plain requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
-    override ``Session.verify`` (python-engineio never passes ``verify=``), which would silently ignore
-    ``--ca-bundle`` / ``--insecure``."""
-
-    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
-        if kwargs.get("verify") is None:
-            kwargs["verify"] = self.verify
-        return super().request(method, url, *args, **kwargs)
 
 
 class SessionNotFound(ServerError):
     """The server does not know this session id (or it belongs to another token)."""
-
-
-class UploadAborted(HextrackrError):
-    """The upload was stopped by Ctrl-C before the server accepted it."""
-
-
-class _Aborted(Exception):
-    """Raised inside the request body reader to stop an upload (not an OSError, so urllib3 lets it through)."""
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _retry_after(resp: requests.Response | None, default: float) -> float:
-    if resp is None:
-        return default
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return default
-
-
-class _ProgressReader:
-    """Wraps the multipart encoder: reports bytes sent and stops the upload when asked to."""
-
-    def __init__(
-        self,
-        encoder: Any,
-        on_progress: Callable[[int, int], None] | None,
-        abort: threading.Event | None,
-    ) -> None:
-        self._enc = encoder
-        self._on_progress = on_progress
-        self._abort = abort
-        self.len = encoder.len
-        self.sent = 0
-        self._last_report = 0.0
-
-    def read(self, size: int = -1) -> bytes:
-        if self._abort is not None and self._abort.is_set():
-            raise _Aborted()
-        # http.client asks for 8 KiB at a time: 9,000 trips through the encoder per 72 MB; bigger pieces (more
-        # than asked for is allowed) halve the upload's time through loopback
-        chunk = self._enc.read(max(size, UPLOAD_PIECE))
-        self.sent += len(chunk)
-        if self._on_progress is not None:
-            now = time.monotonic()
-            if now - self._last_report >= 0.1 or self.sent >= self.len:
-                self._last_report = now
-                self._on_progress(self.sent, self.len)
-        return chunk
 
 
 class SeedApi:
@@ -140,72 +72,20 @@ class SeedApi:
         self.session.close()
 
     def _unreachable(self, exc: Exception) -> ServerUnreachable:
-        if isinstance(exc, requests.exceptions.SSLError):
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate" in str(exc).lower():
-                return ServerUnreachable(
-                    f"TLS certificate verification failed for {self.base_url}",
-                    hint="pass --ca-bundle PATH for a private CA, or --insecure to skip verification",
-                )
-            return ServerUnreachable(
-                f"TLS handshake with {self.base_url} failed",
-                hint="does the server speak https on that port? try http:// if it is plain HTTP",
-            )
-        if isinstance(exc, requests.exceptions.Timeout):
-            return ServerUnreachable(
-                f"{self.base_url} did not answer in time", hint="check the server and the network, then retry"
-            )
-        text = str(exc)
-        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-            what = "the host name does not resolve"
-        elif "Connection refused" in text:
-            what = "connection refused"
-        elif "reset" in text.lower() or "aborted" in text.lower():
-            what = "the connection was reset"
-        else:
-            what = "the connection failed"
-        return ServerUnreachable(
-            f"cannot reach {self.base_url}: {what}",
-            hint="is the server running? check --server / HEXTRACKR_SERVER",
-        )
+        return unreachable(self.base_url, exc)
 
     def _error_from(self, resp: requests.Response, what: str) -> HextrackrError:
         status = resp.status_code
-        body = self._json_or_none(resp)
-        message = ""
-        if isinstance(body, Mapping):
-            message = str(body.get("error") or body.get("message") or "")
+        body = json_or_none(resp)
+        message = error_text(body)
         if status in (401, 403):
             detail = f": {message}" if message else ""
             return AuthError(f"{what}: the server refused the credentials ({status}{detail})", hint=self.token_hint)
         if body is None:
-            return ServerError(f"{what}: {self._describe_non_json(resp)}")
+            return ServerError(f"{what}: {describe_non_json(resp, self.base_url)}")
         if status == 404 and "progress" in resp.url:
             return SessionNotFound(f"{what}: {message or 'not found'}")
-        return ServerError(f"{what}: server answered {status}: {message or _short(resp.text) or resp.reason}")
-
-    @staticmethod
-    def _json_or_none(resp: requests.Response) -> Any:
-        ctype = resp.headers.get("Content-Type", "")
-        if "json" not in ctype:
-            return None
-        try:
-            return resp.json()
-        except ValueError:
-            return None
-
-    def _describe_non_json(self, resp: requests.Response) -> str:
-        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
-        if "html" in ctype or resp.text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
-            import re
-
-            m = re.search(r"<title>(.*?)</title>", resp.text, re.I | re.S)
-            title = f" titled {_short(m.group(1), 60)!r}" if m else ""
-            return (
-                f"server answered {resp.status_code} with an HTML page{title}, not JSON "
-                f"(is {self.base_url} a HexTrackr server, or a proxy/login page in front of it?)"
-            )
-        snippet = _short(resp.text, 80)
-        return f"server answered {resp.status_code} with {ctype}, not JSON" + (f": {snippet!r}" if snippet else "")
+        return ServerError(other_status(resp, what, body))
 
     def request(
         self,
@@ -241,7 +121,7 @@ class SeedApi:
                     method, self.url(path), data=data, headers=headers, params=params, timeout=timeout or self.timeout,
                     verify=self.verify,  # explicit, so REQUESTS_CA_BUNDLE cannot override --ca-bundle
                 )
-            except _Aborted:
+            except Aborted:
                 raise UploadAborted("upload aborted; nothing was imported") from None
             except requests.exceptions.SSLError as exc:
                 raise self._unreachable(exc) from None
@@ -250,9 +130,8 @@ class SeedApi:
             ) as exc:
                 # A connection broken while the answer is read (ChunkedEncodingError) is as transient as one broken
                 # before it: the server may be restarting.
-                refused = "refused" in str(exc) or "resolve" in str(exc) or "not known" in str(exc)
                 timed_out = isinstance(exc, requests.exceptions.Timeout)
-                if attempt > max_retries or (refused and not retry_connect) or (timed_out and not retry_timeouts):
+                if attempt > max_retries or (refused(exc) and not retry_connect) or (timed_out and not retry_timeouts):
                     raise self._unreachable(exc) from None
                 if abort is not None and abort.is_set():
                     raise UploadAborted("upload aborted; nothing was imported") from None
@@ -260,15 +139,15 @@ class SeedApi:
                 raise ServerError(f"{what}: {type(exc).__name__}: {_short(str(exc))}") from None
             if resp is not None:
                 if resp.status_code in ok:
-                    body = self._json_or_none(resp)
+                    body = json_or_none(resp)
                     if body is None:
-                        raise ServerError(f"{what}: {self._describe_non_json(resp)}")
+                        raise ServerError(f"{what}: {describe_non_json(resp, self.base_url)}")
                     return body
                 if resp.status_code == 500 and attempt <= retry_500:
                     pass
                 elif resp.status_code not in TRANSIENT_STATUS or attempt > max_retries:
                     raise self._error_from(resp, what)
-            wait = min(self.max_backoff, _retry_after(resp, delay))
+            wait = min(self.max_backoff, retry_after_seconds(resp, delay))
             delay = min(self.max_backoff, delay * 2)
             if abort is not None:
                 if abort.wait(wait):
@@ -326,7 +205,7 @@ class SeedApi:
             handles.append(fh)
             form.append((protocol.UPLOAD_FIELD, (name, fh, "text/csv")))
             enc = MultipartEncoder(fields=form)
-            return _ProgressReader(enc, on_progress, abort), {"Content-Type": enc.content_type}
+            return ProgressReader(enc, on_progress, abort), {"Content-Type": enc.content_type}
 
         try:
             answer = self.request(

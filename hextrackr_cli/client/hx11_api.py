@@ -36,8 +36,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from hextrackr_cli import __version__, protocol
-from hextrackr_cli.client.api import UploadAborted, VerifyingSession as _Session
+from hextrackr_cli import protocol
+from hextrackr_cli.client.http import (
+    USER_AGENT, Aborted, ProgressReader, UploadAborted, VerifyingSession as _Session, describe_non_json, error_text,
+    json_or_none, other_status, refused, retry_after_seconds, short as _short, unreachable,
+)
 from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError, ServerUnreachable, UsageError
 
 COOKIE_NAME = "hextrackr.sid"
@@ -46,7 +49,6 @@ PATH_LOGOUT = "/api/auth/logout"
 PATH_CSRF = "/api/auth/csrf"
 PATH_STATUS = "/api/auth/status"
 PATH_LAST_IMPORT = "/api/vulnerabilities/last-import"
-USER_AGENT = f"hextrackr/{__version__}"
 INTERNAL_ERROR = "Internal server error"
 
 # PollResult.status
@@ -67,10 +69,6 @@ class RateLimited(ServerError):
     def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
-
-
-class _Aborted(Exception):
-    """Raised inside the body reader to stop an upload (not an OSError, so urllib3 lets it through)."""
 
 
 @dataclass(frozen=True)
@@ -118,27 +116,6 @@ class SocketOptions:
         }
 
 
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def retry_after_seconds(resp: requests.Response | None, default: float) -> float:
-    """``Retry-After`` (seconds or an HTTP date) of a response, else ``default``."""
-    value = resp.headers.get("Retry-After") if resp is not None else None
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return default
-
-
 def _reset_seconds(resp: requests.Response) -> float:
     """``RateLimit-Reset`` (seconds until the window resets), else 60."""
     value = resp.headers.get("RateLimit-Reset", "").strip()
@@ -149,31 +126,6 @@ def csv_upload_name(name: str) -> str:
     """The file name the 1.1 server accepts: base name ending in ``.csv``."""
     base = os.path.basename(name.replace("\\", "/")) or "upload.csv"
     return base if base.lower().endswith(".csv") else base + ".csv"
-
-
-class _Reader:
-    """Feeds the multipart encoder to requests chunk by chunk; reports progress; stops when asked."""
-
-    def __init__(self, encoder: Any, on_progress: Callable[[int, int], None] | None,
-                 abort: threading.Event | None) -> None:
-        self._enc = encoder
-        self._on_progress = on_progress
-        self._abort = abort
-        self.len = encoder.len
-        self.sent = 0
-        self._last = 0.0
-
-    def read(self, size: int = -1) -> bytes:
-        if self._abort is not None and self._abort.is_set():
-            raise _Aborted()
-        chunk = self._enc.read(size if size and size > 0 else 1 << 16)
-        self.sent += len(chunk)
-        if self._on_progress is not None and chunk:  # the end is reported once, not again on each empty read
-            now = time.monotonic()
-            if now - self._last >= 0.1 or self.sent >= self.len:
-                self._last = now
-                self._on_progress(self.sent, self.len)
-        return chunk
 
 
 class Hx11Api:
@@ -263,23 +215,7 @@ class Hx11Api:
         self.session.headers["X-Forwarded-Proto"] = "https"
 
     def _unreachable(self, exc: Exception) -> ServerUnreachable:
-        if isinstance(exc, requests.exceptions.SSLError):
-            return ServerUnreachable(f"TLS verification failed for {self.base_url}",
-                                     hint="pass --ca-bundle PATH for a private CA, or --insecure to skip verification")
-        if isinstance(exc, requests.exceptions.Timeout):
-            return ServerUnreachable(f"{self.base_url} did not answer in time",
-                                     hint="check the server and the network, then retry")
-        text = str(exc)
-        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-            what = "the host name does not resolve"
-        elif "Connection refused" in text:
-            what = "connection refused"
-        elif "reset" in text.lower() or "aborted" in text.lower():
-            what = "the connection was reset"
-        else:
-            what = "the connection failed"
-        return ServerUnreachable(f"cannot reach {self.base_url}: {what}",
-                                 hint="is the server running? check --server / HEXTRACKR_SERVER")
+        return unreachable(self.base_url, exc)
 
     def _send(self, method: str, path: str, *, wait_429: bool = True, **kwargs: Any) -> requests.Response:
         """One HTTP request (exceptions from requests pass through). Counts the ``/api/`` requests, reads the
@@ -295,7 +231,7 @@ class Hx11Api:
                     value = resp.headers.get(header, "").strip()
                     if value.isdigit():
                         setattr(self, attr, int(value))
-            if resp.status_code != 429 or not wait_429 or isinstance(kwargs.get("data"), _Reader):
+            if resp.status_code != 429 or not wait_429 or isinstance(kwargs.get("data"), ProgressReader):
                 return resp
             if not self.wait_out(retry_after_seconds(resp, _reset_seconds(resp)), f"{method} {path}"):
                 return resp
@@ -313,37 +249,14 @@ class Hx11Api:
         time.sleep(wait)
         return True
 
-    @staticmethod
-    def _json_or_none(resp: requests.Response) -> Any:
-        if "json" not in resp.headers.get("Content-Type", ""):
-            return None
-        try:
-            return resp.json()
-        except ValueError:
-            return None
-
     def _describe_non_json(self, resp: requests.Response) -> str:
-        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
-        text = resp.text
-        if "html" in ctype or text.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
-            import re
-
-            m = re.search(r"<pre>(.*?)</pre>", text, re.I | re.S) or re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-            said = f" ({_short(m.group(1), 80)!r})" if m else ""
-            if resp.status_code == 404:
-                return (f"server answered 404 with an HTML page{said}: it has no such route — is {self.base_url} "
-                        "a HexTrackr 1.1.x server? for our own server use --dialect seed")
-            return (f"server answered {resp.status_code} with an HTML page{said}, not JSON "
-                    f"(is {self.base_url} a HexTrackr server, or a proxy/login page in front of it?)")
-        snippet = _short(text, 80)
-        return f"server answered {resp.status_code} with {ctype}, not JSON" + (f": {snippet!r}" if snippet else "")
+        return describe_non_json(resp, self.base_url, html_404=f"is {self.base_url} a HexTrackr 1.1.x server? for our "
+                                                              "own server use --dialect seed")
 
     def _error_from(self, resp: requests.Response, what: str, *, post: bool = False) -> HextrackrError:
         status = resp.status_code
-        body = self._json_or_none(resp)
-        message = ""
-        if isinstance(body, Mapping):
-            message = str(body.get("error") or body.get("message") or "")
+        body = json_or_none(resp)
+        message = error_text(body)
         if status == 429:
             wait = retry_after_seconds(resp, 60.0)
             return RateLimited(
@@ -364,7 +277,7 @@ class Hx11Api:
                     "text/csv, or the upload field is not csvFile; log in again and retry, and check the "
                     "server log" if post else "check the server log")
             return ServerError(f"{what}: server answered 500 {message!r}", hint=hint)
-        return ServerError(f"{what}: server answered {status}: {message or _short(resp.text) or resp.reason}")
+        return ServerError(other_status(resp, what, body))
 
     def _call(
         self,
@@ -386,13 +299,12 @@ class Hx11Api:
             try:
                 resp = self._send(method, path, json=json_body, data=data, headers=dict(headers or {}),
                                   params=params)
-            except _Aborted:
+            except Aborted:
                 raise UploadAborted("upload aborted; nothing was imported") from None
             except requests.exceptions.SSLError as exc:
                 raise self._unreachable(exc) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                refused = any(w in str(exc) for w in ("refused", "resolve", "not known", "getaddrinfo"))
-                if refused or attempt > resets:
+                if refused(exc) or attempt > resets:
                     raise self._unreachable(exc) from None
                 time.sleep(min(4.0, 0.5 * attempt))
                 continue
@@ -403,7 +315,7 @@ class Hx11Api:
             raise self._error_from(resp, what, post=method == "POST")
 
     def _json(self, resp: requests.Response, what: str) -> Any:
-        body = self._json_or_none(resp)
+        body = json_or_none(resp)
         if body is None:
             raise ServerError(f"{what}: {self._describe_non_json(resp)}")
         return body
@@ -473,7 +385,7 @@ class Hx11Api:
             raise self._unreachable(exc) from None
         if resp.status_code == 429:
             raise self._error_from(resp, "authentication status")
-        body = self._json_or_none(resp)
+        body = json_or_none(resp)
         if resp.status_code != 200 or not isinstance(body, Mapping):
             return None
         data = body.get("data")
@@ -558,7 +470,7 @@ class Hx11Api:
                 enc = MultipartEncoder(fields=fields)
                 headers = {**self._post_headers(), "Content-Type": enc.content_type}
                 try:
-                    resp = self._call("POST", self.dialect.import_path, what=what, data=_Reader(enc, on_progress, abort),
+                    resp = self._call("POST", self.dialect.import_path, what=what, data=ProgressReader(enc, on_progress, abort),
                                       headers=headers, resets=0)
                 except RateLimited as exc:
                     if self.wait_out(exc.retry_after, f"POST {self.dialect.import_path}"):
@@ -590,13 +502,13 @@ class Hx11Api:
         except requests.exceptions.SSLError as exc:
             raise self._unreachable(exc) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            if any(w in str(exc) for w in ("refused", "resolve", "not known", "getaddrinfo")):
+            if refused(exc):
                 raise self._unreachable(exc) from None
             # A long server stall resets the in-flight poll: not a failure, look again later.
             return PollResult(POLL_RESET, detail=_short(str(exc), 120))
         except requests.exceptions.RequestException as exc:
             return PollResult(POLL_RESET, detail=_short(str(exc), 120))
-        body = self._json_or_none(resp)
+        body = json_or_none(resp)
         if resp.status_code == 200 and isinstance(body, Mapping):
             return PollResult(POLL_OK, body=body)
         if resp.status_code == 404 and isinstance(body, Mapping):

@@ -26,7 +26,8 @@ import requests
 
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
-from hextrackr_cli.client.api import SessionNotFound, VerifyingSession
+from hextrackr_cli.client.api import SessionNotFound
+from hextrackr_cli.client.http import VerifyingSession
 from hextrackr_cli.errors import ExitStatus, ServerError, ServerUnreachable
 
 # 1.1: a finished session is deleted 5 s after it completes, so the polls must come closer than that near the
