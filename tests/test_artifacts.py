@@ -23,7 +23,7 @@ IN_CI = bool(os.environ.get("CI"))
 
 # Modules that only an import, a watch or the server need; --help and --version must not pay for them.
 HEAVY = ("socketio", "engineio", "requests", "urllib3", "rich", "uvicorn", "websocket", "websockets", "requests_toolbelt",
-         "hextrackr_cli.server", "hextrackr_cli.client", "hextrackr_cli.render", "hextrackr_cli.dialects")
+         "hextrackr_cli.server", "hextrackr_cli.client", "hextrackr_cli.render")
 
 
 def load_generator():  # type: ignore[no-untyped-def]

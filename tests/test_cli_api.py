@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from cli_support import TOKEN, big_csv, cli_env, imports_total, run_cli, server, small_csv  # noqa: F401  (fixtures)
-from hextrackr_cli.client.api import SeedApi, UploadAborted
+from hextrackr_cli.client.seed.api import SeedApi, UploadAborted
 from hextrackr_cli.errors import AuthError, ServerError, ServerUnreachable
 
 SID = str(uuid.uuid4())

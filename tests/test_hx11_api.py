@@ -13,9 +13,9 @@ import requests
 import socketio
 
 from hextrackr_cli import protocol
-from hextrackr_cli.client import hx11_api
-from hextrackr_cli.client.hx11_api import Hx11Api, PollResult, RateLimited, UploadAborted
-from hextrackr_cli.dialects import hx11
+from hextrackr_cli.client.hx11 import api as hx11_api
+from hextrackr_cli.client.hx11.api import Hx11Api, PollResult, RateLimited, UploadAborted
+from hextrackr_cli.client.hx11 import events as hx11
 from hextrackr_cli.errors import AuthError, ExitStatus, ServerError, ServerUnreachable
 
 try:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hextrackr_cli import protocol
-from hextrackr_cli.dialects import hx11, hx11_history
+from hextrackr_cli.client.hx11 import events as hx11, history as hx11_history
 
 SID = "0b7d3f4e-5a1c-4c1e-9d1e-2f3a4b5c6d7e"
 T0 = 1_764_000_000_000

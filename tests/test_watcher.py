@@ -26,7 +26,7 @@ from cli_support import (  # noqa: F401  (fixtures)
 )
 from helpers import hold_write_lock
 from hextrackr_cli import events as ev
-from hextrackr_cli.client.api import SeedApi
+from hextrackr_cli.client.seed.api import SeedApi
 from hextrackr_cli.client.watcher import Watcher
 
 

@@ -7,7 +7,7 @@ outcome never missed); a strategy supplies the dialect's wire details:
   ``X-Forwarded-Proto`` as headers, no ``http://`` Origin on the websocket upgrade);
 - how to join the session's room (seed: ``joinSession`` with an ack carrying the state; 1.1: ``join-progress``
   with no answer at all) and leave it (1.1: ``leave-progress``);
-- how a progress event is read (seed: validated as is; 1.1: mapped by ``dialects.hx11.Translator``);
+- how a progress event is read (seed: validated as is; 1.1: mapped by ``client.hx11.events.Translator``);
 - what one status poll means (seed: a SessionState; 1.1: a tracker body, or a 404 that means "not started
   yet" before any progress and "finished, see the import history" after) and how often to poll (1.1 servers
   allow about 60 API requests per 15 minutes, so the interval grows).
@@ -17,29 +17,16 @@ Strategies never print; what they learn goes back to the watcher as a :class:`Fe
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Mapping, Protocol
 
 import requests
 
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
-from hextrackr_cli.client.api import SessionNotFound
 from hextrackr_cli.client.http import VerifyingSession
-from hextrackr_cli.errors import ExitStatus, ServerError, ServerUnreachable
-
-# 1.1: a finished session is deleted 5 s after it completes, so the polls must come closer than that near the
-# end, and the production limit is 60 API requests per 15 minutes. A poll comes after 0.3x the ETA (the ETA is
-# within 25 % from the staging on), at most HX11_POLL_CAP s and at least --poll-interval apart; HX11_POLL_NEAR
-# while no ETA is known: a 100k-row import takes ~20 polls, and the last gaps before the end are < 5 s.
-HX11_POLL_NEAR = 3.0
-HX11_POLL_CAP = 20.0
-HX11_POLL_ETA_SHARE = 0.3
-# 1.1: a 404 after our upload was accepted but before any progress: keep looking this long, then ask the history.
-HX11_NOT_STARTED_GRACE = 30.0
-
+from hextrackr_cli.errors import ExitStatus, ServerUnreachable
 
 class OutcomeUnknown(ServerUnreachable):
     """The session ended but nothing the server answers tells how (exit 7, ``ExitStatus.OUTCOME_UNKNOWN``)."""
@@ -55,16 +42,6 @@ def verifying_session(verify: bool | str, headers: Mapping[str, str] | None = No
     return s
 
 
-def hx11_not_known(session_id: str) -> OutcomeUnknown:
-    """A 1.1.x server's 404 for a session we did not just upload: never started, or finished more than 5 s
-    (10 s after an error) ago — which, the server cannot tell: not "failed" (exit 7)."""
-    return OutcomeUnknown(
-        f"session {session_id} is not known to the server: it may have finished (completed or failed) or "
-        "never existed; HexTrackr 1.1.x forgets a session 5 s after it completes (10 s after an error)",
-        hint="`hextrackr imports` shows the server's last import; check the id otherwise",
-    )
-
-
 @dataclass(frozen=True)
 class Fetched:
     """What one status poll told: a seed SessionState, a ProgressEvent, a final Outcome, or nothing new."""
@@ -75,7 +52,7 @@ class Fetched:
 
 
 class Strategy(Protocol):
-    """What the Watcher needs of a dialect (``SeedStrategy``, ``Hx11Strategy``); it never prints."""
+    """What the Watcher needs of a dialect (``client.seed.strategy.SeedStrategy``, ``client.hx11.strategy.Hx11Strategy``); it never prints."""
 
     dialect: protocol.Dialect
     checks_on_start: bool  # one poll at start tells whether the session exists (no join ack says it)
@@ -102,212 +79,10 @@ class Strategy(Protocol):
     def poll_gap(self, base: float, polls: int) -> float: ...
 
 
-def _drain(sio: Any, limit: float = 1.0) -> None:
+def drain(sio: Any, limit: float = 1.0) -> None:
     """Wait until engine.io has taken our queued packets off its send queue (a no-answer emit has no ack)."""
     q = getattr(getattr(sio, "eio", None), "queue", None)
     deadline = time.monotonic() + limit
     while q is not None and not q.empty() and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.05)
-
-
-class SeedStrategy:
-    """The seed protocol (``hextrackr serve``): token auth, acked joins, SessionState polls."""
-
-    dialect = protocol.SEED
-    checks_on_start = False  # the join ack already says whether the session exists
-    keeps_socket_while_polling = False
-
-    def __init__(self, api: Any, token: str | None, verify: bool | str = True) -> None:
-        self.api = api
-        self.token = token
-        self.verify = verify
-        self.auth_hint: str = getattr(api, "token_hint", "check the credentials")
-
-    # ------------------------------------------------------------------ socket.io
-    def client_kwargs(self) -> dict[str, Any]:
-        return {"http_session": verifying_session(self.verify)}
-
-    def connect_kwargs(self) -> dict[str, Any]:
-        return {"auth": {"token": self.token or ""}}
-
-    def start(self, session_id: str) -> None:
-        pass
-
-    def join(self, sio: Any, session_id: str, *, reserve: bool, first: bool, timeout: float) -> Mapping[str, Any] | None:
-        """Join the room; returns the session state the server sent with its ack (if any)."""
-        import socketio
-
-        payload: Any = {"sessionId": session_id, "reserve": True} if reserve else session_id
-        try:
-            ack = sio.call(self.dialect.join_event, payload, timeout=timeout)
-        except socketio.exceptions.TimeoutError:
-            if first:
-                raise ServerError(f"the server did not acknowledge joining session {session_id}") from None
-            return None
-        except socketio.exceptions.SocketIOError:
-            if first:
-                raise ServerUnreachable("the socket.io connection dropped while joining the session") from None
-            return None
-        if isinstance(ack, Mapping) and ack.get("ok") is False:
-            error = str(ack.get("error") or "refused")
-            if "not found" in error.lower():
-                raise SessionNotFound(f"session {session_id}: {error}")
-            raise ServerError(f"joining session {session_id}: {error}")
-        if isinstance(ack, Mapping) and isinstance(ack.get("session"), Mapping):
-            return ack["session"]
-        return None
-
-    def leave(self, sio: Any, session_id: str) -> None:
-        pass
-
-    def translate(self, name: str, data: Any) -> dict[str, Any] | None:
-        return protocol.validate_progress_event(data)
-
-    # ------------------------------------------------------------------ HTTP
-    def posted(self, answer: Mapping[str, Any] | None) -> None:
-        pass
-
-    def poll(self, session_id: str, *, retries: int | None = None) -> Fetched:
-        return Fetched(state=self.api.progress(session_id, retries=retries))
-
-    def poll_gap(self, base: float, polls: int) -> float:
-        return base
-
-
-class Hx11Strategy:
-    """Deployed HexTrackr 1.1.x: cookie session, silent ``join-progress``, translated events, 404 semantics."""
-
-    dialect = protocol.HEXTRACKR_11
-    checks_on_start = True  # an unknown id gets no answer on the socket: one poll tells whether it exists
-    keeps_socket_while_polling = True  # its progress-complete still decides a session the polls may miss
-
-    def __init__(self, api: Any, *, now_ms: Callable[[], float] = protocol.now_ms) -> None:
-        from hextrackr_cli.dialects.hx11 import Translator
-
-        self.api = api
-        self.options = api.socket_options()
-        self.auth_hint: str = api.credentials_hint
-        self._now_ms = now_ms
-        self._lock = threading.Lock()
-        self.translator = Translator("")
-        self.posted_at_ms: float | None = None
-        self._not_started_since: float | None = None
-        self._running_sent: float | None = None  # monotonic send time of the last poll that saw it running
-
-    # ------------------------------------------------------------------ socket.io
-    def client_kwargs(self) -> dict[str, Any]:
-        return {
-            "http_session": verifying_session(self.options.verify, self.options.headers),
-            "websocket_extra_options": dict(self.options.websocket_extra_options),
-        }
-
-    def connect_kwargs(self) -> dict[str, Any]:
-        # A callable: python-engineio deletes the Cookie entry from the dict it is given, and python-socketio
-        # hands the same value to every reconnection; a fresh dict each time keeps reconnects logged in.
-        return {"headers": lambda: dict(self.options.headers), "socketio_path": self.options.socketio_path}
-
-    def start(self, session_id: str) -> None:
-        from hextrackr_cli.dialects.hx11 import Translator
-
-        with self._lock:
-            self.translator = Translator(session_id)
-
-    def join(self, sio: Any, session_id: str, *, reserve: bool, first: bool, timeout: float) -> Mapping[str, Any] | None:
-        # No ack ever comes (and none at all for an unknown id). The server starts emitting before it answers
-        # the upload, so the join must have left before the upload starts.
-        sio.emit(self.dialect.join_event, session_id)
-        _drain(sio)
-        return None
-
-    def leave(self, sio: Any, session_id: str) -> None:
-        if self.dialect.leave_event:
-            sio.emit(self.dialect.leave_event, session_id)
-            _drain(sio, 0.5)
-
-    def translate(self, name: str, data: Any) -> dict[str, Any] | None:
-        with self._lock:
-            return self.translator.event(name, data, self._now_ms())
-
-    # ------------------------------------------------------------------ HTTP
-    def posted(self, answer: Mapping[str, Any] | None) -> None:
-        with self._lock:
-            self.posted_at_ms = self._now_ms()
-            t = self.translator
-            if isinstance(answer, Mapping):
-                t.filename = t.filename or (answer.get("filename") if isinstance(answer.get("filename"), str) else None)
-                t.vendor = t.vendor or (answer.get("vendor") if isinstance(answer.get("vendor"), str) else None)
-                t.scan_date = t.scan_date or (answer.get("scanDate") if isinstance(answer.get("scanDate"), str) else None)
-
-    def poll_gap(self, base: float, polls: int) -> float:
-        """Seconds between two polls: 0.3x the ETA (HX11_POLL_NEAR without one), between ``--poll-interval``
-        and HX11_POLL_CAP."""
-        with self._lock:
-            last = self.translator.last
-        eta = last.get("eta") if isinstance(last, Mapping) else None
-        gap = HX11_POLL_ETA_SHARE * eta if isinstance(eta, (int, float)) else HX11_POLL_NEAR
-        return max(base, min(HX11_POLL_CAP, gap))
-
-    def poll(self, session_id: str, *, retries: int | None = None) -> Fetched:
-        from hextrackr_cli.client import hx11_api
-        from hextrackr_cli.dialects import hx11
-
-        sent = time.monotonic()
-        result = self.api.progress(session_id)
-        if result.status == hx11_api.POLL_OK:
-            self._not_started_since = None
-            with self._lock:
-                event = self.translator.poll(result.body, self._now_ms())
-            if event is not None and event.get("type") not in protocol.TERMINAL_TYPES:
-                self._running_sent = sent
-            return Fetched(event=event)
-        if result.status == hx11_api.POLL_RATE_LIMITED:
-            wait = result.retry_after if result.retry_after is not None else 60.0
-            raise hx11_api.RateLimited(f"status of session {session_id}: the server's rate limit was reached (429)",
-                                       retry_after=wait)
-        if result.status == hx11_api.POLL_RESET:
-            raise ServerUnreachable(f"the status poll was cut off ({result.detail}); HexTrackr stops answering "
-                                    "for a while on large files")
-        with self._lock:
-            meaning = self.translator.not_found()
-        if meaning == hx11.NOT_STARTED:
-            if self.posted_at_ms is None:
-                raise hx11_not_known(session_id)
-            now = time.monotonic()
-            if self._not_started_since is None:
-                self._not_started_since = now
-            if now - self._not_started_since < HX11_NOT_STARTED_GRACE:
-                return Fetched()  # the upload was accepted; the session shows up shortly
-        return Fetched(outcome=self._vanished(session_id, time.monotonic()))
-
-    def _vanished(self, session_id: str, gone: float) -> ev.Outcome:
-        """The session is gone (deleted 5 s after completion, 10 s after an error): decide from what 1.1.12
-        really tells — when it vanished, then ``last-import`` — never a guess."""
-        from hextrackr_cli.dialects import hx11_history as history
-        from hextrackr_cli.errors import HextrackrError
-
-        with self._lock:
-            t = self.translator
-            last = dict(t.last or {})
-            args = dict(running_seen_s=self._running_sent, gone_seen_s=gone, last_progress=last.get("progress"),
-                        filename=t.filename, csv_rows=t.csv_rows, import_id=t.import_id)
-            rows, records = t.csv_rows, t.records
-        verdict = history.decide_vanished(**args)
-        if verdict.outcome == history.HISTORY_UNKNOWN:
-            try:
-                verdict = history.decide_vanished(**args, last_import=self.api.last_import())
-            except HextrackrError as exc:
-                verdict = history.HistoryVerdict(history.HISTORY_UNKNOWN, None,
-                                              f"{verdict.reason}, and last-import did not answer ({exc.message})")
-        import_id = last.get("importId")
-        if verdict.outcome == history.HISTORY_COMPLETED:
-            counts = {k: v for k, v in (("rows", rows), ("records", records)) if v is not None}
-            summary = ev.summary_from({**last, **counts, **verdict.summary})
-            return ev.Outcome(protocol.OUTCOME_COMPLETED, session_id, ExitStatus.OK, import_id=import_id,
-                              message=f"completed (the session had ended before it was seen: {verdict.reason})",
-                              summary=summary, source="polling")
-        raise OutcomeUnknown(
-            f"session {session_id} ended, but how is not known: {verdict.reason}",
-            hint="HexTrackr 1.1.x deletes a finished session after 5 s; check the server's web UI before "
-                 "importing the file again",
-        )

@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
-from hextrackr_cli.client.api import SeedApi, SessionNotFound
-from hextrackr_cli.client.strategy import Fetched, OutcomeUnknown, SeedStrategy, Strategy
+from hextrackr_cli.client.seed.api import SeedApi, SessionNotFound
+from hextrackr_cli.client.strategy import Fetched, OutcomeUnknown, Strategy
 from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError, ServerUnreachable
 
 LIVENESS = 10.0  # seconds of socket silence before the status endpoint is asked whether it moved on
@@ -83,7 +83,11 @@ class Watcher:
         self.give_up_after = give_up_after
         self.verify = verify
         self.connect_timeout = connect_timeout
-        self.strategy: Strategy = strategy if strategy is not None else SeedStrategy(api, token, verify)
+        if strategy is None:  # the seed dialect unless told otherwise
+            from hextrackr_cli.client.seed.strategy import SeedStrategy
+
+            strategy = SeedStrategy(api, token, verify)
+        self.strategy: Strategy = strategy
         self.dialect: protocol.Dialect = self.strategy.dialect
 
         self.session_id: str | None = None

@@ -139,7 +139,7 @@ def _login_hx11(
     environment: Environment | None = None,
 ) -> str:
     """HexTrackr 1.1.x: log in with user name and password (never stored); keep the cookie if asked."""
-    from hextrackr_cli.client.hx11_api import Hx11Api
+    from hextrackr_cli.client.hx11.api import Hx11Api
 
     username = flags.get("username") or env.get("HEXTRACKR_USERNAME") or existing.get("username")
     if not username:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from hextrackr_cli import protocol
-from hextrackr_cli.core.login import hx11_session
+from hextrackr_cli.client.hx11.login import hx11_session
 from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, UsageError
 from hextrackr_cli.settings import LOCAL, Settings, default_data_dir
 
@@ -60,7 +60,7 @@ class Connection:
 
         strategy = None
         if self.dialect is protocol.HEXTRACKR_11:
-            from hextrackr_cli.client.strategy import Hx11Strategy
+            from hextrackr_cli.client.hx11.strategy import Hx11Strategy
 
             strategy = Hx11Strategy(self.api)
         return Watcher(
@@ -88,7 +88,7 @@ def _liveness(environ: Mapping[str, str], name: str = "HEXTRACKR_LIVENESS", defa
 
 def connect(settings: Settings, notice: Notice | None = None, timeout: float | None = None) -> Connection:
     """Resolve the server (URL, embedded, or refuse), check it answers, pick the dialect."""
-    from hextrackr_cli.client.api import SeedApi
+    from hextrackr_cli.client.seed.api import SeedApi
 
     server = settings.server
     embedded = None
@@ -182,8 +182,8 @@ def pick_dialect(settings: Settings, api: Any, timeout: float | None = None,
     """
     import time
 
-    from hextrackr_cli.client.hx11_api import Hx11Api
-    from hextrackr_cli.dialects.hx11 import health_looks_hx11
+    from hextrackr_cli.client.hx11.api import Hx11Api
+    from hextrackr_cli.client.hx11.events import health_looks_hx11
 
     hx11, seed = protocol.HEXTRACKR_11, protocol.SEED
     wanted = settings.dialect

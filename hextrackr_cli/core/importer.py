@@ -62,7 +62,7 @@ class ImportOptions:
         if self.min_severity and self.min_severity.lower() != "info":
             fields["minSeverity"] = self.min_severity.title()
         return fields
-    no_lock: bool = False  # HexTrackr 1.1.x: do not wait for another import into the same server (hx11_guard)
+    no_lock: bool = False  # HexTrackr 1.1.x: do not wait for another import into the same server (client.hx11.guard)
     reports: ReportOptions = ReportOptions()  # --junit, --summary-md, --no-ci-annotations (the gate: Settings.gate)
 
     def check(self, settings: Settings, files: Sequence[str]) -> None:
@@ -151,7 +151,7 @@ def import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, opt
             if settings.verbose and lf.format_title:
                 renderer.handle(ev.Notice(f"{lf.name}: format {lf.format_name} ({lf.format_title})"))
             if conn.dialect is protocol.HEXTRACKR_11 and not options.no_lock:
-                from hextrackr_cli.core.hx11_guard import one_import_at_a_time
+                from hextrackr_cli.client.hx11.guard import one_import_at_a_time
 
                 guard = one_import_at_a_time(conn.url, deadline=started + options.timeout if options.timeout else None,
                                              interrupted=lambda: sigint.count > 0,
@@ -189,7 +189,7 @@ def detach_after_upload(settings: Settings, watcher: Any, renderer: Any, sid: st
                          abort: threading.Event) -> int:
     """--detach: wait for the server to accept the upload, print the session id, exit 0."""
     from hextrackr_cli import events as ev
-    from hextrackr_cli.client.api import UploadAborted
+    from hextrackr_cli.client.seed.api import UploadAborted
 
     while True:
         try:

@@ -50,7 +50,7 @@ class Upload:
                 on_progress=lambda s, t: watcher.put(ev.UploadProgress(s, t)), **said,
             )
         except BaseException as exc:  # reported in the following thread
-            from hextrackr_cli.client.hx11_convert import NothingToSend
+            from hextrackr_cli.client.hx11.convert import NothingToSend
 
             if isinstance(exc, NothingToSend):  # a clean scan, not sent to a 1.1.x server: a good result
                 self.uploading.clear()
@@ -116,9 +116,9 @@ def session_status(conn: Connection, session_id: str) -> dict[str, Any]:
 def _hx11_status(api: Any, session_id: str) -> dict[str, Any]:
     """One look at a HexTrackr 1.1.x session: the server's answer plus the seed fields ``format_status`` reads."""
     from hextrackr_cli import events as ev
-    from hextrackr_cli.client import hx11_api
-    from hextrackr_cli.client.strategy import hx11_not_known
-    from hextrackr_cli.dialects.hx11 import Translator
+    from hextrackr_cli.client.hx11 import api as hx11_api
+    from hextrackr_cli.client.hx11.strategy import hx11_not_known
+    from hextrackr_cli.client.hx11.events import Translator
 
     result = api.progress(session_id)
     if result.status == hx11_api.POLL_NOT_FOUND:

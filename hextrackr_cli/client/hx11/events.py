@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from hextrackr_cli import protocol
-from hextrackr_cli.dialects.hx11_eta import StageEta
+from hextrackr_cli.client.hx11.eta import StageEta
 
 DIALECT = protocol.HEXTRACKR_11
 

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from hextrackr_cli import protocol
-from hextrackr_cli.dialects.hx11 import _int, _number, _text
-from hextrackr_cli.dialects.hx11_eta import BATCHES
+from hextrackr_cli.client.hx11.events import _int, _number, _text
+from hextrackr_cli.client.hx11.eta import BATCHES
 
 # Outcomes decided without the session.
 HISTORY_COMPLETED = protocol.OUTCOME_COMPLETED

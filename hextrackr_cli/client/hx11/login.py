@@ -17,7 +17,7 @@ def hx11_session(settings: Settings, server: str, timeout: float | None = None,
     accepts it; otherwise the user logs in with the password from ``--password-stdin``, HEXTRACKR_PASSWORD or
     a prompt on a terminal. The cookie stays in memory.
     """
-    from hextrackr_cli.client.hx11_api import Hx11Api
+    from hextrackr_cli.client.hx11.api import Hx11Api
 
     api = Hx11Api(server, verify=settings.verify, read_timeout=min(30.0, max(1.0, timeout)) if timeout else 30.0)
     api.deadline = time.monotonic() + timeout if timeout else None  # a 429 is waited out within --timeout

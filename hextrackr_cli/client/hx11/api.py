@@ -427,11 +427,11 @@ class Hx11Api:
         """Stream ``path`` to ``/api/vulnerabilities/import-staging``; returns the server's answer.
 
         Any export but a plain Tenable VM CSV is first converted to the columns 1.1.12 reads
-        (``client.hx11_convert``; ``on_notice`` is told what was converted).
+        (``client.hx11.convert``; ``on_notice`` is told what was converted).
         Join ``progress-<session_id>`` on the socket **before** calling this: the server emits before it
         answers. A 500 "Internal server error" is retried once with a fresh CSRF token.
         """
-        from hextrackr_cli.client.hx11_convert import ConversionAborted, prepare_for_hx11
+        from hextrackr_cli.client.hx11.convert import ConversionAborted, prepare_for_hx11
 
         if not protocol.is_session_id(session_id):
             raise UsageError(f"malformed session id {session_id!r}: expected a UUID")
@@ -533,7 +533,7 @@ class Hx11Api:
         ``GET /api/imports`` always answers 500 on 1.1.12 (its handler calls a function the release does not
         have): then the last import (``last-import``) is all the server can tell, and the answer says so with
         ``"lastImportOnly": true``."""
-        from hextrackr_cli.dialects.hx11_history import history_rows, import_record, last_import_record
+        from hextrackr_cli.client.hx11.history import history_rows, import_record, last_import_record
 
         try:
             body = self._json(self._call("GET", self.dialect.imports_path, what="import history"), "import history")

@@ -1,0 +1,1 @@
+"""The seed dialect (``hextrackr serve``): its HTTP API and its Watcher strategy."""
