@@ -29,7 +29,7 @@ from common import DATA, PY, TOKEN, Server, TempHome, data_file, figure, log, mi
 
 CONVERT = (
     "import sys\n"
-    "from hextrackr_cli.client.hx11_convert import prepare_for_hx11\n"
+    "from hextrackr_cli.client.hx11.convert import prepare_for_hx11\n"
     "p = prepare_for_hx11(sys.argv[1], 'big.nessus')\n"
     "print(p.note)\n"
     "p.cleanup()\n"

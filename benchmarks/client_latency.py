@@ -55,7 +55,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from hextrackr_cli import events as ev
-    from hextrackr_cli.client.api import SeedApi
+    from hextrackr_cli.client.seed.api import SeedApi
     from hextrackr_cli.client.watcher import Watcher
     from hextrackr_cli.render.plain import PlainRenderer
 
