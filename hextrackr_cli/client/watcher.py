@@ -7,6 +7,8 @@ reconnecting, or stays silent while the status endpoint shows progress. While th
 status endpoint is polled too, so an import that ends meanwhile is never missed.
 
 Events land in one queue; the command's loop takes them with :meth:`Watcher.get`. The watcher never prints.
+This module keeps the session state and the outcome decision; the socket side is ``client.watch_socket``,
+the polling side and the silent-socket check ``client.watch_poll``, the dialect's details a ``Strategy``.
 """
 
 from __future__ import annotations
@@ -14,26 +16,18 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
-from hextrackr_cli.client.seed.api import SeedApi, SessionNotFound
-from hextrackr_cli.client.strategy import Fetched, OutcomeUnknown, Strategy
-from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError, ServerUnreachable
+from hextrackr_cli.client.seed.api import SeedApi
+from hextrackr_cli.client import watch_poll, watch_socket
+from hextrackr_cli.client.watch_poll import event_key
+from hextrackr_cli.client.strategy import Strategy
+from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError
 
 LIVENESS = 10.0  # seconds of socket silence before the status endpoint is asked whether it moved on
 GIVE_UP_AFTER = 30.0  # seconds of failing status polls (without a socket) before the watch is declared broken
-
-
-def _quiet_logger(name: str) -> Any:
-    import logging
-
-    log = logging.getLogger(name)
-    if not log.handlers:
-        log.addHandler(logging.NullHandler())
-    log.propagate = False
-    return log
 
 
 class _Failure:
@@ -47,10 +41,6 @@ def _outcome_exit(outcome: str) -> int:
     if outcome == protocol.OUTCOME_COMPLETED:
         return ExitStatus.OK
     return ExitStatus.IMPORT_FAILED
-
-
-def _event_key(e: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (e.get("type"), e.get("progress"), e.get("message"), e.get("processedRows"))
 
 
 class Watcher:
@@ -216,216 +206,17 @@ class Watcher:
             t.start()
             t.join(1.0)
 
-    # ------------------------------------------------------------------ socket
-    def _new_client(self) -> Any:
-        import engineio.payload
-        import socketio
-
-        # A polling response may carry more than engine.io's default 16 packets when events burst.
-        engineio.payload.Payload.max_decode_packets = max(engineio.payload.Payload.max_decode_packets, 512)
-        return socketio.Client(
-            reconnection=True,
-            reconnection_attempts=protocol.MAX_RECONNECT_ATTEMPTS,
-            reconnection_delay=protocol.RECONNECT_DELAY,
-            reconnection_delay_max=protocol.RECONNECT_DELAY_MAX,
-            randomization_factor=0.5,
-            # Our own silent loggers: with logger=False the libraries attach a stderr handler that would print
-            # their errors (and handler tracebacks) into the user's terminal. The watcher reports, never prints.
-            logger=_quiet_logger("hextrackr.socketio"),
-            engineio_logger=_quiet_logger("hextrackr.engineio"),
-            handle_sigint=False,
-            ssl_verify=bool(self.verify),
-            request_timeout=self.connect_timeout,
-            **self.strategy.client_kwargs(),
-        )
-
-    def _connect_socket(self) -> None:
-        import socketio
-
-        order = [["websocket"]] if self.transport == "websocket" else [["websocket"], ["polling", "websocket"]]
-        last_error = "no transport worked"
-        for transports in order:
-            sio = self._new_client()
-            self._register(sio)
-            self._connect_error = None
-            try:
-                sio.connect(
-                    self.server_url,
-                    transports=transports,
-                    wait_timeout=self.connect_timeout,
-                    **self.strategy.connect_kwargs(),
-                )
-            except (socketio.exceptions.ConnectionError, ValueError, OSError) as exc:
-                self._raise_if_auth(exc)
-                last_error = self._describe_connect_error(exc)
-                self._close_socket(sio, quick=True)
-                continue
-            self._sio = sio
-            self._connected.set()
-            self._ever_connected = True
-            self._last_socket_msg = time.monotonic()
-            self.mode = "socket"
-            self.transport_name = self._current_transport(sio)
-            return
-        raise ServerUnreachable(f"socket.io connection to {self.server_url} failed: {last_error}")
-
-    @staticmethod
-    def _current_transport(sio: Any) -> str:
-        try:
-            name = sio.transport()
-        except Exception:
-            name = "websocket"
-        return ev.WEBSOCKET if name == "websocket" else ev.SOCKET_POLLING
-
-    def _describe_connect_error(self, exc: BaseException) -> str:
-        data = self._connect_error
-        if isinstance(data, Mapping) and data.get("message"):
-            return str(data["message"])
-        if data:
-            return str(data)
-        return str(exc) or type(exc).__name__
-
-    def _raise_if_auth(self, exc: BaseException) -> None:
-        texts = [str(exc), str(self._connect_error or "")]
-        for t in texts:
-            low = t.lower()
-            if "unauthorized" in low or "forbidden" in low or " 401" in low or " 403" in low or "token" in low:
-                raise AuthError(
-                    f"the server refused the socket.io connection ({self._describe_connect_error(exc)})",
-                    hint=self.strategy.auth_hint,
-                ) from None
-
-    def _register(self, sio: Any) -> None:
-        dialect = self.dialect
-
-        def on_connect() -> None:
-            self._connected.set()
-            self._last_socket_msg = time.monotonic()
-            if self._reconnecting:
-                self._reconnecting = False
-                self._reconnect_attempt = 0
-                self.transport_name = self._current_transport(sio)
-                self._need_rejoin = True  # the supervisor re-joins, re-reads the state, then reports Reconnected
-
-        def on_connect_error(data: Any = None) -> None:
-            self._connect_error = data
-            if self._reconnecting and not self._closing:
-                text = str(data.get("message") if isinstance(data, Mapping) else data)
-                if "unauthorized" in text.lower():
-                    self.fail(AuthError("the server refused the socket.io reconnection", hint=self.strategy.auth_hint))
-                    return
-                self._reconnect_attempt += 1
-                if self._reconnect_attempt < protocol.MAX_RECONNECT_ATTEMPTS:
-                    delay = min(protocol.RECONNECT_DELAY * 2**self._reconnect_attempt, protocol.RECONNECT_DELAY_MAX)
-                    self.put(ev.Reconnecting(self._reconnect_attempt + 1, delay, text))
-
-        def on_disconnect(reason: Any = None) -> None:
-            self._connected.clear()
-            if self._closing or self._done or self.mode == "polling":  # a socket kept beside the polls
-                return
-            self._reconnecting = True
-            self._reconnect_attempt = 0
-            self._last_poll = 0.0  # ask the status endpoint at once: did it end meanwhile?
-            self.put(ev.Reconnecting(1, protocol.RECONNECT_DELAY, str(reason or "connection lost")))
-
-        def on_final(*_: Any) -> None:
-            if self._closing or self._done:
-                return
-            self._connected.clear()
-            self._reconnecting = False
-            self._switch_to_polling(
-                f"socket.io reconnection failed after {protocol.MAX_RECONNECT_ATTEMPTS} attempts"
-            )
-
-        def make_progress_handler(name: str) -> Callable[..., None]:
-            def on_progress(data: Any = None, *_: Any) -> None:
-                self._last_socket_msg = time.monotonic()
-                try:
-                    event = self.strategy.translate(name, data)
-                except (protocol.ProtocolError, ValueError, TypeError):
-                    return
-                if event is None or event.get("sessionId") != self.session_id:
-                    return
-                self._on_progress(event, self.transport_name or ev.WEBSOCKET)
-
-            return on_progress
-
-        def on_cancelled(data: Any = None, *_: Any) -> None:
-            self._last_socket_msg = time.monotonic()
-            if isinstance(data, Mapping) and data.get("sessionId") not in (None, self.session_id):
-                return
-            self._finish(
-                ev.Outcome(
-                    protocol.OUTCOME_CANCELLED,
-                    self.session_id or "",
-                    ExitStatus.IMPORT_FAILED,
-                    import_id=(self._last or {}).get("importId"),
-                    message="cancelled; the server confirmed and rolled the import back",
-                    confirmed=True,
-                    source=self.transport_name,
-                )
-            )
-
-        sio.on("connect", on_connect)
-        sio.on("connect_error", on_connect_error)
-        sio.on("disconnect", on_disconnect)
-        sio.on("__disconnect_final", on_final)
-        for name in dialect.progress_events:
-            sio.on(name, make_progress_handler(name))
-        if dialect.cancelled_event:
-            sio.on(dialect.cancelled_event, on_cancelled)
-
-    def _join(self, *, reserve: bool, first: bool) -> None:
-        sio = self._sio
-        if sio is None:
-            return
-        state = self.strategy.join(sio, self.session_id or "", reserve=reserve, first=first,
-                                   timeout=self.connect_timeout)
-        if state is not None:
-            self._on_status(state, source="join")
-
-    def _rejoin(self) -> None:
-        self._need_rejoin = False
-        try:
-            self._join(reserve=self.reserved and not self.active, first=False)
-        except HextrackrError as exc:
-            self.put(ev.Notice(f"re-joining the session failed: {exc}", "warning"))
-        self.put(ev.Reconnected(self.transport_name))
-        if self.active:
-            self._poll_once(retries=1)
-
-    def _cancel_via_new_socket(self, sid: str, on_ack: Any) -> None:
-        try:
-            sio = self._new_client()
-            sio.reconnection = False
-            sio.connect(self.server_url, wait_timeout=5, **self.strategy.connect_kwargs())
-        except Exception as exc:
-            self.put(ev.Notice(f"could not send the cancel (no socket.io connection: {exc})", "warning"))
-            return
-        try:
-            ack = sio.call(self.dialect.cancel_event, sid, timeout=5)
-            on_ack(ack)
-        except Exception as exc:
-            self.put(ev.Notice(f"the cancel was not acknowledged ({type(exc).__name__})", "warning"))
-        finally:
-            self._close_socket(sio, quick=True)
-        self._last_poll = 0.0
-
-    @staticmethod
-    def _close_socket(sio: Any, quick: bool = False) -> None:
-        try:
-            sio.reconnection = False
-            abort = getattr(sio, "_reconnect_abort", None)
-            if abort is not None:
-                abort.set()
-            if quick:
-                sio.eio.disconnect(abort=True)
-            elif sio.connected:
-                sio.disconnect()
-            else:
-                sio.eio.disconnect(abort=True)
-        except Exception:
-            pass
+    # the socket side (client/watch_socket.py)
+    _new_client = watch_socket.new_client
+    _connect_socket = watch_socket.connect_socket
+    _current_transport = staticmethod(watch_socket.current_transport)
+    _describe_connect_error = watch_socket.describe_connect_error
+    _raise_if_auth = watch_socket.raise_if_auth
+    _register = watch_socket.register
+    _join = watch_socket.join
+    _rejoin = watch_socket.rejoin
+    _cancel_via_new_socket = watch_socket.cancel_via_new_socket
+    _close_socket = staticmethod(watch_socket.close_socket)
 
     # ------------------------------------------------------------------ state
     def _on_progress(self, event: dict[str, Any], source: str) -> None:
@@ -435,7 +226,7 @@ class Watcher:
             terminal = event.get("type") in protocol.TERMINAL_TYPES
             last = self._last
             if last is not None and not terminal:
-                if _event_key(event) == _event_key(last):
+                if event_key(event) == event_key(last):
                     return
                 if event.get("progress", 0) < last.get("progress", 0):
                     return  # older than what we have shown (events can race across threads/transports)
@@ -549,86 +340,8 @@ class Watcher:
         except Exception as exc:  # a bug in here must not hang the command
             self.fail(ServerError(f"watcher failed: {type(exc).__name__}: {exc}"))
 
-    def _poll_due(self, now: float, base: float) -> bool:
-        if now < self._poll_not_before:
-            return False
-        return now - self._last_poll >= self.strategy.poll_gap(base, self._polls)
-
-    def _apply(self, fetched: Fetched, source: str) -> None:
-        if fetched.state is not None:
-            self._on_status(fetched.state, source=source)
-        elif fetched.event is not None:
-            self._on_progress(fetched.event, source)
-        elif fetched.outcome is not None:
-            if fetched.outcome.message:  # how it was decided (e.g. from the import history)
-                self.put(ev.Notice(fetched.outcome.message))
-            self._finish(fetched.outcome)
-
-    def _poll_once(self, *, retries: int | None = None, quiet: bool = False) -> None:
-        self._last_poll = time.monotonic()
-        self._polls += 1
-        sid = self.session_id or ""
-        try:
-            fetched = self.strategy.poll(sid, retries=retries)
-        except SessionNotFound:
-            if self._last is None and not quiet:
-                raise
-            return
-        except (AuthError, ServerUnreachable, ServerError) as exc:
-            if isinstance(exc, (AuthError, OutcomeUnknown)):
-                raise
-            wait = getattr(exc, "retry_after", None)
-            if isinstance(wait, (int, float)):
-                # 429: the server's rate limit; waiting it out is not a failure (--timeout still bounds it)
-                self._poll_not_before = time.monotonic() + wait
-                self.put(ev.Notice(f"the server's rate limit was reached; next status poll in {wait:g}s", "warning"))
-                return
-            if quiet:
-                return
-            now = time.monotonic()
-            if self._poll_fail_since is None:
-                self._poll_fail_since = now
-                self.put(ev.Notice(f"status poll failed ({exc.message}); retrying", "warning"))
-            elif now - self._poll_fail_since > self.give_up_after:
-                how_long = int(now - self._poll_fail_since)
-                if isinstance(exc, ServerUnreachable):
-                    raise ServerUnreachable(f"lost contact with the server for {how_long}s ({exc.message})",
-                                            hint=f"the import may still be running: hextrackr watch {sid}") from None
-                # The server answers, with errors: not a network failure, and not the import's failure either.
-                raise ServerUnreachable(f"the server answered every status poll for {how_long}s with an error "
-                                        f"({exc.message})",
-                                        hint=f"the import may still be running: hextrackr watch {sid}") from None
-            return
-        if self._poll_fail_since is not None and not quiet:
-            self._poll_fail_since = None
-            self.put(ev.Notice("status polling recovered"))
-        source = ev.POLLING if self.mode == "polling" else "status"
-        self._apply(fetched, source)
-
-    def _check_liveness(self) -> None:
-        """The socket has been silent: if the status endpoint has moved on, stop trusting the socket."""
-        sid = self.session_id or ""
-        try:
-            fetched = self.strategy.poll(sid, retries=0)
-        except OutcomeUnknown:
-            raise
-        except HextrackrError:
-            return
-        body = fetched.state
-        if body is not None:
-            event = protocol.state_event(body, sid)
-            outcome = protocol.state_outcome(body)
-        else:
-            event = fetched.event
-            outcome = protocol.OUTCOME_RUNNING if fetched.outcome is None else fetched.outcome.outcome
-            if event is not None and event.get("type") in protocol.TERMINAL_TYPES:
-                outcome = protocol.OUTCOME_COMPLETED
-        last = self._last
-        moved = outcome != protocol.OUTCOME_RUNNING or (
-            event is not None
-            and (last is None or (_event_key(event) != _event_key(last) and event["progress"] >= last.get("progress", 0)))
-        )
-        if moved:
-            self._switch_to_polling(f"socket.io silent for {int(self.liveness)}s while the server reports progress",
-                                    keep_socket=self.strategy.keeps_socket_while_polling)
-            self._apply(fetched, ev.POLLING)
+    # the polling side and the socket-silence check (client/watch_poll.py)
+    _poll_due = watch_poll.poll_due
+    _apply = watch_poll.apply
+    _poll_once = watch_poll.poll_once
+    _check_liveness = watch_poll.check_liveness
