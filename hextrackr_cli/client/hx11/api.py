@@ -19,7 +19,8 @@ What a 1.1 server needs, and what this module does about it:
 - Socket.io: ``socket_options()`` gives the python-socketio arguments that pass the 1.1 handshake (cookie,
   ``X-Forwarded-Proto``) and keep the websocket upgrade from being refused (no ``http://`` Origin).
 
-Errors leave as ``hextrackr_cli.errors`` exceptions with fix-it text. This module never prints and never
+The login, CSRF and Socket.io parts are ``client.hx11.session`` (methods of ``Hx11Api``), the wire facts and
+typed answers ``client.hx11.wire``. Errors leave as ``hextrackr_cli.errors`` exceptions with fix-it text. This module never prints and never
 logs the password or the cookie.
 """
 
@@ -28,8 +29,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -41,92 +40,15 @@ from hextrackr_cli.client.http import (
     USER_AGENT, Aborted, ProgressReader, UploadAborted, VerifyingSession as _Session, describe_non_json, error_text,
     json_or_none, other_status, refused, retry_after_seconds, short as _short, unreachable,
 )
-from hextrackr_cli.errors import AuthError, ExitStatus, HextrackrError, ServerError, ServerUnreachable, UsageError
+from hextrackr_cli.client.hx11 import session
+from hextrackr_cli.client.hx11.wire import (
+    COOKIE_NAME, CREDENTIALS_HINT, INTERNAL_ERROR, PATH_LAST_IMPORT, POLL_NOT_FOUND, POLL_OK, POLL_RATE_LIMITED,
+    POLL_RESET, PollResult, RateLimited, SocketOptions, csv_upload_name, reset_seconds,
+)
+from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerUnreachable, UsageError
 
-COOKIE_NAME = "hextrackr.sid"
-PATH_LOGIN = "/api/auth/login"
-PATH_LOGOUT = "/api/auth/logout"
-PATH_CSRF = "/api/auth/csrf"
-PATH_STATUS = "/api/auth/status"
-PATH_LAST_IMPORT = "/api/vulnerabilities/last-import"
-INTERNAL_ERROR = "Internal server error"
-
-# PollResult.status
-POLL_OK = "ok"
-POLL_NOT_FOUND = "not-found"
-POLL_RATE_LIMITED = "rate-limited"
-POLL_RESET = "reset"
-
-CREDENTIALS_HINT = "check --username / HEXTRACKR_USERNAME and the password (HEXTRACKR_PASSWORD, the prompt or --password-stdin)"
-
-
-class RateLimited(ServerError):
-    """429 from the server that could not be waited out within ``--timeout``; ``retry_after`` is how long it
-    asked us to wait (seconds). Exit 5 (the time ran out), never 1: nothing failed on the server."""
-
-    exit_status = ExitStatus.TIMEOUT
-
-    def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class PollResult:
-    """One look at ``GET /api/import/progress/<id>``."""
-
-    status: str  # POLL_OK | POLL_NOT_FOUND | POLL_RATE_LIMITED | POLL_RESET
-    body: Mapping[str, Any] | None = None
-    retry_after: float | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class SocketOptions:
-    """How to connect python-socketio's ``Client`` to a 1.1 server.
-
-    ``socketio.Client(**opts.client_kwargs)`` then ``client.connect(**opts.connect_kwargs())``.
-    ``connect_kwargs()`` builds fresh dicts each call: python-engineio deletes the ``Cookie`` entry from the
-    headers dict it is given when it opens the websocket, so a dict must never be reused.
-    """
-
-    url: str
-    headers: Mapping[str, str]
-    websocket_extra_options: Mapping[str, Any]
-    verify: bool | str
-    socketio_path: str = "socket.io"
-    _session_factory: Callable[[], requests.Session] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "websocket_extra_options": dict(self.websocket_extra_options),
-            "ssl_verify": self.verify is not False,
-        }
-        if self._session_factory is not None:
-            kwargs["http_session"] = self._session_factory()
-        return kwargs
-
-    def connect_kwargs(self, transports: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "headers": dict(self.headers),
-            "transports": list(transports) if transports else ["polling", "websocket"],
-            "socketio_path": self.socketio_path,
-        }
-
-
-def _reset_seconds(resp: requests.Response) -> float:
-    """``RateLimit-Reset`` (seconds until the window resets), else 60."""
-    value = resp.headers.get("RateLimit-Reset", "").strip()
-    return float(value) if value.isdigit() else 60.0
-
-
-def csv_upload_name(name: str) -> str:
-    """The file name the 1.1 server accepts: base name ending in ``.csv``."""
-    base = os.path.basename(name.replace("\\", "/")) or "upload.csv"
-    return base if base.lower().endswith(".csv") else base + ".csv"
-
+__all__ = ["Hx11Api", "PollResult", "RateLimited", "SocketOptions", "UploadAborted", "POLL_OK", "POLL_NOT_FOUND",
+           "POLL_RATE_LIMITED", "POLL_RESET", "COOKIE_NAME"]
 
 class Hx11Api:
     """HTTP client for a HexTrackr 1.1.x server (cookie session + CSRF)."""
@@ -233,7 +155,7 @@ class Hx11Api:
                         setattr(self, attr, int(value))
             if resp.status_code != 429 or not wait_429 or isinstance(kwargs.get("data"), ProgressReader):
                 return resp
-            if not self.wait_out(retry_after_seconds(resp, _reset_seconds(resp)), f"{method} {path}"):
+            if not self.wait_out(retry_after_seconds(resp, reset_seconds(resp)), f"{method} {path}"):
                 return resp
 
     def wait_out(self, wait: float, what: str) -> bool:
@@ -320,94 +242,15 @@ class Hx11Api:
             raise ServerError(f"{what}: {self._describe_non_json(resp)}")
         return body
 
-    # ------------------------------------------------------------------ authentication
-    def login(self, username: str, password: str) -> Mapping[str, Any]:
-        """Log in and keep the session cookie; returns the user object the server sent.
-
-        Over plain http the request says ``X-Forwarded-Proto: https`` from the start: the server trusts its TLS
-        proxy and sets its Secure cookie only for "https" requests (one login, not two, of the rate limit)."""
-        what = f"login as {username}"
-        if self.plain_http and not self.forwarded_proto:
-            self._use_forwarded_proto()
-        resp = self._call("POST", PATH_LOGIN, what=what, json_body={"username": username, "password": password})
-        body = self._json(resp, what)
-        if not isinstance(body, Mapping) or body.get("success") is False:
-            raise AuthError(f"{what}: the server did not accept the login", hint=self.credentials_hint)
-        value = _cookie_from(resp)
-        if value:
-            self.session.cookies.clear()  # the explicit header is what we send
-            self.set_cookie(value)
-            self._own_session = True
-            data = body.get("data")
-            user = data.get("user") if isinstance(data, Mapping) else None
-            self.user = user if isinstance(user, Mapping) else {"username": username}
-            return self.user
-        if self.plain_http:
-            raise AuthError(
-                f"{what}: the server answered success but set no session cookie, even with X-Forwarded-Proto: https",
-                hint="HexTrackr only issues its Secure cookie to https requests; use the https:// URL of its proxy "
-                     "(nginx) or check the server's trust-proxy setting",
-            )
-        raise AuthError(f"{what}: the server answered success but set no session cookie ({COOKIE_NAME})",
-                        hint="is a proxy stripping Set-Cookie? check the server's session configuration")
-
-    def logout(self) -> None:
-        """End the server session (every login not logged out stays in the server's sessions store)."""
-        try:
-            self._call("POST", PATH_LOGOUT, what="logout", headers=self._post_headers())
-        finally:
-            self._own_session = False
-            self.forget_cookie()
-
-    def csrf(self, refresh: bool = False) -> str:
-        """The CSRF token for POSTs (fetched once per login)."""
-        if self.csrf_token and not refresh:
-            return self.csrf_token
-        if not self.cookie:
-            raise AuthError("not logged in to the HexTrackr 1.1 server", hint=self.credentials_hint)
-        body = self._json(self._call("GET", PATH_CSRF, what="CSRF token"), "CSRF token")
-        token = body.get("csrfToken") if isinstance(body, Mapping) else None
-        if not isinstance(token, str) or not token:
-            raise ServerError(f"CSRF token: the server's answer has no csrfToken: {_short(str(body))}")
-        self.csrf_token = token
-        return token
-
-    def _post_headers(self) -> dict[str, str]:
-        return {"x-csrf-token": self.csrf()}
-
-    def auth_status(self) -> Mapping[str, Any] | None:
-        """``GET /api/auth/status`` (public on 1.1): ``{"authenticated": bool, "user"?: …}`` — 1.1.12 nests it,
-        ``{"success":true,"data":{"authenticated":…}}`` — or None when the answer is not that (no such route:
-        not a HexTrackr 1.1 server). A 429 it cannot wait out raises RateLimited."""
-        try:
-            resp = self._send("GET", PATH_STATUS)
-        except requests.exceptions.RequestException as exc:
-            raise self._unreachable(exc) from None
-        if resp.status_code == 429:
-            raise self._error_from(resp, "authentication status")
-        body = json_or_none(resp)
-        if resp.status_code != 200 or not isinstance(body, Mapping):
-            return None
-        data = body.get("data")
-        for candidate in (data, body):
-            if isinstance(candidate, Mapping) and isinstance(candidate.get("authenticated"), bool):
-                return candidate
-        return None
-
-    def probe(self) -> bool:
-        """True when ``/api/auth/status`` answers like HexTrackr 1.1.x (for ``--dialect auto`` when ``/health``
-        did not tell). One request of the rate limit."""
-        if self.auth_status() is not None:
-            self.probe_reason = "/api/auth/status answers like HexTrackr 1.1.x"
-            return True
-        return False
-
-    def check_session(self) -> bool:
-        """True if the cookie we hold is still a logged-in session (one request: ``/api/auth/status``)."""
-        if not self.cookie:
-            return False
-        status = self.auth_status()
-        return bool(status and status.get("authenticated"))
+    # authentication and the socket.io options (client/hx11/session.py)
+    login = session.login
+    logout = session.logout
+    csrf = session.csrf
+    _post_headers = session.post_headers
+    auth_status = session.auth_status
+    probe = session.probe
+    check_session = session.check_session
+    socket_options = session.socket_options
 
     # ------------------------------------------------------------------ import
     def upload(
@@ -551,50 +394,3 @@ class Hx11Api:
         shown = rows[offset: offset + limit] if limit else rows[offset:]
         return {"imports": [import_record(r) for r in shown], "total": len(rows), "limit": limit,
                 "offset": offset, "data": rows}
-
-    # ------------------------------------------------------------------ socket.io
-    def socket_options(self) -> SocketOptions:
-        """python-socketio arguments for this server: cookie + X-Forwarded-Proto, and no ``http://`` Origin.
-
-        The websocket upgrade is refused for an ``http://`` Origin, and websocket-client sends
-        ``Origin: http://host`` by default for ``ws://`` URLs — so over plain http the Origin is suppressed
-        (over https its default ``https://`` Origin is accepted). The cookie also goes into an ``http_session``
-        because engine.io's long-polling requests after the handshake do not repeat the connect headers.
-        """
-        if not self.cookie:
-            raise AuthError("not logged in to the HexTrackr 1.1 server", hint=self.credentials_hint)
-        headers = {"Cookie": f"{COOKIE_NAME}={self.cookie}", "User-Agent": USER_AGENT}
-        if self.plain_http or self.forwarded_proto:
-            headers["X-Forwarded-Proto"] = "https"
-        ws_options: dict[str, Any] = {"suppress_origin": True} if self.plain_http else {}
-        verify = self.verify
-
-        def session_factory() -> requests.Session:
-            s = _Session()
-            s.headers.update(headers)
-            s.verify = verify
-            return s
-
-        return SocketOptions(url=self.base_url, headers=headers, websocket_extra_options=ws_options, verify=verify,
-                             _session_factory=session_factory)
-
-
-def _cookie_from(resp: requests.Response) -> str | None:
-    """The ``hextrackr.sid`` value a response set, as sent (URL-encoded), Secure or not."""
-    raw_headers = getattr(getattr(resp, "raw", None), "headers", None)
-    values: list[str] = []
-    if raw_headers is not None and hasattr(raw_headers, "getlist"):
-        values = list(raw_headers.getlist("Set-Cookie"))
-    elif resp.headers.get("Set-Cookie"):
-        values = [resp.headers["Set-Cookie"]]
-    for value in values:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(value)
-        except Exception:
-            continue
-        morsel = jar.get(COOKIE_NAME)
-        if morsel is not None and morsel.value:
-            return morsel.value
-    fallback = resp.cookies.get(COOKIE_NAME)
-    return fallback or None
