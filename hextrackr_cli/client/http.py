@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import requests
 
 from hextrackr_cli import __version__
-from hextrackr_cli.errors import HextrackrError, ServerUnreachable
+from hextrackr_cli.errors import BadInputError, HextrackrError, ServerUnreachable
 
 USER_AGENT = f"hextrackr/{__version__}"
 UPLOAD_PIECE = 1 << 18  # bytes read from the multipart encoder per send
@@ -35,6 +35,15 @@ class VerifyingSession(requests.Session):
 
 class UploadAborted(HextrackrError):
     """The upload was stopped by Ctrl-C before the server accepted it."""
+
+
+class NothingToSend(BadInputError):
+    """A file the dialect does not send, and rightly (a clean scan to a server that would resolve everything an
+    import does not contain): the import is a success; ``note`` says why, ``rows`` how many rows were read."""
+
+    def __init__(self, message: str, *, rows: int, note: str) -> None:
+        super().__init__(message)
+        self.rows, self.note = rows, note
 
 
 class Aborted(Exception):

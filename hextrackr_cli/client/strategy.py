@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import requests
 
@@ -77,6 +77,19 @@ class Strategy(Protocol):
     def poll(self, session_id: str, *, retries: int | None = None) -> "Fetched": ...
 
     def poll_gap(self, base: float, polls: int) -> float: ...
+
+    # What the commands need to know of the dialect, so that they never ask which one it is.
+    counts_from_file: bool  # a gate counts the severities of the file sent (the server reports none per severity)
+    min_severity_refusal: str | None  # why --min-severity is refused on this dialect, else None
+
+    def status(self, session_id: str) -> dict[str, Any]:
+        """One HTTP look at a session (``hextrackr status``), in the seed's SessionState fields."""
+        ...
+
+    def import_guard(self, server_url: str, *, deadline: float | None, interrupted: Callable[[], bool],
+                     say: Callable[[str], None]) -> Any:
+        """A held lock an import keeps until it ends (None: the dialect needs none)."""
+        ...
 
 
 def drain(sio: Any, limit: float = 1.0) -> None:

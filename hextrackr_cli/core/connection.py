@@ -1,6 +1,6 @@
 """The server a command talks to: resolved (URL, embedded, or refused), checked, its dialect picked, logged in.
 
-Transport objects (``client.api``, ``client.hx11_api``, ``client.watcher``) are built here from the Settings;
+Transport objects (the dialect's API and Strategy from ``client.dialects``, ``client.watcher``) are built here;
 nothing here prints: what a user should know goes to the ``notice`` callable the caller gives.
 """
 
@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from hextrackr_cli import protocol
-from hextrackr_cli.client.hx11.login import hx11_session
-from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, UsageError
+from hextrackr_cli.client import dialects
+from hextrackr_cli.client.strategy import Strategy
+from hextrackr_cli.errors import UsageError
 from hextrackr_cli.settings import LOCAL, Settings, default_data_dir
 
 Notice = Callable[[str], Any]
@@ -28,6 +29,15 @@ class Connection:
     dialect: protocol.Dialect
     embedded: Any = None  # the in-process server, when --server local
     browser_view: bool = False  # the server serves the browser progress view (its /health says so)
+    verify: bool | str = True
+    _strategy: Strategy | None = None
+
+    @property
+    def strategy(self) -> Strategy:
+        """What the commands may ask of the server's dialect (``client.strategy.Strategy``)."""
+        if self._strategy is None:
+            self._strategy = dialects.strategy(self.dialect, self.api, self.token, self.verify)
+        return self._strategy
 
     def page_url(self, sid: str) -> str | None:
         """The browser progress view of a session, on a server that has one and outlives this command (the
@@ -58,11 +68,6 @@ class Connection:
         """A Watcher of this server's sessions, in its dialect."""
         from hextrackr_cli.client.watcher import Watcher
 
-        strategy = None
-        if self.dialect is protocol.HEXTRACKR_11:
-            from hextrackr_cli.client.hx11.strategy import Hx11Strategy
-
-            strategy = Hx11Strategy(self.api)
         return Watcher(
             self.api,
             server_url=self.url,
@@ -74,7 +79,7 @@ class Connection:
             verify=settings.verify,
             # --timeout bounds the whole command: a hung server must not hold the socket connect for long
             connect_timeout=min(10.0, max(1.0, timeout)) if timeout else 10.0,
-            strategy=strategy,
+            strategy=dialects.strategy(self.dialect, self.api, self.token, settings.verify),
         )
 
 
@@ -109,20 +114,21 @@ def connect(settings: Settings, notice: Notice | None = None, timeout: float | N
                 hint="set HEXTRACKR_SERVER=URL or pass --server URL; --server local uses the embedded server",
             )
     if server == LOCAL:
-        if settings.dialect == protocol.HEXTRACKR_11.name:
-            raise UsageError("the embedded server (--server local) speaks the seed protocol, not hextrackr-1.1",
+        if settings.dialect not in ("auto", protocol.SEED.name):
+            raise UsageError(f"the embedded server (--server local) speaks the seed protocol, not {settings.dialect}",
                              hint="drop --dialect / HEXTRACKR_DIALECT, or pass --server URL of the HexTrackr 1.1.x server")
         embedded = start_embedded(settings.environment.data_dir)
         server = embedded.url
         token = embedded.token
         token_hint = "the embedded server's generated token was refused (a bug: please report it)"
     api = SeedApi(server, token, verify=settings.verify, token_hint=token_hint)
-    conn = Connection(url=server, token=token, api=api, dialect=protocol.SEED, embedded=embedded)
+    conn = Connection(url=server, token=token, api=api, dialect=protocol.SEED, embedded=embedded, verify=settings.verify)
     why = who = ""
     try:
-        conn.dialect, why = pick_dialect(settings, api, timeout, _waiting(notice, settings))
-        if conn.dialect is protocol.HEXTRACKR_11:
-            conn.api, who = hx11_session(settings, server, timeout, _waiting(notice, settings))
+        conn.dialect, why = dialects.detect(settings, api, timeout, _waiting(notice, settings))
+        opened = dialects.open_api(conn.dialect, settings, server, timeout, _waiting(notice, settings))
+        if opened is not None:  # the dialect logs in its own way: the seed API and its token are not used
+            conn.api, who = opened
             conn.token = None
             api.close()
         conn.browser_view = api.health_info.get(protocol.HEALTH_BROWSER_VIEW) is True
@@ -132,7 +138,7 @@ def connect(settings: Settings, notice: Notice | None = None, timeout: float | N
     if settings.verbose and notice is not None:
         where = "embedded" if embedded is not None else settings.source_of("server")
         token_from = "embedded server" if embedded is not None else settings.source_of("token")
-        creds = who if conn.dialect is protocol.HEXTRACKR_11 else f"token from {token_from}"
+        creds = who or f"token from {token_from}"
         notice(f"server {server} ({where}), {creds}, dialect {conn.dialect.name} ({why})")
     return conn
 
@@ -168,76 +174,3 @@ def start_embedded(data_dir: Path | None = None) -> Any:
         raise UsageError(str(exc)) from None
     except (OSError, RuntimeError, StorageError) as exc:  # unreadable or corrupt database, no free port…
         raise UsageError(f"the embedded server could not start: {exc}") from None
-
-
-def pick_dialect(settings: Settings, api: Any, timeout: float | None = None,
-                 notice: Any = None) -> tuple[protocol.Dialect, str]:
-    """``--dialect``: forced, or decided from what the server answers; returns the dialect and why.
-
-    A seed server (``hextrackr serve``) names its dialect in ``GET /health``; a HexTrackr 1.1.x server's
-    ``/health`` is ``{"status":"ok","db":true,"uptime":…}`` (outside its rate-limited ``/api/``: it costs
-    nothing), else its public ``GET /api/auth/status`` tells. A forced dialect the server does not speak is
-    refused at once with the right ``--dialect``, before any credential is sent. /health also fails fast on a
-    dead server.
-    """
-    import time
-
-    from hextrackr_cli.client.hx11.api import Hx11Api
-    from hextrackr_cli.client.hx11.events import health_looks_hx11
-
-    hx11, seed = protocol.HEXTRACKR_11, protocol.SEED
-    wanted = settings.dialect
-    with Hx11Api(api.base_url, verify=settings.verify, connect_timeout=api.timeout[0],
-                 read_timeout=min(api.timeout[1], timeout) if timeout else api.timeout[1]) as probe:
-        probe.deadline = time.monotonic() + timeout if timeout else None
-        probe.on_wait = notice
-        try:
-            health = api.health(timeout)
-            failure: HextrackrError | None = None
-        except (ServerError, AuthError) as exc:  # not JSON, an HTML 404, a refusal: maybe not a seed server
-            health, failure = None, exc
-        found = health.get("dialect") if health is not None else None
-        looks_hx11 = health_looks_hx11(health)
-        if wanted == hx11.name:
-            if looks_hx11 or found == hx11.name:
-                return hx11, "--dialect hextrackr-1.1"
-            if found == seed.name:
-                raise UsageError(f"{api.base_url} speaks the seed protocol (hextrackr serve), not hextrackr-1.1",
-                                 hint="use --dialect seed or --dialect auto")
-            if probe.probe():
-                return hx11, "--dialect hextrackr-1.1"
-            # Not recognised, but forced: the login says clearly what the server is not.
-            return hx11, "--dialect hextrackr-1.1; the server did not confirm it"
-        if found == seed.name or (health is not None and wanted == seed.name and found in (None, "") and not looks_hx11):
-            _check_healthy(health)
-            return seed, ("--dialect seed" if wanted == seed.name else "detected: its /health names the seed protocol")
-        if found == hx11.name or looks_hx11 or probe.probe():
-            if wanted == seed.name:
-                raise UsageError(f"{api.base_url} is a HexTrackr 1.1.x server (dialect hextrackr-1.1), not a "
-                                 "seed-protocol server; nothing was sent",
-                                 hint="use --dialect hextrackr-1.1 or --dialect auto, with --username")
-            how = ("its /health names it" if found == hx11.name else
-                   "its /health answers like HexTrackr 1.1.x (status, db, uptime; no dialect)" if looks_hx11
-                   else probe.probe_reason)
-            return hx11, f"detected: {how}"
-        if health is not None and found in (None, ""):
-            _check_healthy(health)
-            return seed, "detected: /health answers without naming a dialect"
-        if found not in (None, ""):
-            raise ServerError(f"the server at {api.base_url} speaks the {found!r} protocol, which hextrackr does not know")
-        assert failure is not None
-        raise ServerError(f"{api.base_url} answers like neither a hextrackr server nor HexTrackr 1.1.x "
-                          f"({failure.message})", hint="check --server / HEXTRACKR_SERVER")
-
-
-def _health_or_none(api: Any, timeout: float | None) -> dict[str, Any] | None:
-    try:
-        return api.health(timeout)
-    except (ServerError, AuthError):
-        return None
-
-
-def _check_healthy(health: Any) -> None:
-    if health.get("status") not in (None, "ok"):
-        raise ServerError(f"the server reports it is not healthy: {health.get('database') or health.get('status')}")
-

@@ -50,9 +50,9 @@ class ImportOptions:
 
     def check_server(self, conn: Connection) -> None:
         """Refuse what the server cannot honour, before anything is sent."""
-        if conn.dialect is protocol.HEXTRACKR_11 and self.min_severity.lower() != "info":
-            raise UsageError("--min-severity: a HexTrackr 1.1.x server marks resolved every open vulnerability an"
-                             " import does not contain, so the skipped findings would be resolved; import without it")
+        refusal = conn.strategy.min_severity_refusal
+        if refusal and self.min_severity.lower() != "info":
+            raise UsageError(refusal)
 
     def upload_fields(self) -> dict[str, str]:
         """The form fields --format and --min-severity add to the upload (none at their defaults)."""
@@ -150,12 +150,10 @@ def import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, opt
             announce(settings, renderer, conn, f"Importing {options.import_type}", sid, lf.name, lf.size)
             if settings.verbose and lf.format_title:
                 renderer.handle(ev.Notice(f"{lf.name}: format {lf.format_name} ({lf.format_title})"))
-            if conn.dialect is protocol.HEXTRACKR_11 and not options.no_lock:
-                from hextrackr_cli.client.hx11.guard import one_import_at_a_time
-
-                guard = one_import_at_a_time(conn.url, deadline=started + options.timeout if options.timeout else None,
-                                             interrupted=lambda: sigint.count > 0,
-                                             say=lambda m: renderer.handle(ev.Notice(m, "warning")))
+            if not options.no_lock:
+                guard = conn.strategy.import_guard(conn.url, deadline=started + options.timeout if options.timeout
+                                                   else None, interrupted=lambda: sigint.count > 0,
+                                                   say=lambda m: renderer.handle(ev.Notice(m, "warning")))
             if not options.detach:
                 watcher.start(sid, reserve=True)
             if options.open_browser:
@@ -166,7 +164,7 @@ def import_one(conn: Connection, settings: Settings, renderer: Any, lf: Any, opt
             abort = upload.abort
             if options.detach:
                 return detach_after_upload(settings, watcher, renderer, sid, sigint, abort)
-            decide = reporter.decider(lf, from_file=conn.dialect is protocol.HEXTRACKR_11)
+            decide = reporter.decider(lf, from_file=conn.strategy.counts_from_file)
             outcome = Follower(watcher, renderer, sid, sigint, watch_hint=conn.watch_hint(sid), timeout=options.timeout,
                                started=started, uploading=upload.uploading, abort=abort, decide=decide).run()
             reporter.record(lf.name, outcome, time.monotonic() - started, conn.page_url(sid))
@@ -226,7 +224,7 @@ def follow_session(conn: Connection, settings: Settings, renderer: Any, session_
         with Sigint() as sigint:
             announce(settings, renderer, conn, title, session_id, filename)
             watcher.start(session_id)
-            decide = (reporter.decider(lf, from_file=conn.dialect is protocol.HEXTRACKR_11)
+            decide = (reporter.decider(lf, from_file=conn.strategy.counts_from_file)
                       if reporter is not None else None)
             outcome = Follower(watcher, renderer, session_id, sigint, watch_hint=conn.watch_hint(session_id),
                                timeout=timeout, started=begun, decide=decide).run()

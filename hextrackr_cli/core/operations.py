@@ -41,8 +41,7 @@ class Upload:
 
         watcher = self.watcher
         # a 1.1.x server is sent the file converted to the columns it reads; -v says so
-        said: dict[str, Any] = ({"on_notice": lambda m: watcher.put(ev.Notice(m))}
-                                if self.conn.dialect is protocol.HEXTRACKR_11 and self.settings.verbose else {})
+        said: dict[str, Any] = ({"on_notice": lambda m: watcher.put(ev.Notice(m))} if self.settings.verbose else {})
         try:
             answer = self.conn.api.upload(
                 self.lf.path, import_type=self.import_type, session_id=self.session_id, vendor=self.vendor,
@@ -50,14 +49,13 @@ class Upload:
                 on_progress=lambda s, t: watcher.put(ev.UploadProgress(s, t)), **said,
             )
         except BaseException as exc:  # reported in the following thread
-            from hextrackr_cli.client.hx11.convert import NothingToSend
+            from hextrackr_cli.client.http import NothingToSend
 
-            if isinstance(exc, NothingToSend):  # a clean scan, not sent to a 1.1.x server: a good result
+            if isinstance(exc, NothingToSend):  # e.g. a clean scan not sent to a 1.1.x server: a good result
                 self.uploading.clear()
                 watcher.put(ev.Outcome(
                     protocol.OUTCOME_COMPLETED, self.session_id, ExitStatus.OK,
-                    message="clean scan: no findings, so nothing was sent (HexTrackr 1.1.x resolves every open"
-                            " vulnerability an import does not contain)",
+                    message=exc.note,
                     summary={"rows": exc.rows, "records": 0, "findings": 0, "cleanScan": True}))
                 return
             watcher.fail(exc)
@@ -107,38 +105,5 @@ def cancel_session(conn: Connection, settings: Settings, session_id: str, timeou
 
 
 def session_status(conn: Connection, session_id: str) -> dict[str, Any]:
-    """One HTTP look at a session (no socket): the server's answer, with the seed's fields on 1.1.x."""
-    if conn.dialect is protocol.HEXTRACKR_11:
-        return _hx11_status(conn.api, session_id)
-    return dict(conn.api.progress(session_id))
-
-
-def _hx11_status(api: Any, session_id: str) -> dict[str, Any]:
-    """One look at a HexTrackr 1.1.x session: the server's answer plus the seed fields ``format_status`` reads."""
-    from hextrackr_cli import events as ev
-    from hextrackr_cli.client.hx11 import api as hx11_api
-    from hextrackr_cli.client.hx11.strategy import hx11_not_known
-    from hextrackr_cli.client.hx11.events import Translator
-
-    result = api.progress(session_id)
-    if result.status == hx11_api.POLL_NOT_FOUND:
-        raise hx11_not_known(session_id)
-    if result.status == hx11_api.POLL_RATE_LIMITED:
-        wait = result.retry_after or 60.0
-        raise hx11_api.RateLimited(f"status of session {session_id}: the server's rate limit was reached (429)",
-                                   retry_after=wait, hint=f"retry in {int(wait + 0.999)} s")
-    if result.status != hx11_api.POLL_OK or result.body is None:
-        from hextrackr_cli.errors import ServerUnreachable
-
-        raise ServerUnreachable(f"status of session {session_id}: the server did not answer ({result.detail})",
-                                hint="HexTrackr stops answering for a while on large files; retry shortly")
-    event = Translator(session_id).poll(result.body) or {}
-    kind = str(event.get("type") or "")
-    outcome = {protocol.COMPLETE: protocol.OUTCOME_COMPLETED, protocol.ERROR: protocol.OUTCOME_FAILED}.get(
-        kind, protocol.OUTCOME_RUNNING)
-    extra: dict[str, Any] = {k: event[k] for k in ("type", "totalRows", "processedRows", "importId", "eta") if k in event}
-    if outcome == protocol.OUTCOME_COMPLETED:
-        extra["summary"] = ev.summary_from(event)
-    if outcome == protocol.OUTCOME_FAILED:
-        extra["error"] = event.get("message")
-    return {**dict(result.body), **extra, "outcome": outcome}
+    """One HTTP look at a session (no socket): the server's answer, in the seed's fields whatever the dialect."""
+    return conn.strategy.status(session_id)

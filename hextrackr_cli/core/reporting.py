@@ -81,7 +81,7 @@ class Reporter:
     def check_server(self, conn: Any, *, sends_file: bool = True) -> None:
         """Against HexTrackr 1.1.x only ``--fail-scope open`` can be counted (from the file sent): 1.1.x does not
         say per severity which findings are new. Refused before the upload, naming ``open``."""
-        if conn.dialect is not protocol.HEXTRACKR_11 or not self.rules.active:
+        if not conn.strategy.counts_from_file or not self.rules.active:
             return
         if not sends_file:
             raise UsageError("a gate on `hextrackr watch` cannot be decided against HexTrackr 1.1.x: it reports no "

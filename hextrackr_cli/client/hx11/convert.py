@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from hextrackr_cli.client.http import NothingToSend as _NothingToSend
 from hextrackr_cli.errors import BadInputError
 from hextrackr_cli.formats import HEAD_BYTES, VULNERABILITIES, FormatError, Record, RowError, detect
 from hextrackr_cli.formats.compressed import compression_of, expanded, expanded_head
@@ -42,13 +43,15 @@ class ConversionAborted(Exception):
     """Ctrl-C while converting: nothing was sent."""
 
 
-class NothingToSend(BadInputError):
+class NothingToSend(_NothingToSend):
     """A clean scan (no findings): not sent, since 1.1.12 resolves whatever an import does not contain."""
 
     def __init__(self, name: str, rows: int) -> None:
         super().__init__(f"{name}: no findings to send; HexTrackr 1.1.x would mark every open vulnerability "
-                         "resolved on an empty import")
-        self.name, self.rows = name, rows
+                         "resolved on an empty import", rows=rows,
+                         note="clean scan: no findings, so nothing was sent (HexTrackr 1.1.x resolves every open"
+                              " vulnerability an import does not contain)")
+        self.name = name
 
 
 def _upload_name(name: str) -> str:

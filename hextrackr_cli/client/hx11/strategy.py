@@ -99,6 +99,45 @@ class Hx11Strategy:
                 t.vendor = t.vendor or (answer.get("vendor") if isinstance(answer.get("vendor"), str) else None)
                 t.scan_date = t.scan_date or (answer.get("scanDate") if isinstance(answer.get("scanDate"), str) else None)
 
+    counts_from_file: bool = True  # 1.1.x reports no per-severity counts: a gate counts the file sent
+    min_severity_refusal: str | None = ("--min-severity: a HexTrackr 1.1.x server marks resolved every open vulnerability an"
+                            " import does not contain, so the skipped findings would be resolved; import without it")
+
+    def import_guard(self, server_url: str, *, deadline: float | None, interrupted: Callable[[], bool],
+                     say: Callable[[str], None]) -> Any:
+        """1.1.12 loses data when two imports run at once: one at a time from this machine (client.hx11.guard)."""
+        from hextrackr_cli.client.hx11.guard import one_import_at_a_time
+
+        return one_import_at_a_time(server_url, deadline=deadline, interrupted=interrupted, say=say)
+
+    def status(self, session_id: str) -> dict[str, Any]:
+        """One look at a HexTrackr 1.1.x session: the server's answer plus the seed fields ``format_status`` reads."""
+        from hextrackr_cli.client.hx11 import api as hx11_api
+        from hextrackr_cli.client.hx11.events import Translator
+
+        result = self.api.progress(session_id)
+        if result.status == hx11_api.POLL_NOT_FOUND:
+            raise hx11_not_known(session_id)
+        if result.status == hx11_api.POLL_RATE_LIMITED:
+            wait = result.retry_after or 60.0
+            raise hx11_api.RateLimited(f"status of session {session_id}: the server's rate limit was reached (429)",
+                                       retry_after=wait, hint=f"retry in {int(wait + 0.999)} s")
+        if result.status != hx11_api.POLL_OK or result.body is None:
+            from hextrackr_cli.errors import ServerUnreachable
+
+            raise ServerUnreachable(f"status of session {session_id}: the server did not answer ({result.detail})",
+                                    hint="HexTrackr stops answering for a while on large files; retry shortly")
+        event = Translator(session_id).poll(result.body) or {}
+        kind = str(event.get("type") or "")
+        outcome = {protocol.COMPLETE: protocol.OUTCOME_COMPLETED, protocol.ERROR: protocol.OUTCOME_FAILED}.get(
+            kind, protocol.OUTCOME_RUNNING)
+        extra: dict[str, Any] = {k: event[k] for k in ("type", "totalRows", "processedRows", "importId", "eta") if k in event}
+        if outcome == protocol.OUTCOME_COMPLETED:
+            extra["summary"] = ev.summary_from(event)
+        if outcome == protocol.OUTCOME_FAILED:
+            extra["error"] = event.get("message")
+        return {**dict(result.body), **extra, "outcome": outcome}
+
     def poll_gap(self, base: float, polls: int) -> float:
         """Seconds between two polls: 0.3x the ETA (HX11_POLL_NEAR without one), between ``--poll-interval``
         and HX11_POLL_CAP."""

@@ -181,8 +181,10 @@ class SeedApi:
         on_progress: Callable[[int, int], None] | None = None,
         abort: threading.Event | None = None,
         fields: dict[str, str] | None = None,
+        on_notice: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
-        """Stream ``path`` as ``csvFile`` (text fields first); returns the 202/200 answer."""
+        """Stream ``path`` as ``csvFile`` (text fields first); returns the 202/200 answer. The file is sent as it
+        is (the server reads every format), so ``on_notice`` has nothing to be told."""
         from requests_toolbelt.multipart.encoder import MultipartEncoder
 
         endpoint = protocol.PATH_IMPORT_TICKETS if import_type == "tickets" else protocol.PATH_IMPORT_VULNS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from hextrackr_cli import protocol
 from hextrackr_cli.client.seed.api import SessionNotFound
@@ -69,6 +69,16 @@ class SeedStrategy:
 
     def poll(self, session_id: str, *, retries: int | None = None) -> Fetched:
         return Fetched(state=self.api.progress(session_id, retries=retries))
+
+    counts_from_file: bool = False  # the server counts each import's findings per severity
+    min_severity_refusal: str | None = None
+
+    def status(self, session_id: str) -> dict[str, Any]:
+        return dict(self.api.progress(session_id))
+
+    def import_guard(self, server_url: str, *, deadline: float | None, interrupted: Callable[[], bool],
+                     say: Callable[[str], None]) -> Any:
+        return None  # the server runs concurrent imports safely
 
     def poll_gap(self, base: float, polls: int) -> float:
         return base
