@@ -1,7 +1,7 @@
 """The dialects the client speaks, one package each (``client/seed/``, ``client/hx11/``), and the one
 ``detect()`` that tells which one a server speaks.
 
-A dialect package offers ``strategy(api, token, verify)`` (its :class:`~hextrackr_cli.client.strategy.Strategy`:
+A dialect package offers ``new_strategy(api, token, verify)`` (its :class:`~hextrackr_cli.client.strategy.Strategy`:
 what the Watcher and the commands need of it) and ``open_api(settings, server, timeout, notice)`` (its own
 logged-in API, or None when the seed's token-authenticated one serves). A third dialect is a third folder, a
 ``protocol.Dialect`` and a line in :data:`PACKAGES` (and a rule in ``detect()``).
@@ -30,7 +30,7 @@ def _package(dialect: protocol.Dialect) -> Any:
 
 def strategy(dialect: protocol.Dialect, api: Any, token: str | None, verify: bool | str) -> Strategy:
     """The dialect's Strategy over ``api`` (a fresh one: it keeps per-session state)."""
-    made: Strategy = _package(dialect).strategy(api, token, verify)
+    made: Strategy = _package(dialect).new_strategy(api, token, verify)
     return made
 
 

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from hextrackr_cli.settings import Settings
 
 
-def strategy(api: Any, token: str | None, verify: bool | str) -> Strategy:
+def new_strategy(api: Any, token: str | None, verify: bool | str) -> Strategy:
     from hextrackr_cli.client.hx11.strategy import Hx11Strategy
 
     return Hx11Strategy(api)

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from hextrackr_cli.settings import Settings
 
 
-def strategy(api: Any, token: str | None, verify: bool | str) -> Strategy:
+def new_strategy(api: Any, token: str | None, verify: bool | str) -> Strategy:
     from hextrackr_cli.client.seed.strategy import SeedStrategy
 
     return SeedStrategy(api, token, verify)
