@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 import pytest
 
 from hextrackr_cli import events as ev
-from hextrackr_cli.client.seed.api import UploadAborted
+from hextrackr_cli.client.http import UploadAborted
 from hextrackr_cli.core.follower import Follower
 from hextrackr_cli.core.sigint import Sigint
 from hextrackr_cli.errors import ExitStatus, ServerError

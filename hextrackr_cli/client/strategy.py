@@ -26,7 +26,11 @@ import requests
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
 from hextrackr_cli.client.http import VerifyingSession
-from hextrackr_cli.errors import ExitStatus, ServerUnreachable
+from hextrackr_cli.errors import ExitStatus, ServerError, ServerUnreachable
+
+class SessionNotFound(ServerError):
+    """The server does not know this session id (or it belongs to another token)."""
+
 
 class OutcomeUnknown(ServerUnreachable):
     """The session ended but nothing the server answers tells how (exit 7, ``ExitStatus.OUTCOME_UNKNOWN``)."""

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
-from hextrackr_cli.client.seed.api import SessionNotFound
-from hextrackr_cli.client.strategy import Fetched, OutcomeUnknown
+from hextrackr_cli.client.strategy import Fetched, OutcomeUnknown, SessionNotFound
 from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerUnreachable
 
 if TYPE_CHECKING:

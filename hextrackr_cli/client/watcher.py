@@ -20,7 +20,6 @@ from typing import Any, Mapping
 
 from hextrackr_cli import protocol
 from hextrackr_cli import events as ev
-from hextrackr_cli.client.seed.api import SeedApi
 from hextrackr_cli.client import watch_poll, watch_socket
 from hextrackr_cli.client.watch_poll import event_key
 from hextrackr_cli.client.strategy import Strategy
@@ -48,7 +47,7 @@ class Watcher:
 
     def __init__(
         self,
-        api: SeedApi,
+        api: Any,  # the dialect's API (client.seed.api.SeedApi, client.hx11.api.Hx11Api)
         *,
         server_url: str,
         token: str | None,

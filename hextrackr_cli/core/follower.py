@@ -101,7 +101,7 @@ class Follower:
     def step(self) -> Any:
         """One pass: wait for the next event (at most 0.1 s), show it, react to Ctrl-C and the clock; the final
         Outcome when the follow has ended, else None (``Client.watch`` yields the events shown in between)."""
-        from hextrackr_cli.client.seed.api import UploadAborted
+        from hextrackr_cli.client.http import UploadAborted
 
         try:
             event = self.watcher.get(self.wait)

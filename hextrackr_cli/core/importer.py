@@ -187,7 +187,7 @@ def detach_after_upload(settings: Settings, watcher: Any, renderer: Any, sid: st
                          abort: threading.Event) -> int:
     """--detach: wait for the server to accept the upload, print the session id, exit 0."""
     from hextrackr_cli import events as ev
-    from hextrackr_cli.client.seed.api import UploadAborted
+    from hextrackr_cli.client.http import UploadAborted
 
     while True:
         try:

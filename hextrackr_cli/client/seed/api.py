@@ -21,15 +21,12 @@ from hextrackr_cli.client.http import (
     USER_AGENT, Aborted, ProgressReader, UploadAborted, describe_non_json, error_text, json_or_none, other_status,
     refused, retry_after_seconds, short as _short, unreachable,
 )
+from hextrackr_cli.client.strategy import SessionNotFound
 from hextrackr_cli.errors import AuthError, HextrackrError, ServerError, ServerUnreachable, UsageError
 
 __all__ = ["SeedApi", "SessionNotFound", "UploadAborted"]
 
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
-
-
-class SessionNotFound(ServerError):
-    """The server does not know this session id (or it belongs to another token)."""
 
 
 class SeedApi:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from hextrackr_cli import protocol
-from hextrackr_cli.client.seed.api import SessionNotFound
-from hextrackr_cli.client.strategy import Fetched, verifying_session
+from hextrackr_cli.client.strategy import SessionNotFound, Fetched, verifying_session
 from hextrackr_cli.errors import ServerError, ServerUnreachable
 
 
