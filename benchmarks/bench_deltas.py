@@ -30,7 +30,7 @@ CHILD = r"""
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from helpers import post_import, wait_for_outcome
+from support.http import post_import, wait_for_outcome
 import hextrackr_cli
 from hextrackr_cli.server.app import start_background
 db = Path(sys.argv[2])

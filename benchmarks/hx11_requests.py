@@ -1,5 +1,5 @@
 """How many /api/ requests one `hextrackr import` spends against a HexTrackr 1.1.x server (the production
-limit is 60 per 15 minutes per client), measured against the protocol double (tests/hx11_double.py).
+limit is 60 per 15 minutes per client), measured against the protocol double (tests/support/hx11_double.py).
 
 Each row: a real CLI subprocess imports a 3,000-row scan with ``--transport T`` from a double whose import
 steps take ``step_delay`` seconds; the double's request log is counted. One run per row (counts, not timings).
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from hx11_double import HX11Double, csv_text  # noqa: E402
+from support.hx11_double import HX11Double, csv_text  # noqa: E402
 
 ROWS = 3000
 CASES = (("auto", 0.02), ("auto", 1.0), ("polling", 1.0), ("polling", 3.0))

@@ -1,7 +1,10 @@
-"""The CLI tests' fixtures: generated scans of three sizes and the embedded server (in this process)."""
+"""The tests' fixtures: generated scans of three sizes, the embedded server (in this process), and a tiny
+disk (a real "No space left on device")."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,3 +43,19 @@ def server(tmp_path: Path) -> Iterator[Any]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 3 MiB tmpfs (root only): a real 'No space left on device' for the server's database."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

@@ -78,3 +78,8 @@ def imports_total(url: str, token: str | None) -> int:
     r = requests.get(f"{url}/api/imports", headers=auth(token), timeout=10)
     r.raise_for_status()
     return int(r.json()["total"])
+
+
+def wait_for_outcome(url: str, token: str, session_id: str, timeout: float = 60.0) -> dict:
+    """``wait_outcome`` as the server suites call it (token before the session id, polled every 0.05 s)."""
+    return wait_outcome(url, session_id, token=token, timeout=timeout, interval=0.05)
