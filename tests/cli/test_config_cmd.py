@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import pty
 import select
 import socket
 import stat
@@ -20,6 +19,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from hextrackr_cli import configfile
 from hextrackr_cli.errors import UsageError
+from support.cli import pty_session
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -325,36 +325,11 @@ def test_login_without_a_terminal_needs_the_server_from_flag_or_env(tmp_path: Pa
     assert "HEXTRACKR_SERVER" in res.stderr
 
 
-def _pty_session(argv: list[str], env: dict[str, str], answers: list[tuple[bytes, bytes]], timeout: float = 60) -> tuple[int, bytes]:
-    """Run argv on a real pseudo-terminal; when the output shows a prompt, type the answer. Returns (status, output)."""
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        os.execve(argv[0], argv, env)
-    output = b""
-    pending = list(answers)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            if pending and pending[0][0] in output:
-                os.write(fd, pending.pop(0)[1])
-        _, status = os.waitpid(pid, 0)
-    finally:
-        os.close(fd)
-    return os.waitstatus_to_exitcode(status), output
 
 
 def test_login_on_a_terminal_prompts_and_does_not_echo_the_token(tmp_path: Path, live_server) -> None:  # type: ignore[no-untyped-def]
     """On a TTY: a prompt for the URL, a hidden prompt for the token; the token never appears on screen."""
-    status, screen = _pty_session(
+    status, screen = pty_session(
         [sys.executable, "-m", "hextrackr_cli", "login"],
         cli_env(tmp_path),
         [(b"Server URL", live_server.url.encode() + b"\r"), (b"Token", live_server.token.encode() + b"\r")],

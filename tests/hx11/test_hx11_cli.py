@@ -269,12 +269,12 @@ def test_password_prompt_on_a_terminal_is_hidden(double, scan, tmp_path):
     """On a terminal without HEXTRACKR_PASSWORD the CLI asks for the password; it is not echoed."""
     import sys
 
-    from test_config_cmd import _pty_session
+    from support.cli import pty_session
 
     hx = double()
     env = env_for(tmp_path, hx, TERM="dumb")
     del env["HEXTRACKR_PASSWORD"]
-    status, screen = _pty_session([sys.executable, "-m", "hextrackr_cli", "import", str(scan)], env,
+    status, screen = pty_session([sys.executable, "-m", "hextrackr_cli", "import", str(scan)], env,
                                   [(f"Password for {USER}".encode(), PASSWORD.encode() + b"\r")])
     text = screen.decode(errors="replace")
     assert status == 0, text

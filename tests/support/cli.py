@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -118,3 +120,30 @@ def invoke(args: list[str], environ: dict[str, str] | None = None, *, input: str
                       stdin_isatty=tty, stdout_isatty=tty, stderr_isatty=tty)
     code = run(list(args), env=env)
     return Result(int(code), out.getvalue(), err.getvalue())
+
+
+def pty_session(argv: list[str], env: dict[str, str], answers: list[tuple[bytes, bytes]], timeout: float = 60) -> tuple[int, bytes]:
+    """Run argv on a real pseudo-terminal; when the output shows a prompt, type the answer. Returns (status, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.execve(argv[0], argv, env)
+    output = b""
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            if pending and pending[0][0] in output:
+                os.write(fd, pending.pop(0)[1])
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), output
